@@ -1,0 +1,118 @@
+"""Writing run artifacts atomically, hashing them, and recording versions.
+
+Every file goes to a temporary sibling first and is moved into place with ``os.replace``, so a
+reader (or a killed process) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return _atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf to None, numpy scalars to Python, paths to strings."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(_clean(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text(path, dumps(obj))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_csv(path: Path, frame: Any) -> Path:
+    return _atomic(path, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the platform and every library that shapes the numbers."""
+    import optuna
+    import pandas
+    import sklearn
+    import xgboost
+
+    from moqwk import __version__
+
+    return {
+        "moqwk": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "scikit-learn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+        "optuna": optuna.__version__,
+    }
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)")
+
+
+def mask_url(url: str | None) -> str | None:
+    """A storage URL with any password replaced by ``***`` (safe for logs and artifacts)."""
+    if url is None:
+        return None
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***", url)
+
+
+def mask_secrets(text: str) -> str:
+    """Every URL password in free text masked (for error messages that quote a URL)."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + "***", text)

@@ -1,0 +1,335 @@
+"""Picking one trial: the lexicographic rule, bootstrap standard errors and the stability gate.
+
+Pure functions on frames, arrays and plain mappings of metric name -> value. Metric names follow
+:mod:`moqwk.core.metrics`: ``*_qwk`` is better higher, ``*_mae`` better lower.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from moqwk.core.metrics import qwk_by_group
+
+RANK_COLUMNS = ("trial_number", "worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+GATE_METRICS: tuple[str, ...] = ("mean_qwk", "pooled_qwk", "low_tail_mae", "high_tail_mae")
+TAIL_METRICS: tuple[str, ...] = ("low_tail_mae", "high_tail_mae")
+
+#: Upper bound on the cells of qwk_by_group's (groups, k, k) tensors in one bootstrap chunk.
+_BOOT_CELLS = 2_000_000
+#: Upper bound on resampled rows (replicates x essays) in one bootstrap chunk.
+_BOOT_ROWS = 4_000_000
+
+
+def _num(x: object) -> float | None:
+    """``x`` as a float, or None when it is None or NaN."""
+    if x is None:
+        return None
+    v = float(x)  # type: ignore[arg-type]
+    return None if math.isnan(v) else v
+
+
+def _direction(metric: str) -> str:
+    if metric.endswith("_qwk"):
+        return "higher"
+    if metric.endswith("_mae"):
+        return "lower"
+    raise ValueError(f"metric {metric!r} must end with '_qwk' (higher) or '_mae' (lower)")
+
+
+def _check_tolerance(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- lexicographic rank
+
+
+def _nan_last(values: np.ndarray, *, descending: bool) -> np.ndarray:
+    v = -values if descending else values
+    return np.where(np.isnan(v), np.inf, v)
+
+
+def rank_lexicographic(df: pd.DataFrame, *, tie_tolerance: float) -> pd.DataFrame:
+    """Rank trials: worst-prompt QWK first, mean QWK among near-ties, then deterministic tie-breaks.
+
+    With b the best worst_prompt_qwk, the tied band is every trial with worst_prompt_qwk >=
+    b - tie_tolerance. The band is ordered by mean_qwk (desc), then worst_prompt_qwk (desc), then
+    low_tail_mae + high_tail_mae (asc), then trial_number (asc); NaN sorts last in each key. The
+    remaining trials are ranked by the same rule, band after band, so the result is a total
+    order. Trials with NaN worst_prompt_qwk form a last band, ordered by the same keys.
+
+    Returns a copy sorted by rank with a fresh 0..n-1 index and two added columns: ``rank``
+    (1-based int) and ``in_tie_band`` (True for the first band only). ``tie_tolerance == 0`` is
+    strict lexicographic order.
+    """
+    tol = _check_tolerance("tie_tolerance", tie_tolerance)
+    missing = [c for c in RANK_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"rank_lexicographic needs columns {missing}")
+    for col in ("rank", "in_tie_band"):
+        if col in df.columns:
+            raise ValueError(f"df already has a {col!r} column")
+    work = df.reset_index(drop=True)
+    wpq = work["worst_prompt_qwk"].to_numpy(dtype=float)
+    mean = work["mean_qwk"].to_numpy(dtype=float)
+    tails = work["low_tail_mae"].to_numpy(dtype=float) + work["high_tail_mae"].to_numpy(dtype=float)
+    trial = work["trial_number"].to_numpy(dtype=float)
+
+    # Peel bands greedily from the top; NaN rows keep the last band id.
+    band = np.full(len(work), len(work), dtype=np.int64)
+    remaining = np.flatnonzero(~np.isnan(wpq))
+    b_id = 0
+    while len(remaining):
+        in_band = wpq[remaining] >= wpq[remaining].max() - tol
+        band[remaining[in_band]] = b_id
+        remaining = remaining[~in_band]
+        b_id += 1
+
+    positions = np.lexsort((  # last key is primary; stable, so full ties keep input order
+        trial,
+        _nan_last(tails, descending=False),
+        _nan_last(wpq, descending=True),
+        _nan_last(mean, descending=True),
+        band,
+    ))
+    out = work.iloc[positions].copy()
+    out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
+    out["in_tie_band"] = band[positions] == 0
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def bootstrap_worst_qwk_replicates(
+    *,
+    prompt_codes: np.ndarray,
+    true_level: np.ndarray,
+    preds: Sequence[np.ndarray],
+    n_levels_by_prompt: np.ndarray,
+    eligible: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> np.ndarray:
+    """Worst-prompt QWK of each prediction set in each replicate, shape (len(preds), n_boot).
+
+    A replicate resamples essays with replacement within each prompt (every prediction set sees
+    the same resample), computes each prompt's QWK with :func:`qwk_by_group`, and takes the
+    minimum over prompts with ``eligible[code]`` True, ignoring NaN (NaN if none is left).
+    Levels are integer indices ``0..n_levels_by_prompt[code]-1``. Deterministic for a seed,
+    whatever the internal chunking.
+    """
+    codes = np.asarray(prompt_codes, dtype=np.int64)
+    true_level = np.asarray(true_level, dtype=np.int64)
+    preds = [np.asarray(p, dtype=np.int64) for p in preds]
+    n_levels = np.asarray(n_levels_by_prompt, dtype=np.int64)
+    elig = np.asarray(eligible, dtype=bool)
+    n_prompts = len(n_levels)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if len(elig) != n_prompts:
+        raise ValueError(f"{len(elig)=} must equal {len(n_levels_by_prompt)=}")
+    if len(codes) != len(true_level) or any(len(p) != len(codes) for p in preds):
+        raise ValueError("prompt_codes, true_level and every prediction must have the same length")
+    if len(codes) and (codes.min() < 0 or codes.max() >= n_prompts):
+        raise ValueError(f"prompt codes must lie in 0..{n_prompts - 1}")
+    out = np.full((len(preds), n_boot), np.nan)
+    if len(codes) == 0 or n_prompts == 0 or not preds:
+        return out
+
+    order = np.argsort(codes, kind="stable")  # essays grouped by prompt
+    sorted_codes = codes[order]
+    counts = np.bincount(codes, minlength=n_prompts)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    row_start = starts[sorted_codes]
+    row_count = counts[sorted_codes]
+    n = len(codes)
+    k = int(n_levels.max())
+    chunk = max(1, min(_BOOT_CELLS // max(1, n_prompts * k * k), _BOOT_ROWS // n))
+    rng = np.random.default_rng(seed)
+    for r0 in range(0, n_boot, chunk):
+        r = min(chunk, n_boot - r0)
+        u = rng.random((r, n))  # one float64 per draw: the stream does not depend on chunking
+        offset = np.minimum((u * row_count).astype(np.int64), row_count - 1)
+        idx = order[row_start + offset]  # (r, n): essay drawn for each slot
+        group = (np.arange(r, dtype=np.int64)[:, None] * n_prompts + sorted_codes).ravel()
+        t = true_level[idx].ravel()
+        levels = np.tile(n_levels, r)
+        for j, p in enumerate(preds):
+            q = qwk_by_group(group, t, p[idx].ravel(), levels).reshape(r, n_prompts)
+            q = np.where(elig[None, :], q, np.nan)
+            with np.errstate(invalid="ignore"):
+                has = ~np.isnan(q).all(axis=1)
+                worst = np.full(r, np.nan)
+                worst[has] = np.nanmin(q[has], axis=1)
+            out[j, r0:r0 + r] = worst
+    return out
+
+
+def _sd(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(np.std(x, ddof=1)) if len(x) >= 2 else float("nan")
+
+
+def bootstrap_worst_qwk_diff_se(
+    *,
+    prompt_codes: np.ndarray,
+    true_level: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    n_levels_by_prompt: np.ndarray,
+    eligible: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> float:
+    """Bootstrap SE (sd, ddof=1) of worst-prompt QWK(a) - worst-prompt QWK(b).
+
+    Paired: both sets are scored on the same within-prompt resamples, so the SE reflects their
+    difference, not two independent noises. Replicates where either worst is NaN are dropped;
+    NaN if fewer than two remain. Exactly 0 when ``pred_a`` equals ``pred_b``.
+    """
+    reps = bootstrap_worst_qwk_replicates(
+        prompt_codes=prompt_codes, true_level=true_level, preds=[pred_a, pred_b],
+        n_levels_by_prompt=n_levels_by_prompt, eligible=eligible, n_boot=n_boot, seed=seed,
+    )
+    return _sd(reps[0] - reps[1])
+
+
+def bootstrap_worst_qwk_se(
+    *,
+    prompt_codes: np.ndarray,
+    true_level: np.ndarray,
+    pred: np.ndarray,
+    n_levels_by_prompt: np.ndarray,
+    eligible: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> float:
+    """Bootstrap SE (sd, ddof=1) of one prediction set's worst-prompt QWK; same resampling."""
+    reps = bootstrap_worst_qwk_replicates(
+        prompt_codes=prompt_codes, true_level=true_level, preds=[pred],
+        n_levels_by_prompt=n_levels_by_prompt, eligible=eligible, n_boot=n_boot, seed=seed,
+    )
+    return _sd(reps[0])
+
+
+# --------------------------------------------------------------------------- stability gate
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateCheck:
+    """One metric of the stability gate. ``delta`` is candidate - baseline."""
+
+    metric: str
+    candidate: float
+    baseline: float
+    delta: float
+    better_direction: str  # "higher" | "lower"
+    regressed: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateVerdict:
+    """``passed`` iff no checked metric regressed; ``skipped`` lists metrics missing/None/NaN."""
+
+    passed: bool
+    checks: tuple[GateCheck, ...]
+    skipped: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "skipped": list(self.skipped),
+        }
+
+
+def gate_verdict(
+    *,
+    candidate: Mapping[str, float | None],
+    baseline: Mapping[str, float | None],
+    margin: float,
+    metrics: Sequence[str] = GATE_METRICS,
+) -> GateVerdict:
+    """Does ``candidate`` hold up against ``baseline`` within ``margin`` on every metric?
+
+    A ``*_qwk`` metric regresses when candidate < baseline - margin, a ``*_mae`` metric when
+    candidate > baseline + margin (so a drop of exactly ``margin`` passes). A metric absent,
+    None or NaN on either side is skipped and listed. With every metric skipped the verdict
+    passes vacuously: check ``checks`` if that matters.
+    """
+    margin = _check_tolerance("margin", margin)
+    checks: list[GateCheck] = []
+    skipped: list[str] = []
+    for metric in metrics:
+        direction = _direction(metric)
+        c, b = _num(candidate.get(metric)), _num(baseline.get(metric))
+        if c is None or b is None:
+            skipped.append(metric)
+            continue
+        regressed = c < b - margin if direction == "higher" else c > b + margin
+        checks.append(GateCheck(metric=metric, candidate=c, baseline=b, delta=c - b,
+                                better_direction=direction, regressed=bool(regressed)))
+    return GateVerdict(passed=not any(ch.regressed for ch in checks), checks=tuple(checks),
+                       skipped=tuple(skipped))
+
+
+def tail_tradeoff(
+    *,
+    candidate: Mapping[str, float | None],
+    baseline: Mapping[str, float | None],
+    tolerance: float,
+) -> list[dict]:
+    """For each tail MAE, whether the candidate exceeds the guardrail baseline + tolerance.
+
+    One dict per metric in :data:`TAIL_METRICS`: ``metric``, ``candidate``, ``baseline``,
+    ``delta`` (candidate - baseline), ``guardrail`` (baseline + tolerance), ``exceeds`` (bool) and
+    ``excess`` (candidate - guardrail when it exceeds, else 0.0). When either value is
+    None/NaN, ``comparable`` is False, ``exceeds`` False and the numbers are None.
+    """
+    tol = _check_tolerance("tolerance", tolerance)
+    rows = []
+    for metric in TAIL_METRICS:
+        c, b = _num(candidate.get(metric)), _num(baseline.get(metric))
+        row = {"metric": metric, "candidate": c, "baseline": b, "delta": None,
+               "guardrail": None if b is None else b + tol, "exceeds": False, "excess": None,
+               "comparable": c is not None and b is not None}
+        if c is not None and b is not None:
+            row.update(delta=c - b, exceeds=c > b + tol, excess=max(c - (b + tol), 0.0))
+        rows.append(row)
+    return rows
+
+
+def success_criterion(
+    *,
+    candidate: Mapping[str, float | None],
+    baseline: Mapping[str, float | None],
+) -> dict:
+    """Does the candidate match or beat the baseline on both QWKs without worsening either tail?
+
+    Checks mean_qwk and worst_prompt_qwk (candidate >= baseline) and low_tail_mae and
+    high_tail_mae (candidate <= baseline), with no tolerance. Returns ``{"met": bool, "checks":
+    {metric: {candidate, baseline, delta, better_direction, ok}}}``; a metric None/NaN on
+    either side has ``ok`` False (it cannot be shown to hold), so ``met`` is False.
+    """
+    checks: dict[str, dict] = {}
+    for metric in ("mean_qwk", "worst_prompt_qwk", "low_tail_mae", "high_tail_mae"):
+        direction = _direction(metric)
+        c, b = _num(candidate.get(metric)), _num(baseline.get(metric))
+        if c is None or b is None:
+            ok, delta = False, None
+        else:
+            ok, delta = (c >= b) if direction == "higher" else (c <= b), c - b
+        checks[metric] = {"candidate": c, "baseline": b, "delta": delta,
+                          "better_direction": direction, "ok": bool(ok)}
+    return {"met": all(ch["ok"] for ch in checks.values()), "checks": checks}

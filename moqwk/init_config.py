@@ -1,0 +1,94 @@
+"""``moqwk init``: a commented, runnable starter config with the scale inferred and stated."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from moqwk.config import DEFAULT_BASELINE_PARAMS
+from moqwk.core.scale import ScoreScales
+from moqwk.corpus import infer_scale, read_table
+from moqwk.errors import DataError
+
+
+def _scale_yaml(scales: ScoreScales) -> list[str]:
+    if scales.global_scale is not None:
+        s = scales.global_scale
+        return [
+            "# Inferred: every prompt shares one scale, so it is global.",
+            "scale:",
+            "  kind: global",
+            f"  min: {s.min:g}",
+            f"  max: {s.max:g}",
+            f"  step: {s.step:g}",
+        ]
+    lines = [
+        "# Inferred: prompts are scored on different ranges, so each has its own scale.",
+        "# Models train on a normalised target; predictions map back to each prompt's scale.",
+        "scale:",
+        "  kind: per_prompt",
+        "  per_prompt:",
+    ]
+    for p, s in sorted(scales.per_prompt.items()):
+        lines.append(f"    {p!r}: {{min: {s.min:g}, max: {s.max:g}, step: {s.step:g}}}")
+    return lines
+
+
+def starter_config(*, data: Path, id_column: str, text_column: str, prompt_column: str,
+                   score_column: str, out: Path | None = None) -> str:
+    """The YAML text of a starter config for a corpus file."""
+    frame = read_table(data)
+    for role, col in (("id", id_column), ("text", text_column), ("prompt", prompt_column),
+                      ("score", score_column)):
+        if col not in frame.columns:
+            raise DataError(f"column {col!r} ({role}) not found in {data}; columns are: "
+                            f"{', '.join(map(str, frame.columns[:12]))}; pass --{role}-column")
+    scores = pd.to_numeric(frame[score_column], errors="coerce")
+    if scores.isna().any():
+        bad = frame.loc[scores.isna(), id_column].astype(str).tolist()[:5]
+        raise DataError(f"column {score_column!r}: NaN or non-numeric scores for ids "
+                        f"{', '.join(bad)}; drop those essays or fix their scores")
+    scales = infer_scale(frame[prompt_column].astype(str), scores)
+    n_prompts = frame[prompt_column].nunique()
+    where = Path(os.path.relpath(data.resolve(), (out or Path("x")).resolve().parent))
+    baseline = "\n".join(f"    {k}: {v}" for k, v in DEFAULT_BASELINE_PARAMS.items())
+    lines = [
+        f"# moqwk config for {data.name}: {len(frame)} essays, {n_prompts} prompts.",
+        "# Run: moqwk cv --config THIS_FILE --run-dir runs/baseline",
+        "data:",
+        f"  path: {str(where)!r}   # relative to this file; ${{VAR:-default}} expands",
+        f"  id_column: {id_column!r}",
+        f"  text_column: {text_column!r}",
+        f"  prompt_column: {prompt_column!r}",
+        f"  score_column: {score_column!r}",
+        "",
+        *_scale_yaml(scales),
+        "",
+        "features:        # fitted on each fold's training essays only, cached by content hash",
+        "  handcrafted: true",
+        "  word: {ngram_range: [1, 2], min_df: 2, svd_components: 64}",
+        "  char: {ngram_range: [2, 4], min_df: 3, svd_components: 64}",
+        "",
+        "cv:",
+        f"  n_folds: {min(5, n_prompts)}       # prompt_holdout: whole prompts per fold",
+        "  repeats: 1       # fold assignments; worst-prompt QWK is noisy, more repeats steady it",
+        "  seed: 42",
+        "  min_prompt_n: 20 # smaller prompts are scored but not in the worst-prompt objective",
+        "",
+        "tails:            # normalised units: 0 is the bottom of a scale, 1 the top",
+        "  low_band: 0.25  # low tail: true score in the bottom quarter",
+        "  high_band: 0.75 # high tail: true score in the top quarter",
+        "  tolerance: 0.05 # guardrail: a tail MAE may exceed the baseline's by this much",
+        "",
+        "baseline:",
+        "  params:",
+        baseline,
+        "",
+        "search:",
+        "  n_trials: 40",
+        "  sampler: nsga2",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""``splits.json``: every scheme's folds for a run, each with its sha256.
+
+A run never silently changes its splits: if the recorded folds of a scheme differ from what the
+config and data produce now, the run stops with an error instead of mixing two fold definitions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from moqwk import artifacts
+from moqwk.config import Config
+from moqwk.core.splits import SCHEMES, Splits, prompt_holdout, score_strata, stratified_text
+from moqwk.corpus import Corpus
+from moqwk.errors import SplitsError
+
+SPLITS_FILE = "splits.json"
+
+
+def make_splits(corpus: Corpus, config: Config, scheme: str, *, seed: int | None = None,
+                repeats: int | None = None) -> Splits:
+    """The folds ``scheme`` gives for this corpus and config (seed and repeats overridable)."""
+    if scheme not in SCHEMES:
+        raise SplitsError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    seed = config.cv.seed if seed is None else seed
+    repeats = config.cv.repeats if repeats is None else repeats
+    if scheme == "prompt_holdout":
+        return prompt_holdout(corpus.ids, corpus.prompt_codes, n_folds=config.cv.n_folds,
+                              repeats=repeats, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" on thin tails
+        return stratified_text(corpus.ids, list(corpus.texts), score_strata(corpus.y_norm),
+                               n_folds=config.cv.n_folds, repeats=repeats, seed=seed)
+
+
+def scheme_key(scheme: str, seed: int, repeats: int, default_seed: int) -> str:
+    """The name a fold set is recorded under: the scheme, plus the seed when not the config's."""
+    return scheme if seed == default_seed else f"{scheme}@seed={seed},repeats={repeats}"
+
+
+def ensure_splits(run_dir: Path, corpus: Corpus, config: Config, scheme: str, *,
+                  seed: int | None = None, repeats: int | None = None) -> Splits:
+    """Make the scheme's folds, check them against ``splits.json`` and record them there."""
+    splits = make_splits(corpus, config, scheme, seed=seed, repeats=repeats)
+    key = scheme_key(scheme, splits.seed, splits.repeats, config.cv.seed)
+    path = Path(run_dir) / SPLITS_FILE
+    record = artifacts.read_json(path) if path.exists() else {"version": 1, "schemes": {}}
+    if record.get("data_hash") not in (None, corpus.data_hash):
+        raise SplitsError(
+            f"{path} was written for other data (data hash {record['data_hash'][:12]}…, now "
+            f"{corpus.data_hash[:12]}…); use a new --run-dir for new data"
+        )
+    body = splits.to_dict()
+    old = record["schemes"].get(key)
+    if old is not None:
+        if old["sha256"] != body["sha256"]:
+            raise SplitsError(
+                f"{path}: the recorded {key} folds (sha256 {old['sha256'][:12]}…) differ from "
+                f"what the config gives now ({body['sha256'][:12]}…); a run never changes its "
+                "splits: restore cv.n_folds/repeats/seed or use a new --run-dir"
+            )
+        return splits
+    record["data_hash"] = corpus.data_hash
+    record["schemes"][key] = body
+    artifacts.write_json(path, record)
+    return splits
+
+
+def splits_hash(run_dir: Path, key: str = "prompt_holdout") -> str | None:
+    path = Path(run_dir) / SPLITS_FILE
+    if not path.exists():
+        return None
+    return artifacts.read_json(path)["schemes"].get(key, {}).get("sha256")

@@ -1,0 +1,107 @@
+"""Finished trials as plain records: ``optuna_trials.json``, ``progress.json``, the study record.
+
+Everything downstream (status, select, compare) reads these records, not Optuna objects.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from moqwk.core.metrics import OBJECTIVES
+
+CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
+
+
+def is_counted(t: FrozenTrial) -> bool:
+    """Trials that use up the budget: finished, or failed for a reason of their own."""
+    return t.state == TrialState.COMPLETE or (
+        t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs)
+
+
+def is_interrupted(t: FrozenTrial) -> bool:
+    """Trials that died with their worker (killed, machine lost): retried, not counted."""
+    return t.state == TrialState.FAIL and "moqwk_failure" not in t.user_attrs
+
+
+def trial_record(t: FrozenTrial) -> dict[str, Any]:
+    values = None
+    if t.values is not None:
+        values = {name: float(v) for name, v in zip(OBJECTIVES, t.values, strict=True)}
+    constraints = {k: float(v) for k, v in t.constraints.items()}
+    feasible = bool(constraints) and all(v <= 0 for v in constraints.values()) and \
+        t.state == TrialState.COMPLETE
+    duration = t.duration.total_seconds() if t.duration is not None else None
+    ua = t.user_attrs
+    state = t.state.name.lower()
+    if t.state == TrialState.FAIL and "moqwk_failure" not in ua:
+        state = "interrupted"
+    if t.state == TrialState.PRUNED and ua.get("moqwk_surplus"):
+        state = "surplus"
+    return {
+        "number": t.number,
+        "state": state,
+        "role": ua.get("moqwk_role", "sampled"),
+        "generation": t.system_attrs.get("nsga2:generation"),
+        "params": ua.get("moqwk_params", dict(t.params)),
+        "values": values,
+        "constraints": constraints,
+        "feasible": feasible,
+        "duration_s": duration,
+        "per_prompt_qwk": ua.get("per_prompt_qwk"),
+        "metrics": ua.get("moqwk_metrics"),
+        "failure_reason": ua.get("moqwk_failure"),
+        "retry_of": ua.get("moqwk_retry_of"),
+        "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
+        "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
+    }
+
+
+def records(study: optuna.Study) -> list[dict[str, Any]]:
+    return [trial_record(t) for t in study.get_trials(deepcopy=False)]
+
+
+def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | None,
+             elapsed_before: float = 0.0) -> dict[str, Any]:
+    """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA."""
+    counted = [t for t in trials if is_counted(t)]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    durations = [t.duration.total_seconds() for t in complete if t.duration is not None]
+    best: dict[str, float | None] = {}
+    feasible = [trial_record(t) for t in complete]
+    feasible = [r for r in feasible if r["feasible"]]
+    for i, name in enumerate(OBJECTIVES):
+        vals = [r["values"][name] for r in feasible]
+        if not vals:
+            best[name] = None
+        else:
+            best[name] = max(vals) if i < 2 else min(vals)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    remaining = max(0, target - len(counted))
+    mean = sum(durations) / len(durations) if durations else None
+    workers = max(1, running)
+    elapsed = (time.time() - started if started else 0.0) + elapsed_before
+    return {
+        "complete": len(complete),
+        "failed": sum(t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs
+                      for t in trials),
+        "interrupted": sum(is_interrupted(t) for t in trials),
+        "running": running,
+        "waiting": sum(t.state == TrialState.WAITING for t in trials),
+        "target": target,
+        "feasible": len(feasible),
+        "best_feasible": best,
+        "elapsed_s": elapsed,
+        "mean_trial_s": mean,
+        "eta_s": None if mean is None else remaining * mean / workers,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
