@@ -174,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "splits" and not args.scheme:
         args.scheme = ["prompt_holdout", "stratified_text"]
     warnings.showwarning = _warning_line
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # our own tables report each trial
     try:
         return int(args.func(args) or 0)
     except MoqwkError as e:

@@ -86,6 +86,49 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_select(args: argparse.Namespace) -> int:
+    import shlex
+
+    from rich.console import Console
+
+    from moqwk.cli import _load
+    from moqwk.console import front_table
+    from moqwk.runs import Workspace
+    from moqwk.selector import SELECTED, SUMMARY, options_from, run_selection
+
+    config = _load(args)
+    ws = Workspace.open(config, Path(args.run_dir))
+    opts = options_from(config.select, tie_tolerance=args.tie_tolerance,
+                        gate_margin=args.gate_margin, max_gate_candidates=args.max_candidates,
+                        allow_tail_regression=args.allow_tail_regression, reason=args.reason,
+                        storage=args.storage, study_name=args.study_name)
+    from moqwk.artifacts import mask_url
+
+    cmd = ["moqwk", "select", "--config", args.config, "--run-dir", args.run_dir]
+    if args.storage:
+        cmd += ["--storage", mask_url(args.storage) or ""]
+    if args.tie_tolerance is not None:
+        cmd += ["--tie-tolerance", str(args.tie_tolerance)]
+    if args.allow_tail_regression:
+        cmd += ["--allow-tail-regression", "--reason", args.reason or ""]
+    commands = [f"moqwk search --config {shlex.quote(args.config)} --run-dir "
+                f"{shlex.quote(args.run_dir)}  # resumes; finished trials are kept",
+                " ".join(shlex.quote(c) for c in cmd)]
+    console = Console(highlight=False)
+    record, sel = run_selection(ws, opts, commands=commands)
+    console.print(front_table(record))
+    crit = record.get("success_criterion") or {}
+    failed = [m for m, c in crit.get("checks", {}).items() if not c.get("ok")]
+    console.print(f"Selected trial {record['trial_number']}; success criterion "
+                  f"{'met' if crit.get('met') else 'NOT met'} against the baseline (trial "
+                  f"{record['baseline']['trial_number']})"
+                  + (f": worse on {', '.join(failed)}" if failed else "") + ".")
+    if record["tail_tradeoff"]:
+        console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
+    console.print(f"wrote {ws.run_dir / SELECTED} and {ws.run_dir / SUMMARY}")
+    return 0
+
+
 def _add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUN_DIR/study.db); "
                                      "PostgreSQL: postgresql+psycopg://USER:PW@HOST:PORT/DB")
@@ -104,6 +147,19 @@ def register(add) -> None:
                    help="override search.sampler (for comparisons)")
     p.add_argument("--baseline-from", help="a grid run dir (or selected_params.json) whose "
                                            "selected config is the baseline")
+    _add_storage(p)
+
+    p = add("select", "choose one trial: feasible front, lexicographic rule, stability gate",
+            cmd_select)
+    p.add_argument("--config", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--tie-tolerance", type=float,
+                   help="worst-prompt QWK tie band (default: estimated by bootstrap; 0 = strict)")
+    p.add_argument("--gate-margin", type=float, help="largest allowed regression in the gate")
+    p.add_argument("--max-candidates", type=int, help="candidates tried in the gate (default 3)")
+    p.add_argument("--allow-tail-regression", action="store_true",
+                   help="let trials that break a tail guardrail be chosen (needs --reason)")
+    p.add_argument("--reason", help="why a tail regression is acceptable (recorded)")
     _add_storage(p)
 
     p = add("status", "show the trials and progress of a running or finished search", cmd_status)

@@ -37,3 +37,20 @@ def summary_table(metrics: CVMetrics, *, title: str = "CV summary") -> Table:
     table.add_row("high-tail MAE / bias", f"{fmt(m.high_tail_mae)} / {fmt(m.high_tail_bias)}")
     table.add_row("prompts in objective", str(m.n_eligible_prompts))
     return table
+
+
+def front_table(record: dict) -> Table:
+    """The ranked front and each gate verdict."""
+    gates = {r["trial_number"]: r["passed"] for r in record["stability_gate"]["results"]}
+    table = Table(title=f"Ranked Pareto front (tie tolerance {record['tie_tolerance']:.4f})",
+                  title_justify="left")
+    for col in ("rank", "trial", "worst QWK", "mean QWK", "low MAE", "high MAE", "tied", "gate"):
+        table.add_column(col, justify="left" if col in ("tied", "gate") else "right")
+    for c in record["candidates"]:
+        n = c["trial_number"]
+        gate = "-" if n not in gates else ("pass" if gates[n] else "fail")
+        style = "bold green" if n == record["trial_number"] else None
+        table.add_row(str(c["rank"]), str(n), fmt(c["worst_prompt_qwk"]), fmt(c["mean_qwk"]),
+                      fmt(c["low_tail_mae"]), fmt(c["high_tail_mae"]),
+                      "yes" if c["in_tie_band"] else "", gate, style=style)
+    return table

@@ -64,3 +64,101 @@ def residual_diagnostics(metrics: CVMetrics, *, title: str, scheme: str, params:
 
 def _nan_last(x: float) -> float:
     return math.inf if x is None or math.isnan(x) else x
+
+
+_OBJ = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+
+
+def _vals(v: dict | None) -> str:
+    v = v or {}
+    return " | ".join(fmt(v.get(k)) for k in _OBJ)
+
+
+def optuna_summary(trials: list[dict], record: dict) -> str:
+    """The search and the decision: every trial, the front, guardrails, gate and how to redo it."""
+    g = record["guardrails"]
+    base = record["baseline"]
+    lines = [
+        "# Search and selection summary",
+        "",
+        f"Study `{record['study']['name']}` in `{record['study']['storage']}`: "
+        f"{record['study']['n_complete']} complete of {record['study']['n_trials']} trials.",
+        "",
+        "## Decision",
+        "",
+    ]
+    if record["trial_number"] is None:
+        lines.append("**No trial selected**: no candidate passed the stability gate.")
+    else:
+        lines.append(f"**Selected trial {record['trial_number']}** "
+                     f"({'feasible' if record['feasible'] else 'breaks a guardrail'}).")
+        s = record.get("success_criterion") or {}
+        lines.append("")
+        lines.append(f"Success criterion (matches or improves the baseline's prompt-holdout mean "
+                     f"and worst-prompt QWK without worsening a tail): "
+                     f"**{'met' if s.get('met') else 'not met'}**.")
+    if record["tail_tradeoff"]:
+        lines += ["", f"Tail regression allowed explicitly: {record['tail_regression_reason']}", ""]
+        for t in record["tail_tradeoff"]:
+            lines.append(f"- {t['metric']}: {fmt(t['candidate'])} vs baseline "
+                         f"{fmt(t['baseline'])} (excess over guardrail {fmt(t['excess'])})")
+    lines += [
+        "",
+        "| | worst-prompt QWK | mean QWK | low-tail MAE | high-tail MAE |",
+        "|---|---|---|---|---|",
+        f"| baseline (trial {base['trial_number']}) | {_vals(base['values'])} |",
+    ]
+    if record["values"]:
+        lines.append(f"| selected (trial {record['trial_number']}) | {_vals(record['values'])} |")
+    lines += [
+        "",
+        "## Guardrails",
+        "",
+        f"Tail MAEs in normalised units may exceed the baseline's by at most {fmt(g['tolerance'])}: "
+        f"low tail <= {fmt(g['low_tail_limit'])}, high tail <= {fmt(g['high_tail_limit'])}.",
+        "",
+        "## Rule",
+        "",
+        *[f"{i + 1}. {step}" for i, step in enumerate(record["rule"]["order"])],
+        "",
+        f"Tie tolerance {fmt(record['tie_tolerance'], 4)}: "
+        f"{record['tie_tolerance_method']['method']}.",
+        "",
+        "## Ranked Pareto front",
+        "",
+        "| rank | trial | worst-prompt QWK | mean QWK | low-tail MAE | high-tail MAE | tied |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in record["candidates"]:
+        lines.append(f"| {c['rank']} | {c['trial_number']} | {_vals(c)} "
+                     f"| {'yes' if c['in_tie_band'] else ''} |")
+    gate = record["stability_gate"]
+    lines += [
+        "",
+        f"## Stability gate ({gate['scheme']}, margin {fmt(gate['margin'])})",
+        "",
+        "| trial | " + " | ".join(gate["metrics"]) + " | verdict |",
+        "|---|" + "---|" * (len(gate["metrics"]) + 1),
+        "| baseline | " + " | ".join(fmt(gate["baseline"].get(m)) for m in gate["metrics"])
+        + " | |",
+    ]
+    for r in gate["results"]:
+        lines.append(f"| {r['trial_number']} | "
+                     + " | ".join(fmt(r["metrics"].get(m)) for m in gate["metrics"])
+                     + f" | {'pass' if r['passed'] else 'fail'} |")
+    lines += [
+        "",
+        "## All trials (worst-prompt QWK, then mean QWK)",
+        "",
+        "| trial | state | role | worst-prompt QWK | mean QWK | low-tail MAE | high-tail MAE "
+        "| feasible |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    done = [t for t in trials if t["values"]]
+    done.sort(key=lambda t: (-t["values"]["worst_prompt_qwk"], -t["values"]["mean_qwk"],
+                             t["number"]))
+    for t in done + [t for t in trials if not t["values"]]:
+        lines.append(f"| {t['number']} | {t['state']} | {t['role']} | {_vals(t['values'])} "
+                     f"| {'yes' if t['feasible'] else 'no'} |")
+    lines += ["", "## Reproduce", "", "```sh", *record["reproduce"], "```", ""]
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ would silently fall back to TPE on resume.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
         engine_kwargs["pool_pre_ping"] = True
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=15, grace_period=60,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=15, grace_period=60,
+            )
     except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors vary widely
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"cannot open storage {masked}: {mask_url(reason)}; check the URL, "

@@ -1,0 +1,333 @@
+"""``moqwk select``: the feasible Pareto front, the lexicographic rule, the stability gate.
+
+The steps are plain functions (load the trials, compute the front, rank it, estimate the tie
+tolerance, run the gate) so a notebook can do what the CLI does. The logic on numbers lives in
+:mod:`moqwk.core.selection` and :mod:`moqwk.core.pareto`; this module feeds it and writes files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from moqwk import artifacts
+from moqwk.core.metrics import DIRECTIONS, OBJECTIVES
+from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
+from moqwk.core.selection import (
+    bootstrap_worst_qwk_diff_se,
+    gate_verdict,
+    rank_lexicographic,
+    success_criterion,
+    tail_tradeoff,
+)
+from moqwk.errors import ConfigError, NoFeasibleTrialError, RunDirError, StabilityGateError
+from moqwk.runs import Workspace
+from moqwk.trials_io import CONSTRAINTS, records
+
+SELECTED = "artifacts/selected_params.json"
+FRONT = "artifacts/pareto_front.json"
+SUMMARY = "reports/optuna_summary.md"
+GATE_METRICS = ("mean_qwk", "pooled_qwk", "low_tail_mae", "high_tail_mae")
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    tie_tolerance: float | None = None  # None: estimate from the data
+    gate_margin: float = 0.02
+    max_gate_candidates: int = 3
+    n_boot: int = 200
+    allow_tail_regression: bool = False
+    reason: str | None = None
+    storage: str | None = None
+    study_name: str = "moqwk"
+
+
+@dataclass(frozen=True)
+class RunTrials:
+    """A finished search as records: every trial, the baseline and the guardrails."""
+
+    trials: list[dict]
+    baseline: dict
+    guardrails: dict
+    study_name: str
+    storage: str
+    oof_levels: dict[int, list[list[int]]] = field(default_factory=dict)
+
+
+def load_trials(run_dir: Path, *, storage: str | None = None,
+                study_name: str = "moqwk") -> RunTrials:
+    """Read the finished trials from the study's storage (the run's ``study.db`` by default)."""
+    from moqwk.study import default_storage_url, open_storage
+
+    url = storage or default_storage_url(run_dir)
+    if storage is None and not (Path(run_dir) / "study.db").exists():
+        raise RunDirError(f"{run_dir} has no study.db; run `moqwk search` first or pass --storage")
+    st = open_storage(url)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=st,
+                                  sampler=optuna.samplers.RandomSampler())
+    except KeyError:
+        raise RunDirError(f"no study {study_name!r} in {artifacts.mask_url(url)}; "
+                          "check --study-name") from None
+    recs = records(study)
+    guard = study.user_attrs.get("moqwk_guardrails")
+    base = [r for r in recs if r["role"] == "baseline" and r["state"] == "complete"]
+    if not guard or not base:
+        raise RunDirError("the study has no finished baseline trial yet; let the search run "
+                          "its first trial")
+    oof = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
+           if "oof_level" in t.user_attrs}
+    return RunTrials(recs, base[0], guard, study_name, artifacts.mask_url(url) or "", oof)
+
+
+def candidate_pool(trials: Sequence[dict], *, allow_tail_regression: bool) -> list[dict]:
+    """Complete trials; without the flag only those that keep both tail guardrails."""
+    done = [r for r in trials if r["state"] == "complete" and r["values"]]
+    if allow_tail_regression:
+        return done
+    cons = np.array([[r["constraints"].get(c, math.nan) for c in CONSTRAINTS] for r in done],
+                    dtype=float).reshape(len(done), len(CONSTRAINTS))
+    return [r for r, ok in zip(done, feasible_mask(cons), strict=True) if ok]
+
+
+def pareto_front(pool: Sequence[dict]) -> list[dict]:
+    """The non-dominated trials of the pool over the four objectives, by trial number."""
+    if not pool:
+        return []
+    values = np.array([[r["values"][o] for o in OBJECTIVES] for r in pool], dtype=float)
+    mask = pareto_front_mask(loss_matrix(values, [DIRECTIONS[o] for o in OBJECTIVES]))
+    return sorted((r for r, m in zip(pool, mask, strict=True) if m), key=lambda r: r["number"])
+
+
+def front_frame(front: Sequence[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"trial_number": r["number"], **r["values"]} for r in front])
+
+
+def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
+                           oof_levels: Mapping[int, list[list[int]]], *,
+                           n_boot: int, seed: int) -> tuple[float, dict]:
+    """One bootstrap standard error of the worst-prompt QWK difference of the two best trials.
+
+    Essays are resampled within prompts on the out-of-fold predictions (first fold assignment),
+    the same resample for both trials. With fewer than two trials there is nothing to tie.
+    """
+    by_worst = ranked.sort_values(["worst_prompt_qwk", "trial_number"],
+                                  ascending=[False, True])
+    if len(by_worst) < 2:
+        return 0.0, {"method": "single candidate: nothing to tie", "value": 0.0}
+    a, b = (int(n) for n in by_worst["trial_number"].iloc[:2])
+    c = ws.corpus
+    es = c.essay_scale
+    levels_by_prompt = np.ones(len(c.prompt_names), dtype=np.int64)
+    levels_by_prompt[c.prompt_codes] = es.n_levels
+    counts = np.bincount(c.prompt_codes, minlength=len(c.prompt_names))
+    se = bootstrap_worst_qwk_diff_se(
+        prompt_codes=c.prompt_codes, true_level=es.level(c.scores),
+        pred_a=np.asarray(oof_levels[a][0]), pred_b=np.asarray(oof_levels[b][0]),
+        n_levels_by_prompt=levels_by_prompt, eligible=counts >= ws.config.cv.min_prompt_n,
+        n_boot=n_boot, seed=seed)
+    value = 0.0 if not math.isfinite(se) else float(se)
+    return value, {"method": "bootstrap SE of the worst-prompt QWK difference between the two "
+                             "trials with the best worst-prompt QWK; essays resampled within "
+                             "prompts on out-of-fold predictions (repeat 0)",
+                   "trials": [a, b], "n_boot": n_boot, "seed": seed, "value": value}
+
+
+@dataclass
+class GateRun:
+    """The stability gate for one candidate: its ``stratified_text`` metrics and the verdict."""
+
+    trial_number: int
+    metrics: dict
+    verdict: dict
+
+
+@dataclass
+class Selection:
+    chosen: dict | None
+    ranked: pd.DataFrame
+    front: list[dict]
+    tie_tolerance: float
+    tie_method: dict
+    gate_baseline: dict
+    gates: list[GateRun] = field(default_factory=list)
+    tradeoff: list[dict] | None = None
+    success: dict | None = None
+
+
+def _gate_metrics(m: Any) -> dict:
+    return {"mean_qwk": m.mean_qwk, "pooled_qwk": m.pooled_qwk,
+            "worst_prompt_qwk": m.worst_prompt_qwk,
+            "low_tail_mae": m.low_tail_mae, "high_tail_mae": m.high_tail_mae}
+
+
+def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
+    """Pool, front, rank, gate: the whole decision (no files written)."""
+    if opts.allow_tail_regression and not opts.reason:
+        raise ConfigError("--allow-tail-regression needs --reason TEXT: the trade-off is recorded")
+    pool = candidate_pool(run.trials, allow_tail_regression=opts.allow_tail_regression)
+    if not pool:
+        n = sum(r["state"] == "complete" for r in run.trials)
+        raise NoFeasibleTrialError(
+            f"no feasible trial: all {n} complete trials break a tail guardrail (low <= "
+            f"{run.guardrails['low_tail_limit']:.3f}, high <= {run.guardrails['high_tail_limit']:.3f}"
+            "); run more trials, raise tails.tolerance, or pass --allow-tail-regression --reason")
+    front = pareto_front(pool)
+    by_number = {r["number"]: r for r in run.trials}
+    frame = front_frame(front)
+    if opts.tie_tolerance is None:
+        tol, how = estimate_tie_tolerance(ws, rank_lexicographic(frame, tie_tolerance=0.0),
+                                          run.oof_levels, n_boot=opts.n_boot,
+                                          seed=ws.config.cv.seed)
+    else:
+        tol, how = float(opts.tie_tolerance), {"method": "given", "value": float(opts.tie_tolerance)}
+    ranked = rank_lexicographic(frame, tie_tolerance=tol)
+
+    engine = ws.engine("stratified_text")
+    base_m = _gate_metrics(engine.run(run.baseline["params"]).metrics)
+    sel = Selection(None, ranked, front, tol, how, base_m)
+    for n in ranked["trial_number"].iloc[:opts.max_gate_candidates]:
+        rec = by_number[int(n)]
+        cand = _gate_metrics(engine.run(rec["params"]).metrics)
+        verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
+                               metrics=GATE_METRICS)
+        sel.gates.append(GateRun(int(n), cand, verdict.to_dict()))
+        if verdict.passed:
+            sel.chosen = rec
+            break
+    if sel.chosen is not None:
+        base_vals = run.baseline["values"]
+        sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals)
+        if not all(v <= 0 for v in sel.chosen["constraints"].values()):
+            sel.tradeoff = tail_tradeoff(candidate=sel.chosen["values"], baseline=base_vals,
+                                         tolerance=run.guardrails["tolerance"])
+    return sel
+
+
+def options_from(config_select: Mapping[str, Any], **flags: Any) -> SelectOptions:
+    """Config ``select:`` values, overridden by any flag that was given."""
+    tol = flags.get("tie_tolerance")
+    if tol is None:
+        raw = config_select.get("tie_tolerance", "auto")
+        if raw != "auto":
+            if not isinstance(raw, (int, float)) or raw < 0:
+                raise ConfigError(f"select.tie_tolerance: 'auto' or a number >= 0, got {raw!r}")
+            tol = float(raw)
+    elif tol < 0:
+        raise ConfigError(f"--tie-tolerance must be >= 0 (0 means strict), got {tol}")
+    margin = flags.get("gate_margin")
+    margin = float(config_select.get("gate_margin", 0.02)) if margin is None else margin
+    maxc = flags.get("max_gate_candidates")
+    maxc = int(config_select.get("max_gate_candidates", 3)) if maxc is None else maxc
+    if maxc < 1:
+        raise ConfigError(f"select.max_gate_candidates must be >= 1, got {maxc}")
+    return SelectOptions(tie_tolerance=tol, gate_margin=margin, max_gate_candidates=maxc,
+                         n_boot=int(config_select.get("n_boot", 200)),
+                         allow_tail_regression=bool(flags.get("allow_tail_regression")),
+                         reason=flags.get("reason"),
+                         storage=flags.get("storage"),
+                         study_name=flags.get("study_name") or "moqwk")
+
+
+RULE = {
+    "name": "lexicographic",
+    "order": ["highest worst_prompt_qwk; trials within tie_tolerance of the best are tied",
+              "among tied trials, highest mean_qwk",
+              "then higher worst_prompt_qwk, then lower low_tail_mae + high_tail_mae, "
+              "then lower trial number"],
+    "pool": "feasible Pareto front over the four objectives",
+}
+
+
+def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
+                     reproduced: dict | None, commands: list[str]) -> dict:
+    """Everything ``selected_params.json`` holds: the choice, the rule, the gate, the hashes."""
+    from moqwk.splits_io import SPLITS_FILE
+
+    chosen = sel.chosen
+    splits = artifacts.read_json(ws.run_dir / SPLITS_FILE)["schemes"]
+    return {
+        "trial_number": chosen["number"] if chosen else None,
+        "params": chosen["params"] if chosen else None,
+        "values": chosen["values"] if chosen else None,
+        "constraints": chosen["constraints"] if chosen else None,
+        "feasible": chosen["feasible"] if chosen else None,
+        "rule": RULE,
+        "tie_tolerance": sel.tie_tolerance,
+        "tie_tolerance_method": sel.tie_method,
+        "allow_tail_regression": opts.allow_tail_regression,
+        "tail_regression_reason": opts.reason if opts.allow_tail_regression else None,
+        "tail_tradeoff": sel.tradeoff,
+        "candidates": sel.ranked.to_dict(orient="records"),
+        "stability_gate": {
+            "scheme": "stratified_text",
+            "margin": opts.gate_margin,
+            "metrics": list(GATE_METRICS),
+            "max_candidates": opts.max_gate_candidates,
+            "baseline": sel.gate_baseline,
+            "results": [{"trial_number": g.trial_number, "metrics": g.metrics, **g.verdict}
+                        for g in sel.gates],
+        },
+        "baseline": {"trial_number": run.baseline["number"], "params": run.baseline["params"],
+                     "values": run.baseline["values"]},
+        "guardrails": run.guardrails,
+        "success_criterion": sel.success,
+        "reproduced_on_prompt_holdout": reproduced,
+        "study": {"name": run.study_name, "storage": run.storage,
+                  "n_trials": len(run.trials),
+                  "n_complete": sum(r["state"] == "complete" for r in run.trials)},
+        "hashes": {"config": ws.config.study_hash(), "data": ws.corpus.data_hash,
+                   "splits": {k: v["sha256"] for k, v in splits.items()}},
+        "versions": artifacts.versions(),
+        "reproduce": commands,
+    }
+
+
+def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
+                    commands: list[str]) -> dict:
+    """Re-run the choice on prompt_holdout for its residuals, then write every artifact."""
+    from moqwk.reports import optuna_summary
+    from moqwk.runs import write_cv_outputs
+
+    reproduced = None
+    if sel.chosen is not None:
+        engine = ws.engine("prompt_holdout")
+        result = engine.run(sel.chosen["params"])
+        again = result.metrics.objectives()
+        diff = max(abs(again[k] - sel.chosen["values"][k]) for k in OBJECTIVES)
+        reproduced = {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
+        write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
+                         title=f"selected trial {sel.chosen['number']}")
+    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands)
+    artifacts.write_json(ws.run_dir / FRONT, {
+        "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
+        else "feasible trials",
+        "trials": [{k: r[k] for k in ("number", "params", "values", "constraints", "feasible",
+                                      "role")} for r in sel.front]})
+    if sel.chosen is not None:
+        artifacts.write_json(ws.run_dir / SELECTED, record)
+    else:
+        artifacts.write_json(ws.run_dir / "artifacts/selection_failed.json", record)
+    artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record))
+    return record
+
+
+def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str]) -> tuple[dict, Selection]:
+    """``moqwk select``: load, decide, write; raises when nothing can be selected."""
+    run = load_trials(ws.run_dir, storage=opts.storage, study_name=opts.study_name)
+    sel = select(ws, run, opts)
+    record = write_selection(ws, run, sel, opts, commands=commands)
+    if sel.chosen is None:
+        tried = ", ".join(str(g.trial_number) for g in sel.gates)
+        raise StabilityGateError(
+            f"no candidate passed the stability gate (tried trials {tried} under "
+            f"stratified_text, margin {opts.gate_margin}); see {ws.run_dir / SUMMARY}; raise "
+            "select.gate_margin or max_gate_candidates only with a reason")
+    return record, sel
