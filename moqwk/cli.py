@@ -174,9 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "splits" and not args.scheme:
         args.scheme = ["prompt_holdout", "stratified_text"]
     warnings.showwarning = _warning_line
-    import logging
+    if args.command in ("search", "select", "demo", "grid", "compare", "status"):
+        import optuna
 
-    logging.getLogger("optuna").setLevel(logging.WARNING)  # our own tables report each trial
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables report each trial
     try:
         return int(args.func(args) or 0)
     except MoqwkError as e:

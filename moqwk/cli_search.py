@@ -9,14 +9,50 @@ from pathlib import Path
 from moqwk.errors import RunDirError
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def search_with_display(ws, opts, console):
+    """Run the search with a live table on a terminal, one line per trial otherwise."""
     from rich.live import Live
 
+    from moqwk.live import live_view, trials_table
+    from moqwk.search import run_search
+
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+            study = run_search(ws, opts, on_update=lambda recs, prog: live.update(
+                live_view(recs, prog)))
+    else:
+        seen: set[int] = set()
+
+        def line(recs: list[dict], prog: dict) -> None:
+            for r in recs:
+                if r["number"] in seen or r["state"] in ("running", "waiting"):
+                    continue
+                seen.add(r["number"])
+                v = r["values"] or {}
+                tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
+                        else f" ({r['failure_reason'] or r['state']})")
+                console.print(f"trial {r['number']:>3} {r['state']:<11} "
+                              + " ".join(f"{k}={v[k]:.3f}" for k in v) + tail)
+
+        study = run_search(ws, opts, on_update=line)
+    recs = [r for r in _records_of(ws.run_dir)]
+    console.print(trials_table(recs, limit=None, title=f"Study {study.study_name}: all trials "
+                                                       "(* = feasible Pareto front)"))
+    return study
+
+
+def _records_of(run_dir: Path) -> list[dict]:
+    from moqwk.search import TRIALS_JSON
+
+    return json.loads((run_dir / TRIALS_JSON).read_text())
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from moqwk.cli import _load
-    from moqwk.live import live_view
     from moqwk.runs import Workspace
-    from moqwk.search import DEFAULT_N_TRIALS, SearchOptions, run_search
+    from moqwk.search import DEFAULT_N_TRIALS, SearchOptions
 
     config = _load(args)
     ws = Workspace.open(config, Path(args.run_dir))
@@ -29,31 +65,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          sampler=args.sampler, baseline_params=baseline,
                          baseline_source=source)
     console = Console(highlight=False)
-    if console.is_terminal:
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
-            study = run_search(ws, opts, on_update=lambda recs, prog: live.update(
-                live_view(recs, prog)))
-    else:
-        seen: set[int] = set()
-
-        def line(recs: list[dict], prog: dict) -> None:
-            for r in recs:
-                if r["number"] in seen or r["state"] in ("running", "waiting"):
-                    continue
-                seen.add(r["number"])
-                v = r["values"] or {}
-                console.print(
-                    f"trial {r['number']:>3} {r['state']:<11} "
-                    + " ".join(f"{k}={v[k]:.3f}" for k in v)
-                    + (f" feasible={r['feasible']}" if v else f" ({r['failure_reason']})"))
-
-        study = run_search(ws, opts, on_update=line)
-    from moqwk.live import trials_table
-    from moqwk.search import TRIALS_JSON
-
-    recs = json.loads((ws.run_dir / TRIALS_JSON).read_text())
-    console.print(trials_table(recs, limit=None, title=f"Study {study.study_name}: all trials "
-                                                       "(* = feasible Pareto front)"))
+    search_with_display(ws, opts, console)
     console.print(f"Next: moqwk select --config {args.config} --run-dir {args.run_dir}")
     return 0
 
@@ -92,9 +104,8 @@ def cmd_select(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from moqwk.cli import _load
-    from moqwk.console import front_table
     from moqwk.runs import Workspace
-    from moqwk.selector import SELECTED, SUMMARY, options_from, run_selection
+    from moqwk.selector import options_from, run_selection
 
     config = _load(args)
     ws = Workspace.open(config, Path(args.run_dir))
@@ -115,7 +126,15 @@ def cmd_select(args: argparse.Namespace) -> int:
                 f"{shlex.quote(args.run_dir)}  # resumes; finished trials are kept",
                 " ".join(shlex.quote(c) for c in cmd)]
     console = Console(highlight=False)
-    record, sel = run_selection(ws, opts, commands=commands)
+    record, _sel = run_selection(ws, opts, commands=commands)
+    print_selection(console, record, ws.run_dir)
+    return 0
+
+
+def print_selection(console, record: dict, run_dir: Path) -> None:
+    from moqwk.console import front_table
+    from moqwk.selector import SELECTED, SUMMARY
+
     console.print(front_table(record))
     crit = record.get("success_criterion") or {}
     failed = [m for m, c in crit.get("checks", {}).items() if not c.get("ok")]
@@ -125,8 +144,7 @@ def cmd_select(args: argparse.Namespace) -> int:
                   + (f": worse on {', '.join(failed)}" if failed else "") + ".")
     if record["tail_tradeoff"]:
         console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
-    console.print(f"wrote {ws.run_dir / SELECTED} and {ws.run_dir / SUMMARY}")
-    return 0
+    console.print(f"wrote {run_dir / SELECTED} and {run_dir / SUMMARY}")
 
 
 def _add_storage(p: argparse.ArgumentParser) -> None:

@@ -154,6 +154,20 @@ def _positive_int(section: dict[str, Any], name: str, path: str, default: int, m
     return value
 
 
+def _check_scale(path: str, lo: Any, hi: Any, step: Any) -> None:
+    """A scale's bounds as the corpus will use them: numbers, max > min, a whole number of steps."""
+    from moqwk.core.scale import Scale
+
+    for name, v in (("min", lo), ("max", hi), ("step", step)):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ConfigError(f"{path}.{name}: expected a number, got {v!r}")
+    try:
+        Scale(float(lo), float(hi), float(step))
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e} (min {lo}, max {hi}, step {step}); fix min, max or step"
+                          ) from None
+
+
 def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None = None) -> Config:
     """Validate a config mapping (what ``yaml.safe_load`` returned)."""
     from moqwk.features import FeatureConfig
@@ -194,6 +208,8 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     kind = _typed(s, "kind", "scale", str, "infer")
     if kind not in ("global", "per_prompt", "infer"):
         raise ConfigError(f"scale.kind: must be global, per_prompt or infer, got {kind!r}")
+    if not isinstance(s.get("per_prompt") or {}, Mapping):
+        raise ConfigError("scale.per_prompt: expected a mapping {prompt: {min, max, step}}")
     scale = ScaleConfig(
         kind=kind,
         min=_typed(s, "min", "scale", float, None),
@@ -201,16 +217,19 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         step=_typed(s, "step", "scale", float, None),
         per_prompt=dict(s.get("per_prompt") or {}),
     )
-    if kind == "global" and None in (scale.min, scale.max, scale.step):
-        raise ConfigError("scale: kind global needs min, max and step (e.g. 1.0, 5.0, 0.5)")
-    if kind == "global" and not (scale.max > scale.min and scale.step > 0):  # type: ignore[operator]
-        raise ConfigError(f"scale: need max > min and step > 0, got {scale.min}, {scale.max}, {scale.step}")
+    if kind == "global":
+        missing = [k for k in ("min", "max", "step") if getattr(scale, k) is None]
+        if missing:
+            raise ConfigError(f"scale.{missing[0]}: kind global needs min, max and step "
+                              "(e.g. 1.0, 5.0, 0.5)")
+        _check_scale("scale", scale.min, scale.max, scale.step)
     if kind == "per_prompt":
-        if not scale.per_prompt:
+        if not isinstance(scale.per_prompt, Mapping) or not scale.per_prompt:
             raise ConfigError("scale.per_prompt: kind per_prompt needs {prompt: {min, max, step}}")
         for p, v in scale.per_prompt.items():
             if not isinstance(v, Mapping) or {"min", "max", "step"} - set(v):
                 raise ConfigError(f"scale.per_prompt.{p}: needs min, max and step")
+            _check_scale(f"scale.per_prompt.{p}", v["min"], v["max"], v["step"])
 
     c = _section(raw, "cv", {"n_folds", "repeats", "seed", "min_prompt_n"})
     cv = CVConfig(
@@ -226,9 +245,13 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         high_band=_typed(t, "high_band", "tails", float, 0.75),
         tolerance=_typed(t, "tolerance", "tails", float, 0.05),
     )
-    if not 0 <= tails.low_band < tails.high_band <= 1:
+    for name in ("low_band", "high_band"):
+        if not 0 <= getattr(tails, name) <= 1:
+            raise ConfigError(f"tails.{name}: must lie in [0, 1] (normalised units: 0 is the "
+                              f"bottom of a scale, 1 the top), got {getattr(tails, name)}")
+    if not tails.low_band < tails.high_band:
         raise ConfigError(
-            f"tails: need 0 <= low_band < high_band <= 1 (normalised units), "
+            f"tails.low_band: must be below tails.high_band (normalised units), "
             f"got {tails.low_band} and {tails.high_band}"
         )
     if tails.tolerance < 0:

@@ -52,7 +52,8 @@ class Corpus:
         """sha256 over ids, prompts, texts and scores (what the results depend on)."""
         h = hashlib.sha256()
         for i, p, t, s in zip(self.ids, self.prompts, self.texts, self.scores, strict=True):
-            h.update(f"{i}\x1f{p}\x1f{s!r}\x1f".encode())
+            # float(): repr(np.float64) differs between numpy 1 ("3.0") and 2 ("np.float64(3.0)")
+            h.update(f"{i}\x1f{p}\x1f{float(s)!r}\x1f".encode())
             h.update(t.encode())
             h.update(b"\x1e")
         return h.hexdigest()
@@ -79,6 +80,12 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"could not read {path}: {e}") from None
 
 
+#: A prompt with at least this many essays shows its own score range in ``infer_scale``...
+_SCALE_EVIDENCE_N = 20
+#: ...and on a shared scale spans at least this share of the pooled range (ELLIPSE: >= 0.375).
+_MIN_SHARED_SPAN = 0.25
+
+
 def infer_scale(prompts: pd.Series, scores: pd.Series) -> ScoreScales:
     """Global when all prompts share one observed range and step, per prompt otherwise."""
 
@@ -95,14 +102,26 @@ def infer_scale(prompts: pd.Series, scores: pd.Series) -> ScoreScales:
                 break
         return Scale(float(levels[0]), float(levels[-1]), step)
 
-    per = {str(p): observed(g.to_numpy(float)) for p, g in scores.groupby(prompts)}
+    groups = scores.groupby(prompts)
+    per = {str(p): observed(g.to_numpy(float)) for p, g in groups}
+    sizes = {str(p): len(g) for p, g in groups}
     shapes = {(s.min, s.max, s.step) for s in per.values()}
     if len(shapes) == 1:
         return ScoreScales(global_scale=next(iter(per.values())))
     pooled = observed(scores.to_numpy(float))
-    if all(abs(((s.min - pooled.min) / pooled.step) % 1) < 1e-6 for s in per.values()) and \
-            max(s.max - s.min for s in per.values()) >= 0.75 * (pooled.max - pooled.min):
-        # prompts differ only because some levels are unobserved in small prompts
+    width = pooled.max - pooled.min
+
+    def aligned(s: Scale) -> bool:
+        k = (s.min - pooled.min) / pooled.step
+        return abs(k - round(k)) < 1e-6
+
+    # Prompts differ only because some levels are unobserved in small prompts: every prompt sits
+    # on the pooled grid, one spans most of the pooled range, and none with enough essays to show
+    # its range (_SCALE_EVIDENCE_N) spans only a small part of it (0-3 next to 0-60 is two scales).
+    if all(aligned(s) for s in per.values()) and \
+            max(s.max - s.min for s in per.values()) >= 0.75 * width and \
+            all(s.max - s.min >= _MIN_SHARED_SPAN * width
+                for p, s in per.items() if sizes[p] >= _SCALE_EVIDENCE_N):
         return ScoreScales(global_scale=pooled)
     return ScoreScales(per_prompt=per)
 

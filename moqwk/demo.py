@@ -58,17 +58,30 @@ def write_demo_config(run_dir: Path) -> Path:
 
 
 def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) -> int:
+    """Baseline CV, a small NSGA-II search and a selection, all on the demo corpus."""
+    from moqwk.cli_search import print_selection, search_with_display
     from moqwk.console import prompt_table, summary_table
     from moqwk.runs import Workspace, run_cv
+    from moqwk.search import SearchOptions
+    from moqwk.selector import options_from, run_selection
 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = write_demo_config(run_dir)
     config = load_config(cfg_path)
-    console.print(f"[bold]moqwk demo[/bold]: config {cfg_path}")
-    ws = Workspace.open(config, run_dir / "baseline")
-    result, _engine, paths = run_cv(ws)
-    console.print(prompt_table(result.metrics))
-    console.print(summary_table(result.metrics, title="Baseline, prompt-holdout CV"))
-    for p in paths.values():
-        console.print(f"wrote {p}")
+    console.rule(f"moqwk demo: config {cfg_path}")
+    ws = Workspace.open(config, run_dir)
+    console.rule("1. baseline config, prompt-holdout CV")
+    result, _engine, _paths = run_cv(ws)
+    console.print(prompt_table(result.metrics, limit=5, title="Worst prompts"))
+    console.print(summary_table(result.metrics, title="Baseline"))
+    budget = n_trials or int(config.search.get("n_trials", 16))
+    console.rule(f"2. search: NSGA-II, {budget} trials, tail guardrails as constraints")
+    search_with_display(ws, SearchOptions(n_trials=budget), console)
+    console.rule("3. select: feasible front, lexicographic rule, stability gate")
+    cfg, rd = str(cfg_path), str(run_dir)
+    record, _sel = run_selection(ws, options_from(config.select), commands=[
+        f"moqwk search --config {cfg} --run-dir {rd}", f"moqwk select --config {cfg} --run-dir {rd}"])
+    print_selection(console, record, ws.run_dir)
+    console.print(f"Next: moqwk status --run-dir {rd}; the decision is explained in "
+                  f"{rd}/reports/optuna_summary.md")
     return 0

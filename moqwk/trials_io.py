@@ -47,7 +47,7 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
         "number": t.number,
         "state": state,
         "role": ua.get("moqwk_role", "sampled"),
-        "generation": t.system_attrs.get("nsga2:generation"),
+        "generation": t.system_attrs.get("NSGAIISampler:generation"),
         "params": ua.get("moqwk_params", dict(t.params)),
         "values": values,
         "constraints": constraints,

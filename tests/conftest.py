@@ -1,0 +1,79 @@
+"""Shared pytest fixtures for moqwk's tests.
+
+- ``_isolated_cache`` (autouse, session): ``MOQWK_CACHE_DIR`` points at one per-session tmp dir,
+  so tests never read or write the user's feature cache, yet share built fold features.
+- ``demo_frame``: the built-in demo corpus (seed 0) as a DataFrame; do not modify it.
+- ``demo_config_path``: a small, fast YAML config on the demo corpus in ``tmp_path``.
+- ``ellipse_csv``: path of the real ELLIPSE CSV; skips when absent unless
+  ``MOQWK_REQUIRE_SHARED_DATA=1`` (then it fails, so CI cannot silently skip it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ELLIPSE_DEFAULT = REPO.parent / "shared" / "data" / "ellipse" / "ELLIPSE_Final_github_test.csv"
+
+#: The demo corpus with its declared scale, small n-gram SVDs and a short baseline: a CV run
+#: takes seconds. Tests that need other values write their own config.
+DEMO_CONFIG_YAML = """\
+data:
+  demo: true
+  demo_seed: 0
+scale: {kind: global, min: 1.0, max: 5.0, step: 0.5}
+features:
+  handcrafted: true
+  word: {ngram_range: [1, 2], min_df: 2, svd_components: 16}
+  char: {ngram_range: [2, 4], min_df: 3, svd_components: 16}
+cv: {n_folds: 5, repeats: 1, seed: 42, min_prompt_n: 20}
+baseline:
+  params: {max_depth: 3, learning_rate: 0.1, n_estimators: 60}
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    cache = tmp_path_factory.mktemp("moqwk-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MOQWK_CACHE_DIR", str(cache))
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def _demo_frame_cached() -> pd.DataFrame:
+    from moqwk.demo_corpus import make_demo_corpus
+
+    return make_demo_corpus(0)
+
+
+@pytest.fixture
+def demo_frame(_demo_frame_cached: pd.DataFrame) -> pd.DataFrame:
+    """The demo corpus (seed 0): 720 essays, 10 prompts, columns essay_id/prompt/text/score."""
+    return _demo_frame_cached.copy()
+
+
+@pytest.fixture
+def demo_config_path(tmp_path: Path) -> Path:
+    """``tmp_path/config.yaml`` holding :data:`DEMO_CONFIG_YAML`."""
+    path = tmp_path / "config.yaml"
+    path.write_text(DEMO_CONFIG_YAML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ellipse_csv() -> Path:
+    """The ELLIPSE test-split CSV (``MOQWK_ELLIPSE_CSV`` or ``../shared/data/ellipse``)."""
+    path = Path(os.environ.get("MOQWK_ELLIPSE_CSV") or ELLIPSE_DEFAULT)
+    if not path.is_file():
+        why = (f"ELLIPSE corpus not found at {path}; set MOQWK_ELLIPSE_CSV to the "
+               "ELLIPSE_Final_github_test.csv path")
+        if os.environ.get("MOQWK_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"MOQWK_REQUIRE_SHARED_DATA=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    return path
