@@ -70,6 +70,58 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from moqwk.cli import _load
+    from moqwk.runs import Workspace
+    from moqwk.search import SearchOptions
+
+    config = _load(args)
+    ws = Workspace.open(config, Path(args.run_dir))
+    console = Console(highlight=False)
+    search_with_display(ws, SearchOptions(n_trials=1, storage=args.storage,
+                                          study_name=args.study_name, sampler="grid",
+                                          n_jobs=args.n_jobs), console)
+    console.print(f"Next: moqwk select --config {args.config} --run-dir {args.run_dir}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from moqwk.cli import _load
+    from moqwk.compare import compare_runs
+    from moqwk.reports import fmt
+
+    config = _load(args)
+    out = Path(args.out)
+    seed = args.fresh_seed if args.fresh_seed is not None else config.cv.seed + 1000
+    record = compare_runs(config, [Path(d) for d in args.run_dirs], out, seed=seed,
+                          repeats=args.fresh_repeats)
+    table = Table(title=f"Selected configs; fresh = prompt-holdout seed {seed}, "
+                        f"{args.fresh_repeats} repeat(s)", title_justify="left")
+    for col in ("run", "sampler", "trial", "worst QWK (in/fresh)", "mean QWK (in/fresh)",
+                "low MAE", "high MAE", "gate"):
+        table.add_column(col)
+    for r in record["runs"]:
+        i, f = r["in_sample"], r["fresh"]
+        table.add_row(r["run_dir"], r["sampler"], str(r["trial_number"]),
+                      f"{fmt(i['worst_prompt_qwk'])} / {fmt(f['worst_prompt_qwk'])}",
+                      f"{fmt(i['mean_qwk'])} / {fmt(f['mean_qwk'])}",
+                      fmt(f["low_tail_mae"]), fmt(f["high_tail_mae"]),
+                      "pass" if r["gate_passed"] else "fail")
+    console = Console(highlight=False)
+    console.print(table)
+    v = record.get("verdict")
+    if v:
+        console.print(f"Verdict on fresh folds: {v['first']} vs {v['second']}: "
+                      f"{'MET' if v['met'] else 'NOT met'}")
+    console.print(f"wrote {out / 'compare.md'} and {out / 'compare.json'}")
+    return 0
+
+
 def _baseline_from(path: Path) -> tuple[dict, str]:
     """The params selected in a grid run (its selected_params.json) to use as the baseline."""
     f = path / "artifacts" / "selected_params.json" if path.is_dir() else path
@@ -166,6 +218,24 @@ def register(add) -> None:
     p.add_argument("--baseline-from", help="a grid run dir (or selected_params.json) whose "
                                            "selected config is the baseline")
     _add_storage(p)
+
+    p = add("grid", "the fixed-grid baseline: every grid point through the same CV, objectives "
+                    "and guardrails, in the same run layout (select works on it unchanged)",
+            cmd_grid)
+    p.add_argument("--config", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--n-jobs", type=int, default=1, help="trials at once in this process")
+    _add_storage(p)
+
+    p = add("compare", "selected configs of runs side by side, re-scored on fresh folds",
+            cmd_compare)
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs to compare; the "
+                   "verdict asks whether the first matches or beats the second")
+    p.add_argument("--config", required=True, help="the config the runs share")
+    p.add_argument("--out", default="compare", help="where compare.md/.json go")
+    p.add_argument("--fresh-seed", type=int, help="fold seed never used by the searches "
+                                                  "(default: cv.seed + 1000)")
+    p.add_argument("--fresh-repeats", type=int, default=3, help="fresh fold assignments")
 
     p = add("select", "choose one trial: feasible front, lexicographic rule, stability gate",
             cmd_select)

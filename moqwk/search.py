@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from moqwk.core.metrics import OBJECTIVES
 from moqwk.cv import CVEngine, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError
 from moqwk.runs import Workspace
-from moqwk.space import contains, neighbours, parse_space, suggest
+from moqwk.space import contains, grid_size, neighbours, parse_grid, parse_space, suggest
 from moqwk.trials_io import CONSTRAINTS, is_counted, is_interrupted, progress, records
 
 PROGRESS = "progress.json"
@@ -113,9 +113,10 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
 
 
 def _budget(trials: list[FrozenTrial]) -> tuple[int, int]:
+    """Trials that used the budget, and trials running now (queued ones are not yet spent)."""
     counted = sum(is_counted(t) for t in trials)
-    pending = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-    return counted, pending
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return counted, running
 
 
 class Objective:
@@ -231,6 +232,7 @@ def _ensure_enqueued(study: optuna.Study, created: bool, baseline: Mapping[str, 
                             user_attrs={"moqwk_role": "seed"})
     pop = int(search.get("population_size", 10))
     n_neigh = int(search.get("seed_neighbours", max(0, pop // 2 - 1 - len(extra))))
+    n_neigh = min(n_neigh, max(0, opts.n_trials - 1 - len(extra)))  # never queue past the budget
     if (opts.sampler or search.get("sampler", "nsga2")) == "nsga2" and n_neigh > 0:
         for cfg in neighbours(space, baseline, k=n_neigh, seed=int(search.get("seed", 0))):
             study.enqueue_trial(cfg, user_attrs={"moqwk_role": "seed"})
@@ -281,10 +283,16 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     if opts.n_jobs < 1:
         raise ConfigError(f"--n-jobs must be >= 1, got {opts.n_jobs}")
     cfg = ws.config
-    space = parse_space(cfg.search.get("space"))
     baseline = dict(opts.baseline_params or cfg.baseline_params)
+    sampler_name = opts.sampler or cfg.search.get("sampler", "nsga2")
+    grid = None
+    if sampler_name == "grid":
+        grid, space = parse_grid(cfg.search.get("grid"), baseline)
+        opts = replace(opts, n_trials=1 + grid_size(grid))  # the baseline, then every point
+    else:
+        space = parse_space(cfg.search.get("space"))
     outside = contains(space, baseline)
-    if outside:
+    if outside and grid is None:
         name = outside[0]
         raise ConfigError(
             f"baseline.params.{name}={baseline.get(name)!r} lies outside search.space.{name} "
@@ -299,7 +307,6 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
         n_existing = len(existing.trials)
     except KeyError:
         n_existing = 0
-    grid = cfg.search.get("grid")
     sampler = study_mod.make_sampler(spec, n_existing=n_existing, grid=grid)
     study, created = study_mod.create_or_load(storage, study_name=opts.study_name,
                                               sampler=sampler, url=url)
@@ -322,8 +329,8 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
 
     def callback(st: optuna.Study, _t: FrozenTrial) -> None:
         trials = st.get_trials(deepcopy=False)
-        counted, pending = _budget(trials)
-        if counted + pending >= opts.n_trials:
+        counted, running = _budget(trials)
+        if counted + running >= opts.n_trials:
             st.stop()
         prog = write_outputs(ws, st, state)
         if on_update is not None:

@@ -136,3 +136,36 @@ def neighbours(space: Mapping[str, BaseDistribution], centre: Mapping[str, Any],
                 p[name] = float(min(max(v, lo), hi))
         out.append(p)
     return out
+
+
+#: The fixed grid researchers typically sweep: depth, learning rate, min_child_weight, subsample.
+DEFAULT_GRID: dict[str, list[Any]] = {
+    "max_depth": [3, 4, 6],
+    "learning_rate": [0.05, 0.1],
+    "min_child_weight": [1.0, 4.0],
+    "subsample": [0.8, 1.0],
+}
+
+
+def parse_grid(raw: Mapping[str, Any] | None, baseline: Mapping[str, Any], *,
+               path: str = "search.grid") -> tuple[dict[str, list[Any]], dict[str, BaseDistribution]]:
+    """The grid and the matching categorical space (which also holds the baseline's values, so
+    the baseline can run as trial 0 even when it is not a grid point)."""
+    grid = DEFAULT_GRID if raw is None else raw
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigError(f"{path}: expected a mapping of parameter -> list of values")
+    out: dict[str, list[Any]] = {}
+    space: dict[str, BaseDistribution] = {}
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}.{name}: expected a non-empty list of values")
+        out[name] = list(values)
+        choices = list(values)
+        if name in baseline and baseline[name] not in choices:
+            choices.append(baseline[name])
+        space[name] = CategoricalDistribution(choices)
+    return out, space
+
+
+def grid_size(grid: Mapping[str, list[Any]]) -> int:
+    return int(np.prod([len(v) for v in grid.values()]))

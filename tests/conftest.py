@@ -3,7 +3,8 @@
 - ``_isolated_cache`` (autouse, session): ``MOQWK_CACHE_DIR`` points at one per-session tmp dir,
   so tests never read or write the user's feature cache, yet share built fold features.
 - ``demo_frame``: the built-in demo corpus (seed 0) as a DataFrame; do not modify it.
-- ``demo_config_path``: a small, fast YAML config on the demo corpus in ``tmp_path``.
+- ``demo_config_path``: a small, fast YAML config on the demo corpus in ``tmp_path``
+  (``demo_config_yaml``: its text, session-scoped).
 - ``ellipse_csv``: path of the real ELLIPSE CSV; skips when absent unless
   ``MOQWK_REQUIRE_SHARED_DATA=1`` (then it fails, so CI cannot silently skip it).
 """
@@ -58,11 +59,17 @@ def demo_frame(_demo_frame_cached: pd.DataFrame) -> pd.DataFrame:
     return _demo_frame_cached.copy()
 
 
+@pytest.fixture(scope="session")
+def demo_config_yaml() -> str:
+    """:data:`DEMO_CONFIG_YAML` (for module-scoped fixtures that write their own copy)."""
+    return DEMO_CONFIG_YAML
+
+
 @pytest.fixture
-def demo_config_path(tmp_path: Path) -> Path:
+def demo_config_path(tmp_path: Path, demo_config_yaml: str) -> Path:
     """``tmp_path/config.yaml`` holding :data:`DEMO_CONFIG_YAML`."""
     path = tmp_path / "config.yaml"
-    path.write_text(DEMO_CONFIG_YAML, encoding="utf-8")
+    path.write_text(demo_config_yaml, encoding="utf-8")
     return path
 
 
