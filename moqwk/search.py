@@ -25,7 +25,7 @@ from moqwk import artifacts
 from moqwk import study as study_mod
 from moqwk.core.metrics import OBJECTIVES
 from moqwk.cv import CVEngine, xgb_threads
-from moqwk.errors import ConfigError, MoqwkError
+from moqwk.errors import ConfigError, SearchError
 from moqwk.runs import Workspace
 from moqwk.space import contains, grid_size, neighbours, parse_grid, parse_space, suggest
 from moqwk.trials_io import CONSTRAINTS, is_counted, is_interrupted, progress, records
@@ -36,10 +36,6 @@ STUDY_JSON = "artifacts/optuna_study.json"
 DEFAULT_N_TRIALS = 40
 #: Constraint value recorded for a trial with no usable tail error (a failure): clearly infeasible.
 INFEASIBLE = 1.0
-
-
-class SearchError(MoqwkError):
-    """The search cannot go on (the baseline failed, the study does not fit the run)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 ELLIPSE_DEFAULT = REPO.parent / "shared" / "data" / "ellipse" / "ELLIPSE_Final_github_test.csv"
 
 #: The demo corpus with its declared scale, small n-gram SVDs and a short baseline: a CV run
-#: takes seconds. Tests that need other values write their own config.
+#: takes seconds. ``model.nthread: 1`` because XGBoost on all cores of a busy 2-core machine ran
+#: 10-15x slower than on one thread. Tests that need other values write their own config.
 DEMO_CONFIG_YAML = """\
 data:
   demo: true
@@ -33,6 +34,7 @@ features:
   word: {ngram_range: [1, 2], min_df: 2, svd_components: 16}
   char: {ngram_range: [2, 4], min_df: 3, svd_components: 16}
 cv: {n_folds: 5, repeats: 1, seed: 42, min_prompt_n: 20}
+model: {nthread: 1}
 baseline:
   params: {max_depth: 3, learning_rate: 0.1, n_estimators: 60}
 """

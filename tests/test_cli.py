@@ -409,9 +409,11 @@ def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
     assert (config.scale.kind, config.scale.min, config.scale.step) == ("global", 1.0, 0.5)
     assert config.cv.n_folds == 5
 
-    # keep it fast: smaller n-gram SVDs than the starter's 64
-    assert text.count("svd_components: 64") == 2
-    cfg.write_text(text.replace("svd_components: 64", "svd_components: 16"))
+    # keep it fast: smaller n-gram SVDs and fewer trees than the starter's, one XGBoost thread
+    assert text.count("svd_components: 64") == 2 and text.count("n_estimators: 300") == 1
+    cfg.write_text(text.replace("svd_components: 64", "svd_components: 16")
+                   .replace("n_estimators: 300", "n_estimators: 100") + "model: {nthread: 1}\n")
+    config = load_config(cfg)
     run_dir = tmp_path / "runs" / "baseline"
     rc, out, err = run(capsys, "cv", "--config", cfg, "--run-dir", run_dir)
     assert rc == 0, err

@@ -1,0 +1,146 @@
+"""Benchmark: NSGA-II, TPE, random search and the fixed grid at equal budgets on ELLIPSE.
+
+For each sampler and seed: a search at the trial cap, a selection by the same rule (feasible
+front, lexicographic rule, stability gate), and the selected config re-scored on fresh
+prompt-holdout folds (a seed no search used). Reports the mean and spread over seeds of fresh
+worst-prompt QWK, fresh mean QWK, fresh tail MAEs, the share of feasible trials, and the
+hypervolume of each feasible front against one reference point for all. The grid is
+deterministic, so it runs once. Not part of the test suite::
+
+    python benchmarks/search_quality.py --budget 25 --seeds 7 8 9 [--out FILE]
+
+This is the evidence for the search defaults: NSGA-II must not lose to random search at the cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from moqwk import artifacts  # noqa: E402
+from moqwk.config import load_config, parse_config  # noqa: E402
+from moqwk.core.metrics import DIRECTIONS, OBJECTIVES  # noqa: E402
+from moqwk.core.pareto import hypervolume, loss_matrix  # noqa: E402
+from moqwk.runs import Workspace  # noqa: E402
+from moqwk.search import SearchOptions, run_search  # noqa: E402
+from moqwk.selector import SelectOptions, candidate_pool, pareto_front, run_selection  # noqa: E402
+
+#: One reference point for every front (loss space: -QWK, -QWK, MAE, MAE): worse than any sane model.
+REFERENCE = np.array([0.0, 0.0, 0.5, 0.5])
+
+
+def _config(base: Path, sampler: str, seed: int) -> object:
+    raw = yaml.safe_load(base.read_text())
+    raw.setdefault("search", {})
+    raw["search"]["seed"] = seed
+    raw["search"]["sampler"] = sampler
+    return parse_config(raw, base_dir=base.resolve().parent, source=base.resolve())
+
+
+def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_seed: int,
+            fresh_repeats: int) -> dict:
+    config = _config(base, sampler, seed)
+    run_dir = work / f"{sampler}-{seed}"
+    ws = Workspace.open(config, run_dir)
+    t0 = time.perf_counter()
+    run_search(ws, SearchOptions(n_trials=budget, sampler=sampler))
+    wall = time.perf_counter() - t0
+    trials = artifacts.read_json(run_dir / "artifacts" / "optuna_trials.json")
+    complete = [t for t in trials if t["state"] == "complete"]
+    front = pareto_front(candidate_pool(trials, allow_tail_regression=False))
+    hv = 0.0
+    if front:
+        vals = np.array([[t["values"][o] for o in OBJECTIVES] for t in front])
+        hv = hypervolume(loss_matrix(vals, [DIRECTIONS[o] for o in OBJECTIVES]), REFERENCE)
+    record, _ = run_selection(ws, SelectOptions(max_gate_candidates=3), commands=[])
+    fresh_engine = ws.engine("prompt_holdout", seed=fresh_seed, repeats=fresh_repeats)
+    m = fresh_engine.run(record["params"]).metrics
+    return {
+        "sampler": sampler, "seed": seed, "budget": budget, "wall_s": wall,
+        "n_complete": len(complete), "feasible_share": sum(t["feasible"] for t in complete)
+        / max(1, len(complete)), "hypervolume": hv, "front_size": len(front),
+        "selected_trial": record["trial_number"], "in_sample": record["values"],
+        "fresh": {k: getattr(m, k) for k in OBJECTIVES},
+    }
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    out = []
+    for sampler in dict.fromkeys(r["sampler"] for r in rows):
+        rs = [r for r in rows if r["sampler"] == sampler]
+
+        def stat(values: list[float]) -> dict:
+            return {"mean": statistics.fmean(values),
+                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+        out.append({
+            "sampler": sampler, "runs": len(rs),
+            **{f"fresh_{k}": stat([r["fresh"][k] for r in rs]) for k in OBJECTIVES},
+            "hypervolume": stat([r["hypervolume"] for r in rs]),
+            "feasible_share": stat([r["feasible_share"] for r in rs]),
+            "wall_s": stat([r["wall_s"] for r in rs]),
+        })
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(REPO / "examples" / "ellipse.yaml"))
+    ap.add_argument("--budget", type=int, default=25,
+                    help="trials per search; the default grid is 24 points + the baseline")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
+    ap.add_argument("--samplers", nargs="+", default=["nsga2", "tpe", "random", "grid"])
+    ap.add_argument("--fresh-seed", type=int, default=4242)
+    ap.add_argument("--fresh-repeats", type=int, default=2)
+    ap.add_argument("--work", help="keep the runs here (default: a temp dir)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "search_quality.json"))
+    args = ap.parse_args()
+    base = Path(args.config)
+    load_config(base)  # fail early on a bad config
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="moqwk-sq-"))
+    os.environ.setdefault("MOQWK_CACHE_DIR", str(work / "cache"))
+    load_start = os.getloadavg()
+    rows = []
+    for sampler in args.samplers:
+        for seed in (args.seeds[:1] if sampler == "grid" else args.seeds):
+            row = run_one(base, sampler, seed, args.budget, work, args.fresh_seed,
+                          args.fresh_repeats)
+            rows.append(row)
+            print(f"{sampler:>6} seed {seed}: fresh worst {row['fresh']['worst_prompt_qwk']:.3f} "
+                  f"mean {row['fresh']['mean_qwk']:.3f} hv {row['hypervolume']:.4f} "
+                  f"feasible {row['feasible_share']:.0%} ({row['n_complete']} trials, "
+                  f"{row['wall_s']:.0f} s)", flush=True)
+    summary = summarise(rows)
+    print()
+    print(f"{'sampler':>8} {'runs':>4} {'fresh worst QWK':>17} {'fresh mean QWK':>16} "
+          f"{'low MAE':>13} {'high MAE':>13} {'hypervolume':>17} {'feasible':>9}")
+    for s in summary:
+        def ms(k: str, d: int = 3) -> str:
+            return f"{s[k]['mean']:.{d}f}±{s[k]['sd']:.{d}f}"
+        print(f"{s['sampler']:>8} {s['runs']:>4} {ms('fresh_worst_prompt_qwk'):>17} "
+              f"{ms('fresh_mean_qwk'):>16} {ms('fresh_low_tail_mae'):>13} "
+              f"{ms('fresh_high_tail_mae'):>13} {ms('hypervolume', 4):>17} "
+              f"{s['feasible_share']['mean']:>9.0%}")
+    out = {"config": str(base), "budget": args.budget, "seeds": args.seeds,
+           "fresh": {"seed": args.fresh_seed, "repeats": args.fresh_repeats},
+           "reference_point": REFERENCE.tolist(), "rows": rows, "summary": summary,
+           "versions": artifacts.versions(), "cpu_count": os.cpu_count(),
+           "loadavg_start": load_start, "loadavg_end": os.getloadavg()}
+    artifacts.write_json(Path(args.out), out)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
