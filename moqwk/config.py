@@ -88,13 +88,18 @@ class Config:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     def hash(self) -> str:
-        """sha256 of the parsed config (paths as given), stable across runs."""
+        """sha256 of the parsed config (data.path resolved), stable across runs."""
         blob = json.dumps(self.raw, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def study_hash(self) -> str:
-        """sha256 of what a study's trials depend on: not the budget, workers or selection."""
+        """sha256 of what a study's trials depend on: not the budget, workers or selection.
+
+        Not data.path either: where the file lives differs between machines sharing a storage,
+        and the data itself is checked by the corpus's data_hash.
+        """
         keep = {k: v for k, v in self.raw.items() if k != "select"}
+        keep["data"] = {k: v for k, v in self.raw.get("data", {}).items() if k != "path"}
         keep["search"] = {k: v for k, v in self.raw.get("search", {}).items()
                           if k not in ("n_trials", "timeout", "n_jobs")}
         blob = json.dumps(keep, sort_keys=True, default=str, separators=(",", ":"))

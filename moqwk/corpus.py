@@ -154,6 +154,8 @@ def validate_frame(df: pd.DataFrame, dc: DataConfig, sc: ScaleConfig, *, n_folds
                 f"column {col!r} ({role}) not found in {source}; columns are: {shown}; "
                 f"set data.{role}_column in the config"
             )
+    if len(df) == 0:
+        raise DataError(f"{source} has no essays (a header but no rows); check data.path")
     ids = df[dc.id_column]
     if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
         raise DataError(f"column {dc.id_column!r}: empty ids in rows "
@@ -199,10 +201,14 @@ def validate_frame(df: pd.DataFrame, dc: DataConfig, sc: ScaleConfig, *, n_folds
         raise DataError(f"column {dc.score_column!r}: scores {what} ({scale_txt}) for ids "
                         f"{_first(ids, mask)}; fix the scores or the scale section of the config")
     n_prompts = prompts.nunique()
+    if n_prompts < 2:  # cv.n_folds >= 2: "lower cv.n_folds to 2" would not help
+        raise DataError(f"column {dc.prompt_column!r}: only {n_prompts} prompt; prompt_holdout "
+                        "holds out whole prompts and needs at least 2: add prompts, or check "
+                        "data.prompt_column")
     if n_prompts < n_folds:
         raise DataError(f"column {dc.prompt_column!r}: {n_prompts} prompts but cv.n_folds is "
                         f"{n_folds}; prompt_holdout needs at least one prompt per fold: "
-                        f"lower cv.n_folds to {max(2, n_prompts)} or add prompts")
+                        f"lower cv.n_folds to {n_prompts} or add prompts")
     small = prompts.value_counts()
     small = small[small < min_prompt_n]
     if len(small):

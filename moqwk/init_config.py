@@ -45,12 +45,19 @@ def starter_config(*, data: Path, id_column: str, text_column: str, prompt_colum
         if col not in frame.columns:
             raise DataError(f"column {col!r} ({role}) not found in {data}; columns are: "
                             f"{', '.join(map(str, frame.columns[:12]))}; pass --{role}-column")
+    if len(frame) == 0:
+        raise DataError(f"{data} has no essays (a header but no rows)")
     scores = pd.to_numeric(frame[score_column], errors="coerce")
     if scores.isna().any():
         bad = frame.loc[scores.isna(), id_column].astype(str).tolist()[:5]
         raise DataError(f"column {score_column!r}: NaN or non-numeric scores for ids "
                         f"{', '.join(bad)}; drop those essays or fix their scores")
-    scales = infer_scale(frame[prompt_column].astype(str), scores)
+    try:
+        scales = infer_scale(frame[prompt_column].astype(str), scores)
+    except ValueError as e:  # as in corpus.validate_frame: one DataError line, not a crash
+        raise DataError(f"column {score_column!r}: cannot infer a scale ({e}); write the scale "
+                        "section of the config by hand (scale.kind: global with min, max and "
+                        "step)") from None
     n_prompts = frame[prompt_column].nunique()
     where = Path(os.path.relpath(data.resolve(), (out or Path("x")).resolve().parent))
     baseline = "\n".join(f"    {k}: {v}" for k, v in DEFAULT_BASELINE_PARAMS.items())
@@ -72,7 +79,7 @@ def starter_config(*, data: Path, id_column: str, text_column: str, prompt_colum
         "  char: {ngram_range: [2, 4], min_df: 3, svd_components: 64}",
         "",
         "cv:",
-        f"  n_folds: {min(5, n_prompts)}       # prompt_holdout: whole prompts per fold",
+        f"  n_folds: {max(2, min(5, n_prompts))}       # prompt_holdout: whole prompts per fold",
         "  repeats: 1       # fold assignments; worst-prompt QWK is noisy, more repeats steady it",
         "  seed: 42",
         "  min_prompt_n: 20 # smaller prompts are scored but not in the worst-prompt objective",

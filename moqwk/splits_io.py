@@ -34,16 +34,20 @@ def make_splits(corpus: Corpus, config: Config, scheme: str, *, seed: int | None
                                n_folds=config.cv.n_folds, repeats=repeats, seed=seed)
 
 
-def scheme_key(scheme: str, seed: int, repeats: int, default_seed: int) -> str:
-    """The name a fold set is recorded under: the scheme, plus the seed when not the config's."""
-    return scheme if seed == default_seed else f"{scheme}@seed={seed},repeats={repeats}"
+def scheme_key(scheme: str, seed: int, repeats: int, default_seed: int,
+               default_repeats: int | None = None) -> str:
+    """The name a fold set is recorded under: the scheme, plus seed and repeats when either is
+    not the config's (``default_repeats=None``: only the seed is compared)."""
+    if seed == default_seed and default_repeats in (None, repeats):
+        return scheme
+    return f"{scheme}@seed={seed},repeats={repeats}"
 
 
 def ensure_splits(run_dir: Path, corpus: Corpus, config: Config, scheme: str, *,
                   seed: int | None = None, repeats: int | None = None) -> Splits:
     """Make the scheme's folds, check them against ``splits.json`` and record them there."""
     splits = make_splits(corpus, config, scheme, seed=seed, repeats=repeats)
-    key = scheme_key(scheme, splits.seed, splits.repeats, config.cv.seed)
+    key = scheme_key(scheme, splits.seed, splits.repeats, config.cv.seed, config.cv.repeats)
     path = Path(run_dir) / SPLITS_FILE
     record = artifacts.read_json(path) if path.exists() else {"version": 1, "schemes": {}}
     if record.get("data_hash") not in (None, corpus.data_hash):

@@ -7,6 +7,9 @@
   (``demo_config_yaml``: its text, session-scoped).
 - ``ellipse_csv``: path of the real ELLIPSE CSV; skips when absent unless
   ``MOQWK_REQUIRE_SHARED_DATA=1`` (then it fails, so CI cannot silently skip it).
+- ``write_search_config``: writes a small, fast search config (demo corpus, 5-parameter space).
+- ``postgres_url``: ``MOQWK_TEST_POSTGRES_URL``; skips when unset unless
+  ``MOQWK_REQUIRE_POSTGRES=1``.
 """
 
 from __future__ import annotations
@@ -86,3 +89,61 @@ def ellipse_csv() -> Path:
             pytest.fail(f"MOQWK_REQUIRE_SHARED_DATA=1 but {why}", pytrace=False)
         pytest.skip(why)
     return path
+
+
+# --------------------------------------------------------------------------- search and select
+
+#: A small search around :data:`DEMO_CONFIG_YAML`'s corpus and features: each trial takes about
+#: a second on one thread, and a population of 4 reaches NSGA-II's second generation in 8 trials.
+SEARCH_SPACE = {
+    "n_estimators": {"type": "int", "low": 30, "high": 120, "step": 30},
+    "max_depth": {"type": "int", "low": 2, "high": 5},
+    "learning_rate": {"type": "float", "low": 0.05, "high": 0.3, "log": True},
+    "min_child_weight": {"type": "float", "low": 1.0, "high": 16.0, "log": True},
+    "subsample": {"type": "float", "low": 0.6, "high": 1.0},
+}
+SEARCH_BASELINE = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 60,
+                   "min_child_weight": 4.0, "subsample": 0.8}
+
+
+@pytest.fixture(scope="session")
+def write_search_config(demo_config_yaml: str):
+    """``write(path, *, tolerance=0.05, baseline=None, space=None, search=None) -> path``.
+
+    Writes a demo-corpus config with :data:`SEARCH_SPACE` (``space`` entries added or replaced),
+    :data:`SEARCH_BASELINE` (``baseline`` entries added or replaced), ``search.population_size:
+    4`` and ``search.seed: 3`` (``search`` entries added or replaced) and ``tails.tolerance``.
+    """
+    import yaml
+
+    def write(path: Path, *, tolerance: float = 0.05, baseline: dict | None = None,
+              space: dict | None = None, search: dict | None = None) -> Path:
+        raw = yaml.safe_load(demo_config_yaml)
+        raw["tails"] = {"tolerance": tolerance}
+        raw["baseline"] = {"params": {**SEARCH_BASELINE, **(baseline or {})}}
+        raw["search"] = {"population_size": 4, "seed": 3,
+                         "space": {**SEARCH_SPACE, **(space or {})}, **(search or {})}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """``MOQWK_TEST_POSTGRES_URL`` (``make test`` starts a throwaway server and sets it).
+
+    Skips when unset unless ``MOQWK_REQUIRE_POSTGRES=1`` (then it fails, so CI cannot silently
+    skip the PostgreSQL tests). Studies persist in that database for the whole session: give each
+    test its own study name.
+    """
+    url = os.environ.get("MOQWK_TEST_POSTGRES_URL")
+    if not url:
+        why = ("MOQWK_TEST_POSTGRES_URL is not set; run `make test` (starts a throwaway server "
+               "with scripts/with-pg) or point it at a PostgreSQL database")
+        if os.environ.get("MOQWK_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"MOQWK_REQUIRE_POSTGRES=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    return url

@@ -278,6 +278,30 @@ def test_same_config_reuses_recorded_splits(baseline: SimpleNamespace,
     assert json.loads((baseline.run_dir / "splits.json").read_text()) == before
 
 
+def test_overridden_repeats_are_recorded_apart(baseline: SimpleNamespace, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``ensure_splits(repeats=3)`` (e.g. a stability check) records its own fold set; it must
+    neither clash with the config's folds nor let a changed cv.repeats pass silently."""
+    from moqwk.runs import Workspace
+    from moqwk.splits_io import ensure_splits
+
+    run_dir = tmp_path / "run"
+    with pytest.warns(UserWarning):
+        ws = Workspace.open(load_config(baseline.config), run_dir)
+    one = ensure_splits(run_dir, ws.corpus, ws.config, "prompt_holdout")
+    three = ensure_splits(run_dir, ws.corpus, ws.config, "prompt_holdout", repeats=3)
+    again = ensure_splits(run_dir, ws.corpus, ws.config, "prompt_holdout", repeats=3)
+    assert (one.repeats, three.repeats) == (1, 3) and again.sha256 == three.sha256
+    rec = json.loads((run_dir / "splits.json").read_text())["schemes"]
+    assert rec["prompt_holdout"]["sha256"] == one.sha256
+    assert rec["prompt_holdout@seed=42,repeats=3"]["sha256"] == three.sha256
+    cfg = edit_config(baseline.config, tmp_path / "r3.yaml", cv={"repeats": 3})
+    rc, _out, err = run(capsys, "splits", "--config", cfg, "--run-dir", run_dir,
+                        "--scheme", "prompt_holdout")
+    assert rc == 3
+    assert_one_error_line(err, "restore cv.n_folds/repeats/seed")
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -339,8 +363,8 @@ def test_scheme_stratified_text(demo_config_path: Path, tmp_path: Path,
     assert list(oof.columns) == OOF_COLUMNS and oof["id"].is_unique and len(oof) == 720
     # prompts are spread over folds (not held out), and score levels are stratified
     assert oof.groupby("prompt")["fold"].nunique().max() > 1
-    share_low = oof.groupby("fold")["in_high_tail"].mean()
-    assert share_low.max() - share_low.min() < 0.05
+    share_high = oof.groupby("fold")["in_high_tail"].mean()
+    assert share_high.max() - share_high.min() < 0.05
 
 
 def test_params_file_is_used(baseline: SimpleNamespace, tmp_path: Path,
@@ -462,6 +486,20 @@ def test_init_per_prompt_scales(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not corpus.scales.is_global and len(corpus.scales.per_prompt) == 10
 
 
+def test_init_on_one_prompt_writes_a_loadable_config(
+        tmp_path: Path, demo_frame: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+    """init's config parses; cv then says why one prompt cannot be cross-validated."""
+    one = demo_frame[demo_frame.prompt == "P02"]
+    one.to_csv(tmp_path / "essays.csv", index=False)
+    cfg = tmp_path / "config.yaml"
+    rc, _out, err = run(capsys, *_init_argv(tmp_path / "essays.csv"), "-o", cfg)
+    assert rc == 0, err
+    assert load_config(cfg).cv.n_folds == 2
+    rc, _out, err = run(capsys, "cv", "--config", cfg, "--run-dir", tmp_path / "run")
+    assert rc == 3
+    assert_one_error_line(err, "only 1 prompt", "add prompts")
+
+
 def test_init_bad_column_and_scores(tmp_path: Path, demo_frame: pd.DataFrame,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "essays.csv"
@@ -483,6 +521,20 @@ def test_init_bad_column_and_scores(tmp_path: Path, demo_frame: pd.DataFrame,
     rc, _out, err = run(capsys, *_init_argv(tmp_path / "missing.csv"))
     assert rc == 3
     assert_one_error_line(err, "missing.csv not found")
+
+    frame = demo_frame.iloc[:0]
+    frame.to_csv(csv, index=False)
+    rc, _out, err = run(capsys, *_init_argv(csv))
+    assert rc == 3
+    assert_one_error_line(err, "has no essays")
+
+    # levels 0, 0.3 and 1 fit no step: one DataError line (exit 3), not a crash (exit 1)
+    pd.DataFrame({"essay_id": list("abcd"), "text": ["x y", "x z", "x w", "x v"],
+                  "prompt": ["P1", "P1", "P2", "P2"], "score": [0, 0.3, 1, 0]}).to_csv(
+        csv, index=False)
+    rc, _out, err = run(capsys, *_init_argv(csv))
+    assert rc == 3
+    assert_one_error_line(err, "'score': cannot infer a scale", "scale section")
 
 
 # --------------------------------------------------------------------------- console script

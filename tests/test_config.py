@@ -265,6 +265,22 @@ def test_study_hash_tracks_what_trials_depend_on(tmp_path: Path) -> None:
         assert _cfg(tmp_path, **change).study_hash() != base.study_hash(), change
 
 
+def test_study_hash_does_not_depend_on_where_the_data_lives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study resumed from another machine or checkout (data checked by data_hash instead)."""
+    text = "data: {path: '${MOQWK_TEST_DATA_DIR:-data}/essays.csv'}\ncv: {n_folds: 4}\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = load_config(write(tmp_path / "a", text))
+    monkeypatch.setenv("MOQWK_TEST_DATA_DIR", "/mnt/elsewhere")
+    b = load_config(write(tmp_path / "b", text))
+    assert a.data.path != b.data.path
+    assert a.study_hash() == b.study_hash()
+    other_column = load_config(write(tmp_path / "b", text.replace(
+        "essays.csv'}", "essays.csv', score_column: Cohesion}")))
+    assert other_column.study_hash() != b.study_hash()
+
+
 def test_hashes_are_stable(tmp_path: Path) -> None:
     a, b = _cfg(tmp_path), _cfg(tmp_path)
     assert a.hash() == b.hash() and a.study_hash() == b.study_hash()

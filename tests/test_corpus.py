@@ -75,6 +75,12 @@ def test_missing_renamed_column_names_the_configured_name() -> None:
     assert "'Overall' (score) not found" in msg and "data.score_column" in msg
 
 
+def test_a_header_without_rows_is_a_data_error(tmp_path: Path) -> None:
+    frame().iloc[:0].to_csv(tmp_path / "essays.csv", index=False)
+    msg = data_error(read_table(tmp_path / "essays.csv"))
+    assert "essays.csv has no essays" in msg and "check data.path" in msg
+
+
 def test_duplicate_ids_are_named() -> None:
     df = frame()
     df.loc[7, "essay_id"] = "e002"
@@ -182,9 +188,12 @@ def test_fewer_prompts_than_folds() -> None:
     assert "lower cv.n_folds to 3 or add prompts" in msg
 
 
-def test_one_prompt_suggests_at_least_two_folds() -> None:
-    msg = data_error(frame(n_prompts=1), n_folds=5)
-    assert "lower cv.n_folds to 2" in msg
+@pytest.mark.parametrize("n_folds", [2, 5])
+def test_one_prompt_is_not_enough(n_folds: int) -> None:
+    """Not "lower cv.n_folds to 2": with one prompt no fold count works."""
+    msg = data_error(frame(n_prompts=1), n_folds=n_folds)
+    assert "'prompt'" in msg and "only 1 prompt" in msg and "needs at least 2" in msg
+    assert "lower cv.n_folds" not in msg
 
 
 def test_per_prompt_scale_missing_a_prompt() -> None:

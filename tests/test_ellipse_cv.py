@@ -33,6 +33,16 @@ def read_run(run_dir: Path) -> SimpleNamespace:
     return SimpleNamespace(run_dir=run_dir, oof=oof, metrics=metrics, splits=splits)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread_each():
+    """One BLAS/OpenMP thread (and ``model.nthread: 1`` below): on this shared 2-core machine,
+    2-thread XGBoost ran ~10x and 2-thread OpenBLAS SVD ~1.5-3x slower than 1 thread under load."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def source(ellipse_csv: Path) -> pd.DataFrame:
     return pd.read_csv(ellipse_csv, dtype={"text_id_kaggle": str})
@@ -46,7 +56,6 @@ def overall(ellipse_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Simp
     rc = main(["init", "--data", str(ellipse_csv), *COLUMNS, "--score-column", "Overall",
                "-o", str(cfg)])
     assert rc == 0
-    # One XGBoost thread: this shared 2-core machine ran 2-thread XGBoost 10x slower under load.
     cfg.write_text(cfg.read_text() + "model: {nthread: 1}\n")
     assert main(["cv", "--config", str(cfg), "--run-dir", str(d / "run")]) == 0
     run = read_run(d / "run")
