@@ -178,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables report each trial
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return int(args.func(args) or 0)
     except MoqwkError as e:

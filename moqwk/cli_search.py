@@ -60,7 +60,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     baseline, source = None, "config"
     if args.baseline_from:
         baseline, source = _baseline_from(Path(args.baseline_from))
-    opts = SearchOptions(n_trials=n_trials, timeout=args.timeout, n_jobs=args.n_jobs,
+    timeout = args.timeout if args.timeout is not None else config.search.get("timeout")
+    n_jobs = args.n_jobs if args.n_jobs is not None else int(config.search.get("n_jobs", 1))
+    opts = SearchOptions(n_trials=n_trials, timeout=timeout, n_jobs=n_jobs,
                          storage=args.storage, study_name=args.study_name,
                          sampler=args.sampler, baseline_params=baseline,
                          baseline_source=source)
@@ -170,12 +172,21 @@ def cmd_select(args: argparse.Namespace) -> int:
     cmd = ["moqwk", "select", "--config", args.config, "--run-dir", args.run_dir]
     if args.storage:
         cmd += ["--storage", mask_url(args.storage) or ""]
+    if args.study_name != "moqwk":
+        cmd += ["--study-name", args.study_name]
+    if args.gate_margin is not None:
+        cmd += ["--gate-margin", str(args.gate_margin)]
+    if args.max_candidates is not None:
+        cmd += ["--max-candidates", str(args.max_candidates)]
     if args.tie_tolerance is not None:
         cmd += ["--tie-tolerance", str(args.tie_tolerance)]
     if args.allow_tail_regression:
         cmd += ["--allow-tail-regression", "--reason", args.reason or ""]
-    commands = [f"moqwk search --config {shlex.quote(args.config)} --run-dir "
-                f"{shlex.quote(args.run_dir)}  # resumes; finished trials are kept",
+    search_cmd = ["moqwk", "search", "--config", args.config, "--run-dir", args.run_dir]
+    if args.storage:
+        search_cmd += ["--storage", mask_url(args.storage) or "", "--study-name", args.study_name]
+    commands = [" ".join(shlex.quote(c) for c in search_cmd)
+                + "  # resumes the study; finished trials are kept",
                 " ".join(shlex.quote(c) for c in cmd)]
     console = Console(highlight=False)
     record, _sel = run_selection(ws, opts, commands=commands)
@@ -212,7 +223,8 @@ def register(add) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--n-trials", type=int, help="trial budget (default: search.n_trials or 40)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    p.add_argument("--n-jobs", type=int, default=1, help="trials at once in this process")
+    p.add_argument("--n-jobs", type=int, help="trials at once in this process (default: "
+                                              "search.n_jobs or 1)")
     p.add_argument("--sampler", choices=["nsga2", "tpe", "random", "grid"],
                    help="override search.sampler (for comparisons)")
     p.add_argument("--baseline-from", help="a grid run dir (or selected_params.json) whose "

@@ -16,7 +16,7 @@ from typing import Any
 from moqwk import artifacts
 from moqwk.config import Config
 from moqwk.core.selection import success_criterion
-from moqwk.errors import RunDirError
+from moqwk.errors import ConfigError, RunDirError
 from moqwk.reports import fmt
 from moqwk.runs import Workspace
 
@@ -70,7 +70,7 @@ def fresh_scores(config: Config, out_dir: Path, params: Sequence[dict], *, seed:
                  repeats: int) -> list[dict]:
     """Each config re-scored on the same fresh prompt-holdout fold assignments."""
     if seed == config.cv.seed:
-        raise RunDirError(f"--fresh-seed {seed} is the seed the searches used (cv.seed); pick "
+        raise ConfigError(f"--fresh-seed {seed} is the seed the searches used (cv.seed); pick "
                           "another so the folds are fresh")
     ws = Workspace.open(config, out_dir)
     engine = ws.engine("prompt_holdout", seed=seed, repeats=repeats)

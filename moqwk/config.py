@@ -276,7 +276,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
 
     search = _section(raw, "search", {
         "n_trials", "timeout", "sampler", "population_size", "mutation_prob", "crossover",
-        "crossover_prob", "swapping_prob", "seed", "space", "seed_configs", "n_jobs",
+        "crossover_prob", "swapping_prob", "seed", "space", "seed_neighbours", "n_jobs",
         "initial_configs", "grid"})
     select = _section(raw, "select", {
         "tie_tolerance", "gate_margin", "max_gate_candidates", "n_boot"})

@@ -33,12 +33,6 @@ class StorageError(MoqwkError):
     exit_code = 4
 
 
-class SearchError(MoqwkError):
-    """The search cannot go on (the baseline failed, the study belongs to another run)."""
-
-    exit_code = 1
-
-
 class NoFeasibleTrialError(MoqwkError):
     """Selection found no trial that keeps both tail guardrails (and no --allow-tail-regression)."""
 

@@ -8,6 +8,7 @@ and trials that failed for a reason of their own; a trial whose worker died is r
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -25,7 +26,7 @@ from moqwk import artifacts
 from moqwk import study as study_mod
 from moqwk.core.metrics import OBJECTIVES
 from moqwk.cv import CVEngine, xgb_threads
-from moqwk.errors import ConfigError, SearchError
+from moqwk.errors import ConfigError, StorageError
 from moqwk.runs import Workspace
 from moqwk.space import contains, grid_size, neighbours, parse_grid, parse_space, suggest
 from moqwk.trials_io import CONSTRAINTS, is_counted, is_interrupted, progress, records
@@ -100,8 +101,15 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     retried = {t.user_attrs.get("moqwk_retry_of") for t in trials}
     enqueued = []
     for t in trials:
-        if is_interrupted(t) and t.number not in retried and t.params:
-            study.enqueue_trial(dict(t.params), user_attrs={
+        if not is_interrupted(t) or t.number in retried:
+            continue
+        # An enqueued trial (baseline, seed, retry) is retried with the params it was given even
+        # if it died before drawing them; a sampled one only once all its params were drawn
+        # (moqwk_params): a partial set would make the "retry" another config.
+        params = t.system_attrs.get("fixed_params") or (
+            t.params if "moqwk_params" in t.user_attrs else None)
+        if params:
+            study.enqueue_trial(dict(params), user_attrs={
                 "moqwk_role": t.user_attrs.get("moqwk_role", "sampled"),
                 "moqwk_retry_of": t.number}, skip_if_exists=False)
             enqueued.append(t.number)
@@ -153,7 +161,7 @@ class Objective:
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                   if t.user_attrs.get("moqwk_role") == "baseline" and "moqwk_failure" in t.user_attrs]
         if failed:
-            raise SearchError(f"the baseline trial {failed[0].number} failed "
+            raise ConfigError(f"the baseline trial {failed[0].number} failed "
                               f"({failed[0].user_attrs['moqwk_failure']}); fix baseline.params")
         with self._guard_lock:
             if self._guard is None:
@@ -167,6 +175,11 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         study = trial.study
         trial.set_user_attr("moqwk_worker", _worker_id())
+        if isinstance(study.sampler, optuna.samplers.NSGAIISampler):
+            # Optuna gives queued trials whose params are all fixed (the baseline, its
+            # neighbours, retries) no generation, so they would never become parents. Assign
+            # one as for any other trial, so the seeded first generation can breed.
+            study.sampler.get_trial_generation(study, study._storage.get_trial(trial._trial_id))
         role = trial.user_attrs.get("moqwk_role", "sampled")
         ahead = [t for t in study.get_trials(deepcopy=False)
                  if t.number < trial.number and (is_counted(t) or t.state in
@@ -228,9 +241,12 @@ def _ensure_enqueued(study: optuna.Study, created: bool, baseline: Mapping[str, 
                             user_attrs={"moqwk_role": "seed"})
     pop = int(search.get("population_size", 10))
     n_neigh = int(search.get("seed_neighbours", max(0, pop // 2 - 1 - len(extra))))
+    if n_neigh < 0:
+        raise ConfigError(f"search.seed_neighbours: must be >= 0, got {n_neigh}")
     n_neigh = min(n_neigh, max(0, opts.n_trials - 1 - len(extra)))  # never queue past the budget
     if (opts.sampler or search.get("sampler", "nsga2")) == "nsga2" and n_neigh > 0:
-        for cfg in neighbours(space, baseline, k=n_neigh, seed=int(search.get("seed", 0))):
+        seed = int(search.get("seed", ws.config.cv.seed))
+        for cfg in neighbours(space, baseline, k=n_neigh, seed=seed):
             study.enqueue_trial(cfg, user_attrs={"moqwk_role": "seed"})
 
 
@@ -249,7 +265,7 @@ def study_record(ws: Workspace, study: optuna.Study, *, url: str, spec: Any, spa
         "seeds": {"search": spec.seed, "cv": ws.config.cv.seed,
                   "features": ws.config.features.seed},
         "n_trials_target": opts.n_trials,
-        "space": study_mod.distributions_of(space),
+        "space": {k: json.loads(v) for k, v in study_mod.distributions_of(space).items()},
         "baseline": {"params": dict(baseline), "source": opts.baseline_source},
         "config_hash": ws.config.study_hash(),
         "data_hash": ws.corpus.data_hash,
@@ -350,10 +366,10 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
 def _check_same_run(study: optuna.Study, ws: Workspace) -> None:
     data_hash = study.user_attrs.get("moqwk_data_hash")
     if data_hash is not None and data_hash != ws.corpus.data_hash:
-        raise SearchError(f"study {study.study_name!r} was run on other data (data hash "
+        raise StorageError(f"study {study.study_name!r} was run on other data (data hash "
                           f"{data_hash[:12]}…); use another --study-name or run directory")
     cfg_hash = study.user_attrs.get("moqwk_config_hash")
     if cfg_hash is not None and cfg_hash != ws.config.study_hash():
-        raise SearchError(f"study {study.study_name!r} was run with another config (hash "
+        raise StorageError(f"study {study.study_name!r} was run with another config (hash "
                           f"{cfg_hash[:12]}…); resume with the same config or use another "
                           "--study-name")

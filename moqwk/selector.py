@@ -213,6 +213,9 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
 
 def options_from(config_select: Mapping[str, Any], **flags: Any) -> SelectOptions:
     """Config ``select:`` values, overridden by any flag that was given."""
+    if flags.get("reason") and not flags.get("allow_tail_regression"):
+        raise ConfigError("--reason goes with --allow-tail-regression; add the flag or drop "
+                          "the reason")
     tol = flags.get("tie_tolerance")
     if tol is None:
         raw = config_select.get("tie_tolerance", "auto")
@@ -224,12 +227,17 @@ def options_from(config_select: Mapping[str, Any], **flags: Any) -> SelectOption
         raise ConfigError(f"--tie-tolerance must be >= 0 (0 means strict), got {tol}")
     margin = flags.get("gate_margin")
     margin = float(config_select.get("gate_margin", 0.02)) if margin is None else margin
+    if margin < 0:
+        raise ConfigError(f"select.gate_margin / --gate-margin must be >= 0, got {margin}")
+    n_boot = config_select.get("n_boot", 200)
+    if not isinstance(n_boot, int) or n_boot < 2:
+        raise ConfigError(f"select.n_boot: must be an integer >= 2, got {n_boot!r}")
     maxc = flags.get("max_gate_candidates")
     maxc = int(config_select.get("max_gate_candidates", 3)) if maxc is None else maxc
     if maxc < 1:
         raise ConfigError(f"select.max_gate_candidates must be >= 1, got {maxc}")
     return SelectOptions(tie_tolerance=tol, gate_margin=margin, max_gate_candidates=maxc,
-                         n_boot=int(config_select.get("n_boot", 200)),
+                         n_boot=n_boot,
                          allow_tail_regression=bool(flags.get("allow_tail_regression")),
                          reason=flags.get("reason"),
                          storage=flags.get("storage"),

@@ -7,6 +7,7 @@ would silently fall back to TPE on resume.
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,16 +41,33 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     elif url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
         engine_kwargs["pool_pre_ping"] = True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=15, grace_period=60,
-            )
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors vary widely
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StorageError(f"cannot open storage {masked}: {mask_url(reason)}; check the URL, "
-                           "that the server is up and the credentials are right") from None
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=15, grace_period=60,
+                )
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors vary widely
+            if attempt + 1 < _SCHEMA_ATTEMPTS and _schema_race(e):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise StorageError(f"cannot open storage {masked}: {mask_url(reason)}; check the "
+                               "URL, that the server is up and the credentials are right") from None
+    raise AssertionError("unreachable")
+
+
+#: Workers started together on a new storage all create Optuna's tables and version row; all but
+#: one can lose that race (a duplicate row or table). The tables exist then: opening again works.
+_SCHEMA_ATTEMPTS = 4
+
+
+def _schema_race(e: Exception) -> bool:
+    from sqlalchemy import exc
+
+    return isinstance(e, (exc.IntegrityError, exc.ProgrammingError)) or (
+        "already exists" in str(e))
 
 
 @dataclass(frozen=True)

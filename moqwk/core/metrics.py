@@ -156,7 +156,8 @@ def compute_metrics(
     ``y_true`` and ``y_pred`` are on each essay's own scale (``y_pred`` already rounded to the step);
     ``lo``/``hi``/``step`` are the per-row scale. With repeats, each prompt's QWK is computed per
     repeat and averaged before the worst and the mean are taken: the worst prompt of the average,
-    not the average of the worst prompts, which would reward variance.
+    not the average of each repeat's worst prompt, which mixes different prompts and is biased
+    low by the per-repeat noise.
     """
     prompt_codes = np.asarray(prompt_codes, dtype=np.int64)
     repeat = np.asarray(repeat, dtype=np.int64)
