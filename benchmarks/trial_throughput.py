@@ -11,19 +11,28 @@ On the ELLIPSE corpus, with prompt-holdout folds whose features are already cach
    (1 thread each): ``run_search`` in-process with ``n_jobs`` 1 and 2, and the ``moqwk search``
    CLI as 1 process and as 2 processes sharing one SQLite storage (``model.nthread: 1``, and
    optionally with the default thread count, i.e. oversubscribed). Trials per minute over the
-   whole wall time and over the span from the first trial start to the last trial end.
+   whole wall time and over the span from the first trial start to the last trial end. The
+   NSGA-II population is twice the budget, so every trial is the baseline or one of its enqueued
+   neighbours and every mode runs the same param sets.
+3. Bookkeeping: a real ``run_search`` whose CV returns a stored result at once, i.e. the cost per
+   trial of the sampler, the SQLite storage, moqwk's trial attributes and the JSON callbacks.
+4. Race probe: the same stubbed search with ``n_jobs=2``, several times, counting failures (two
+   threads can take the same enqueued trial on SQLite; see ``race_probe``). A real search that
+   fails is recorded and retried from scratch (``--max-attempts``).
 
 ``moqwk/__init__.py`` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) before XGBoost loads;
 the benchmark imports moqwk first, so the raw XGBoost reference runs under the same policy.
 Not part of the test suite::
 
-    python benchmarks/trial_throughput.py [--reps 5] [--n-trials 8] \
+    python benchmarks/trial_throughput.py [--reps 3] [--n-trials 8] [--cache-dir DIR] \
         [--out benchmarks/results/trial_throughput.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import shutil
@@ -33,9 +42,11 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -51,7 +62,7 @@ from moqwk import artifacts  # noqa: E402
 from moqwk.config import parse_config  # noqa: E402
 from moqwk.cv import booster_params  # noqa: E402
 from moqwk.runs import Workspace  # noqa: E402
-from moqwk.search import SearchOptions, run_search  # noqa: E402
+from moqwk.search import Objective, SearchOptions, run_search  # noqa: E402
 from moqwk.trials_io import is_counted, records  # noqa: E402
 
 DEFAULT_CSV = "../shared/data/ellipse/ELLIPSE_Final_github_test.csv"
@@ -148,12 +159,13 @@ def raw_config(csv: Path, *, n_folds: int, nthread: int = 0, baseline: dict | No
     }
 
 
-def overhead_param_sets(baseline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def overhead_param_sets(baseline: dict[str, Any], deep_rounds: int) -> dict[str, dict[str, Any]]:
+    rounds = baseline["n_estimators"]
     return {
-        "baseline (depth 4, 300 rounds)": dict(baseline),
-        "deep (depth 8, mcw 1, 300 rounds)": {**baseline, "max_depth": 8,
-                                              "min_child_weight": 1.0},
-        "shallow (depth 2, 300 rounds)": {**baseline, "max_depth": 2},
+        f"baseline (depth 4, {rounds} rounds)": dict(baseline),
+        f"deep (depth 8, mcw 1, {deep_rounds} rounds)": {
+            **baseline, "max_depth": 8, "min_child_weight": 1.0, "n_estimators": deep_rounds},
+        f"shallow (depth 2, {rounds} rounds)": {**baseline, "max_depth": 2},
         "short (depth 4, 50 rounds)": {**baseline, "n_estimators": 50},
     }
 
@@ -173,44 +185,60 @@ def raw_trial(folds, bp: dict[str, Any], rounds: int) -> list[tuple[np.ndarray, 
 def measure_overhead(engine, params_sets: dict[str, dict], reps: int) -> dict[str, Any]:
     folds = engine.prepare()
     cfg = engine.config
+    es = engine.corpus.essay_scale
+    # warm-up: the first train on a DMatrix builds its histogram index, once for all params
+    first = next(iter(params_sets.values()))
+    bp, _ = booster_params(first, objective=cfg.model.objective, nthread=engine.nthread,
+                           seed=cfg.cv.seed)
+    t0 = time.perf_counter()
+    raw_trial(folds, bp, 5)
+    print(f"  warm-up (5 rounds per fold): {time.perf_counter() - t0:.2f}s", flush=True)
     out: dict[str, Any] = {}
     for name, params in params_sets.items():
         bp, rounds = booster_params(params, objective=cfg.model.objective,
                                     nthread=engine.nthread, seed=cfg.cv.seed)
-        # warm-up: the first train on a DMatrix builds its histogram index (for both paths)
-        res = engine.run(params)
-        raw = raw_trial(folds, bp, rounds)
-        es = engine.corpus.essay_scale
-        z = np.full(len(engine.corpus), np.nan)
-        for va, pred in raw:
-            z[va] = pred
-        max_diff = float(np.nanmax(np.abs(es.raw_to_scale(z) - res.oof["y_pred_raw"].to_numpy())))
-        t_moqwk, t_raw, t_fixed, t_trainpred = [], [], [], []
+        wall = {"moqwk": [], "raw": []}
+        cpu = {"moqwk": [], "raw": []}
+        outside, max_diff = [], None
         for rep in range(reps):
             order = ("moqwk", "raw") if rep % 2 == 0 else ("raw", "moqwk")
             for which in order:
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 if which == "moqwk":
                     res = engine.run(params)
-                    t_moqwk.append(time.perf_counter() - t0)
-                    tm = res.timings
-                    t_trainpred.append(tm["train_s"] + tm["predict_s"])
-                    t_fixed.append(t_moqwk[-1] - t_trainpred[-1])
                 else:
-                    raw_trial(folds, bp, rounds)
-                    t_raw.append(time.perf_counter() - t0)
-        ratios = [m / r for m, r in zip(t_moqwk, t_raw, strict=True)]
+                    raw = raw_trial(folds, bp, rounds)
+                wall[which].append(time.perf_counter() - t0)
+                cpu[which].append(time.process_time() - c0)
+                if which == "moqwk":
+                    tm = res.timings
+                    outside.append(wall["moqwk"][-1] - tm["train_s"] - tm["predict_s"])
+            if max_diff is None:  # the two paths must do the same work
+                z = np.full(len(engine.corpus), np.nan)
+                for va, pred in raw:
+                    z[va] = pred
+                max_diff = float(np.nanmax(np.abs(es.raw_to_scale(z)
+                                                  - res.oof["y_pred_raw"].to_numpy())))
+        med = {k: statistics.median(v) for k, v in wall.items()}
+        cmed = {k: statistics.median(v) for k, v in cpu.items()}
         out[name] = {
             "params": params, "booster_params": bp, "rounds": rounds,
-            "moqwk_s": t_moqwk, "raw_s": t_raw, "moqwk_median_s": statistics.median(t_moqwk),
-            "raw_median_s": statistics.median(t_raw),
-            "ratio_of_medians": statistics.median(t_moqwk) / statistics.median(t_raw),
-            "median_of_paired_ratios": statistics.median(ratios),
-            "moqwk_outside_train_predict_median_s": statistics.median(t_fixed),
+            "moqwk_wall_s": wall["moqwk"], "raw_wall_s": wall["raw"],
+            "moqwk_cpu_s": cpu["moqwk"], "raw_cpu_s": cpu["raw"],
+            "moqwk_median_s": med["moqwk"], "raw_median_s": med["raw"],
+            "ratio_of_medians": med["moqwk"] / med["raw"],
+            "median_of_paired_ratios": statistics.median(
+                m / r for m, r in zip(wall["moqwk"], wall["raw"], strict=True)),
+            "cpu_ratio_of_medians": cmed["moqwk"] / cmed["raw"],
+            "moqwk_outside_train_predict_s": outside,
+            "moqwk_outside_train_predict_median_s": statistics.median(outside),
+            "outside_share_of_trial": statistics.median(outside) / med["moqwk"],
             "max_abs_diff_pred_raw_vs_moqwk": max_diff,
         }
-        print(f"  {name}: moqwk {out[name]['moqwk_median_s']:.2f}s, raw "
-              f"{out[name]['raw_median_s']:.2f}s, ratio {out[name]['ratio_of_medians']:.3f}",
+        o = out[name]
+        print(f"  {name}: moqwk {o['moqwk_median_s']:.2f}s, raw {o['raw_median_s']:.2f}s, "
+              f"ratio {o['ratio_of_medians']:.3f} (cpu {o['cpu_ratio_of_medians']:.3f}), "
+              f"outside XGBoost {1000 * o['moqwk_outside_train_predict_median_s']:.0f} ms",
               flush=True)
     return out
 
@@ -251,7 +279,8 @@ def _ts(s: str | None) -> float | None:
     return datetime.fromisoformat(s).timestamp() if s else None
 
 
-def summarise_study(storage_url: str, study_name: str, wall_s: float) -> dict[str, Any]:
+def summarise_study(storage_url: str, study_name: str, wall_s: float,
+                    workers: int) -> dict[str, Any]:
     study = optuna.load_study(study_name=study_name, storage=storage_url)
     trials = study.get_trials(deepcopy=False)
     counted = [t for t in trials if is_counted(t)]
@@ -268,13 +297,18 @@ def summarise_study(storage_url: str, study_name: str, wall_s: float) -> dict[st
     # with one worker, the time between one trial's end and the next one's start (sampler,
     # storage, the progress/trials JSON rewrite in the callback)
     ordered = sorted(zip(starts, ends, strict=True))
-    for (_s0, e0), (s1, _e1) in zip(ordered, ordered[1:], strict=False):
-        gaps.append(s1 - e0)
+    if workers == 1:
+        for (_s0, e0), (s1, _e1) in zip(ordered, ordered[1:], strict=False):
+            gaps.append(s1 - e0)
     states: dict[str, int] = {}
     for r in recs.values():
         states[r["state"]] = states.get(r["state"], 0) + 1
     n = len(counted)
+    durations = [r["duration_s"] for r in done if r["duration_s"] is not None]
     return {
+        "in_trial_overhead_share": sum(x for x in in_trial_over if x <= 2.0) / sum(durations)
+        if durations else None,
+        "param_sets": sorted(json.dumps(r["params"], sort_keys=True) for r in done),
         "counted_trials": n, "states": states, "wall_s": wall_s, "trial_span_s": span,
         "trials_per_min_wall": 60 * n / wall_s, "trials_per_min_span": 60 * n / span if n else 0,
         "trial_duration_s": [r["duration_s"] for r in done],
@@ -283,6 +317,11 @@ def summarise_study(storage_url: str, study_name: str, wall_s: float) -> dict[st
         "median_trial_minus_engine_run_s": statistics.median(in_trial_over)
         if in_trial_over else None,
         "gaps_between_trials_s": gaps,
+        "median_gap_between_trials_s": statistics.median(gaps) if gaps else None,
+        # a worker that finishes a non-baseline trial before the baseline trial is done runs
+        # the baseline's CV itself for the guardrails (Objective.guardrails): seen as a trial
+        # that took much longer than its own CV
+        "trials_with_extra_over_2s": sum(x > 2.0 for x in in_trial_over),
         "trial_params": [{k: r["params"].get(k) for k in ("n_estimators", "max_depth",
                                                            "learning_rate")} for r in done],
         "sum_n_estimators": sum(int(r["params"]["n_estimators"]) for r in done),
@@ -294,11 +333,123 @@ def run_inprocess(config, corpus, run_dir: Path, n_trials: int, n_jobs: int) -> 
     run_dir.mkdir(parents=True, exist_ok=True)
     ws = Workspace(config, corpus, run_dir)
     url = f"sqlite:///{run_dir / 'study.db'}"
+    guard_s: list[float] = []
+    orig = Objective.guardrails
+
+    def timed_guardrails(self, study):
+        t0 = time.perf_counter()
+        try:
+            return orig(self, study)
+        finally:
+            guard_s.append(time.perf_counter() - t0)
+
     t0 = time.perf_counter()
-    run_search(ws, SearchOptions(n_trials=n_trials, n_jobs=n_jobs, storage=url,
-                                 study_name="bench"))
+    with mock.patch.object(Objective, "guardrails", timed_guardrails), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        run_search(ws, SearchOptions(n_trials=n_trials, n_jobs=n_jobs, storage=url,
+                                     study_name="bench"))
     wall = time.perf_counter() - t0
-    return summarise_study(url, "bench", wall)
+    out = summarise_study(url, "bench", wall, n_jobs)
+    # Optuna warns when a constraint is set twice on one trial: two workers ran the same trial
+    out["constraint_already_set_warnings"] = sum(
+        "is already set" in str(w.message) for w in caught)
+    out["guardrails_calls_s"] = guard_s
+    out["guardrails_baseline_recomputed_s"] = [g for g in guard_s if g > 0.5]
+    return out
+
+
+class _InstantEngine:
+    """Stands in for the CV engine: returns one real result at once, so that a search measures
+    only what moqwk and Optuna do around the CV (sampling, storage, callbacks, JSON files)."""
+
+    def __init__(self, engine, result) -> None:
+        self.feature_keys = engine.feature_keys
+        zero = dict.fromkeys(("train_s", "predict_s", "metrics_s", "total_s"), 0.0)
+        self.result = dataclasses.replace(result, timings={**result.timings, **zero})
+
+    def run(self, params):
+        return dataclasses.replace(self.result, params=dict(params))
+
+
+def make_stub(config, corpus, run_dir: Path) -> _InstantEngine:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    engine = Workspace(config, corpus, run_dir).engine("prompt_holdout", nthread=1)
+    return _InstantEngine(engine, engine.run(dict(config.baseline_params)))
+
+
+def stub_search(config, corpus, stub: _InstantEngine, run_dir: Path, n_trials: int,
+                n_jobs: int) -> tuple[float, str]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ws = Workspace(config, corpus, run_dir)
+    url = f"sqlite:///{run_dir / 'study.db'}"
+    t0 = time.perf_counter()
+    with mock.patch.object(Objective, "engine", lambda self: stub):
+        run_search(ws, SearchOptions(n_trials=n_trials, n_jobs=n_jobs, storage=url,
+                                     study_name="bench"))
+    return time.perf_counter() - t0, url
+
+
+def race_probe(config, corpus, stub: _InstantEngine, root: Path, runs: int,
+               n_trials: int) -> dict[str, Any]:
+    """``run_search`` with ``n_jobs=2`` on the default kind of storage (SQLite) and the CV
+    stubbed out, ``runs`` times: how often does it fail? SQLite ignores SELECT ... FOR UPDATE,
+    so two threads can both move the same enqueued (WAITING) trial to RUNNING (Optuna issue
+    #4002); the second to finish it then fails in ``tell`` and ``study.optimize`` raises."""
+    errors = []
+    for i in range(runs):
+        try:
+            stub_search(config, corpus, stub, root / f"race{i}", n_trials, 2)
+            errors.append(None)
+        except Exception as e:  # noqa: BLE001 - recorded, this is what is measured
+            errors.append(f"{type(e).__name__}: {e}"[:300])
+    failed = [e for e in errors if e is not None]
+    return {"runs": runs, "n_trials": n_trials, "n_jobs": 2, "failed": len(failed),
+            "errors": errors}
+
+
+def measure_bookkeeping(config, corpus, stub: _InstantEngine, run_dir: Path,
+                        n_trials: int) -> dict[str, Any]:
+    """A real ``run_search`` whose CV costs nothing: the per-trial cost of everything else."""
+    wall, url = stub_search(config, corpus, stub, run_dir, n_trials, 1)
+    s = summarise_study(url, "bench", wall, 1)
+    durations = s["trial_duration_s"]
+    # single storage operations on the same kind of storage (SQLite, one commit each)
+    # same engine settings as moqwk's open_storage, without the heartbeat (ask() outside
+    # optimize() warns about it)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    study = optuna.load_study(study_name="bench", storage=storage)
+    trial = study.ask()
+    small, big = [], []
+    level = [int(v) for v in np.arange(len(corpus)) % 9]
+    for i in range(10):
+        t = time.perf_counter()
+        trial.set_user_attr(f"bench_small_{i}", i)
+        small.append(time.perf_counter() - t)
+    for i in range(5):
+        t = time.perf_counter()
+        trial.set_user_attr(f"bench_level_{i}", [level])
+        big.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(5):
+        study.get_trials(deepcopy=False)
+    get_trials = (time.perf_counter() - t) / 5
+    t = time.perf_counter()
+    for _ in range(5):
+        records(study)
+    recs = (time.perf_counter() - t) / 5
+    return {
+        "n_trials": n_trials, "wall_s": wall, "wall_per_trial_s": wall / n_trials,
+        "median_trial_duration_s": statistics.median(durations),
+        "first5_median_duration_s": statistics.median(durations[:5]),
+        "last5_median_duration_s": statistics.median(durations[-5:]),
+        "median_gap_between_trials_s": s["median_gap_between_trials_s"],
+        "trial_duration_s": durations, "gaps_between_trials_s": s["gaps_between_trials_s"],
+        "storage_set_user_attr_small_median_s": statistics.median(small),
+        "storage_set_user_attr_oof_level_median_s": statistics.median(big),
+        "study_get_trials_s": get_trials, "records_s": recs,
+        "n_trials_in_study": len(study.trials),
+    }
 
 
 def _cli() -> list[str]:
@@ -334,7 +485,9 @@ def run_processes(raw: dict, run_dir: Path, n_trials: int, n_procs: int,
         tails = "\n".join((run_dir / f"worker{i}.log").read_text()[-2000:] for i in
                           range(n_procs))
         raise RuntimeError(f"moqwk search exited with {codes}:\n{tails}")
-    out = summarise_study(url, "bench", wall)
+    out = summarise_study(url, "bench", wall, n_procs)
+    out["constraint_already_set_warnings"] = sum(
+        (run_dir / f"worker{i}.log").read_text().count("is already set") for i in range(n_procs))
     out["exit_codes"] = codes
     out["command"] = " ".join(cmd)
     return out
@@ -355,13 +508,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None,
                         help="feature cache (default: a temporary MOQWK_CACHE_DIR, built cold)")
     parser.add_argument("--n-folds", type=int, default=5, help="prompt-holdout folds")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions per overhead config")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per overhead config")
+    parser.add_argument("--deep-rounds", type=int, default=30,
+                        help="rounds of the deep (depth 8) overhead config; it is costly")
     parser.add_argument("--nthread", type=int, default=2,
                         help="XGBoost threads in the overhead comparison")
     parser.add_argument("--n-trials", type=int, default=8, help="trial budget of each search")
     parser.add_argument("--n-estimators", type=int, nargs=3, default=[50, 150, 50],
                         metavar=("LOW", "HIGH", "STEP"),
                         help="n_estimators range of the search space (kept small)")
+    parser.add_argument("--population-size", type=int, default=None,
+                        help="NSGA-II population of the searches (default: 2 x --n-trials, so "
+                             "that all trials are the enqueued baseline and its neighbours)")
+    parser.add_argument("--bookkeeping-trials", type=int, default=24,
+                        help="trials of the search whose CV is stubbed out (0 = skip)")
+    parser.add_argument("--race-probes", type=int, default=6,
+                        help="n_jobs=2 searches with the CV stubbed out, counting failures "
+                             "(0 = skip)")
+    parser.add_argument("--max-attempts", type=int, default=3,
+                        help="attempts per search mode (a failed attempt is recorded)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-processes", action="store_true",
@@ -370,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run 2 CLI processes with the default thread count (2 each)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     csv = Path(args.csv) if Path(args.csv).is_absolute() else (REPO / args.csv).resolve()
     tmp_root = Path(tempfile.mkdtemp(prefix="moqwk-throughput-"))
@@ -414,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{engine.store.stats['disk_hits']})", flush=True)
 
         if not args.skip_overhead:
-            psets = overhead_param_sets(dict(config.baseline_params))
+            psets = overhead_param_sets(dict(config.baseline_params), args.deep_rounds)
             print(f"overhead: {args.reps} reps x {len(psets)} configs, nthread={args.nthread}",
                   flush=True)
             with Section("overhead") as sec:
@@ -435,10 +601,38 @@ def main(argv: list[str] | None = None) -> int:
                 "reg_lambda": {"type": "float", "low": 0.05, "high": 20.0, "log": True},
             }
             baseline = {"n_estimators": (lo + hi) // 2 // step * step}
-            search = {"space": space, "sampler": "nsga2", "population_size": 10, "seed": 0}
+            # population 2 x budget: the first generation is the baseline and n_trials - 1 of its
+            # neighbours, all enqueued, so every mode runs the same param sets (sampled ones
+            # would differ by mode, and one depth-8 trial can cost as much as five others)
+            pop = args.population_size or max(10, 2 * args.n_trials)
+            search = {"space": space, "sampler": "nsga2", "population_size": pop, "seed": 0}
             result["search_config"] = {"space": space, "baseline_overrides": baseline,
                                        "search": {k: v for k, v in search.items()
                                                   if k != "space"}}
+            if args.bookkeeping_trials > 0:
+                cfg = parse_config(raw_config(csv, n_folds=args.n_folds, baseline=baseline,
+                                              search=search), base_dir=REPO)
+                print(f"bookkeeping: a search of {args.bookkeeping_trials} trials with the CV "
+                      "stubbed out ...", flush=True)
+                stub = make_stub(cfg, corpus, tmp_root / "stub")
+                with Section("bookkeeping") as sec:
+                    bk = measure_bookkeeping(cfg, corpus, stub, tmp_root / "bookkeeping",
+                                             args.bookkeeping_trials)
+                bk["section"] = sec.info
+                result["bookkeeping"] = bk
+                print(f"  {1000 * bk['wall_per_trial_s']:.0f} ms per trial (in the trial "
+                      f"{1000 * bk['median_trial_duration_s']:.0f} ms, between trials "
+                      f"{1000 * bk['median_gap_between_trials_s']:.0f} ms)", flush=True)
+            if args.race_probes > 0:
+                cfg = parse_config(raw_config(csv, n_folds=args.n_folds, baseline=baseline,
+                                              search=search), base_dir=REPO)
+                if args.bookkeeping_trials <= 0:
+                    stub = make_stub(cfg, corpus, tmp_root / "stub")
+                print(f"race probe: {args.race_probes} searches with n_jobs=2 and the CV "
+                      "stubbed out ...", flush=True)
+                rp = race_probe(cfg, corpus, stub, tmp_root, args.race_probes, args.n_trials)
+                result["race_probe_n_jobs_2"] = rp
+                print(f"  {rp['failed']} of {rp['runs']} failed", flush=True)
             searches: dict[str, Any] = {}
             modes: list[tuple[str, Any]] = [
                 ("in-process, n_jobs=1 (2 threads)", ("inproc", 1, 0)),
@@ -455,12 +649,27 @@ def main(argv: list[str] | None = None) -> int:
                                  search=search)
                 run_dir = tmp_root / f"search{i}"
                 print(f"search: {name}, {args.n_trials} trials ...", flush=True)
-                with Section(name) as sec:
-                    if kind == "inproc":
-                        cfg = parse_config(raw, base_dir=REPO)
-                        r = run_inprocess(cfg, corpus, run_dir, args.n_trials, n_jobs=n)
-                    else:
-                        r = run_processes(raw, run_dir, args.n_trials, n, env)
+                failures = []
+                for attempt in range(args.max_attempts):
+                    try:
+                        with Section(name) as sec:
+                            if kind == "inproc":
+                                cfg = parse_config(raw, base_dir=REPO)
+                                r = run_inprocess(cfg, corpus, run_dir / f"a{attempt}",
+                                                  args.n_trials, n_jobs=n)
+                            else:
+                                r = run_processes(raw, run_dir / f"a{attempt}", args.n_trials,
+                                                  n, env)
+                        break
+                    except Exception as e:  # noqa: BLE001 - recorded and retried
+                        failures.append({"error": f"{type(e).__name__}: {e}"[-1500:],
+                                         "after_s": sec.info.get("wall_s")})
+                        print(f"  attempt {attempt + 1} failed: "
+                              f"{type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
+                else:
+                    searches[name] = {"failed_attempts": failures, "kind": kind}
+                    continue
+                r["failed_attempts"] = failures
                 r["section"] = sec.info
                 r["workers"], r["kind"] = n, kind
                 r["xgb_threads_per_worker"] = nthread or (
@@ -474,9 +683,12 @@ def main(argv: list[str] | None = None) -> int:
             for r in searches.values():
                 ref = searches[modes[0][0] if r["kind"] == "inproc" else
                                "CLI, 1 process (2 threads)"]
+                if "wall_s" not in r or "wall_s" not in ref:
+                    continue
                 r["ratio_vs_1_worker_wall"] = r["trials_per_min_wall"] / ref["trials_per_min_wall"]
                 r["ratio_vs_1_worker_span"] = r["trials_per_min_span"] / ref["trials_per_min_span"]
                 r["reference"] = [k for k, v in searches.items() if v is ref][0]
+                r["same_param_sets_as_reference"] = r["param_sets"] == ref["param_sets"]
             result["searches"] = searches
     finally:
         result["load_average_end"] = list(os.getloadavg())
@@ -488,27 +700,61 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in result:
         print(f"\nOverhead of one trial ({args.n_folds} prompt-holdout folds, nthread="
               f"{args.nthread}, {args.reps} reps, medians)")
-        print(f"{'params':36s} {'moqwk s':>8s} {'raw s':>8s} {'ratio':>7s} {'paired':>7s} "
-              f"{'non-XGB s':>9s}")
+        print(f"{'params':36s} {'moqwk s':>8s} {'raw s':>8s} {'ratio':>6s} {'paired':>6s} "
+              f"{'cpu':>6s} {'non-XGB ms':>10s} {'share':>6s}")
         for name, o in result["overhead"].items():
             print(f"{name:36s} {o['moqwk_median_s']:8.3f} {o['raw_median_s']:8.3f} "
-                  f"{o['ratio_of_medians']:7.3f} {o['median_of_paired_ratios']:7.3f} "
-                  f"{o['moqwk_outside_train_predict_median_s']:9.3f}")
+                  f"{o['ratio_of_medians']:6.3f} {o['median_of_paired_ratios']:6.3f} "
+                  f"{o['cpu_ratio_of_medians']:6.3f} "
+                  f"{1000 * o['moqwk_outside_train_predict_median_s']:10.1f} "
+                  f"{100 * o['outside_share_of_trial']:5.2f}%")
         fc = result["fixed_costs"]
+        print("ratio: moqwk / raw wall medians; paired: median of per-rep ratios; cpu: process "
+              "CPU time; non-XGB: engine.run wall minus its own train+predict time")
         print(f"fixed per-trial work: oof frame {1000 * fc['oof_frame_median_s']:.1f} ms, "
               f"metrics {1000 * fc['metrics_median_s']:.1f} ms")
+    if "bookkeeping" in result:
+        bk = result["bookkeeping"]
+        print(f"\nSearch bookkeeping with the CV stubbed out ({bk['n_trials']} trials, SQLite): "
+              f"{1000 * bk['wall_per_trial_s']:.0f} ms per trial; in the trial "
+              f"{1000 * bk['median_trial_duration_s']:.0f} ms (first 5 "
+              f"{1000 * bk['first5_median_duration_s']:.0f}, last 5 "
+              f"{1000 * bk['last5_median_duration_s']:.0f}), between trials "
+              f"{1000 * bk['median_gap_between_trials_s']:.0f} ms; one set_user_attr "
+              f"{1000 * bk['storage_set_user_attr_small_median_s']:.0f} ms (oof_level "
+              f"{1000 * bk['storage_set_user_attr_oof_level_median_s']:.0f} ms)")
     if "searches" in result:
         print(f"\nSearch throughput ({args.n_trials} trials, n_estimators {args.n_estimators})")
         print(f"{'mode':50s} {'wall s':>7s} {'/min':>6s} {'ratio':>6s} {'/min*':>6s} "
-              f"{'ratio*':>6s} {'other':>6s}")
+              f"{'ratio*':>6s} {'rounds':>6s} {'same':>4s} {'slow':>4s} {'dup':>3s} {'ovh':>5s} "
+              f"{'other':>6s} {'fails':>5s}")
         for name, r in result["searches"].items():
+            if "wall_s" not in r:
+                print(f"{name:50s} failed {len(r['failed_attempts'])} times: "
+                      f"{r['failed_attempts'][-1]['error'].splitlines()[0][:80]}")
+                continue
             print(f"{name:50s} {r['wall_s']:7.1f} {r['trials_per_min_wall']:6.2f} "
                   f"{r['ratio_vs_1_worker_wall']:6.2f} {r['trials_per_min_span']:6.2f} "
-                  f"{r['ratio_vs_1_worker_span']:6.2f} "
-                  f"{_fmt(r['section'].get('other_cores_busy'), '6.2f')}")
+                  f"{r['ratio_vs_1_worker_span']:6.2f} {r['sum_n_estimators']:6d} "
+                  f"{'yes' if r['same_param_sets_as_reference'] else 'no':>4s} "
+                  f"{r['trials_with_extra_over_2s']:4d} "
+                  f"{r['constraint_already_set_warnings'] // 2:3d} "
+                  f"{_fmt(100 * (r['in_trial_overhead_share'] or 0), '4.1f')}% "
+                  f"{_fmt(r['section'].get('other_cores_busy'), '6.2f')} "
+                  f"{len(r['failed_attempts']):5d}")
         print("/min: counted trials per minute of wall time; *: from the first trial start to "
-              "the last trial end; ratio: against 1 worker of the same kind; other: CPU cores "
-              "busy with other processes on average")
+              "the last trial end; ratio: against 1 worker of the same kind; rounds: sum of "
+              "n_estimators over the trials; same: the same param sets as the reference; "
+              "slow: trials > 2 s longer than their own CV (a worker recomputing the baseline "
+              "for the guardrails); dup: trials run twice (Optuna's constraint-already-set "
+              "warning, two per trial); ovh: trial time outside the CV (storage, attributes; slow "
+              "trials left out); other: CPU cores busy with other processes on average; fails: "
+              "failed attempts before this one (retried from scratch)")
+    if "race_probe_n_jobs_2" in result:
+        rp = result["race_probe_n_jobs_2"]
+        errs = sorted({e.splitlines()[0][:90] for e in rp["errors"] if e})
+        print(f"n_jobs=2 race probe (CV stubbed out, SQLite): {rp['failed']} of {rp['runs']} "
+              f"searches failed" + (f": {'; '.join(errs)}" if errs else ""))
     la = result["load_average_samples"]
     print(f"load average: start {load_start[0]:.2f}, end {result['load_average_end'][0]:.2f}, "
           f"sampled min/median/max {la['min']:.2f}/{la['median']:.2f}/{la['max']:.2f}")
