@@ -126,7 +126,7 @@ def main() -> int:
     print(f"{'sampler':>8} {'runs':>4} {'fresh worst QWK':>17} {'fresh mean QWK':>16} "
           f"{'low MAE':>13} {'high MAE':>13} {'hypervolume':>17} {'feasible':>9}")
     for s in summary:
-        def ms(k: str, d: int = 3) -> str:
+        def ms(k: str, d: int = 3, s: dict = s) -> str:
             return f"{s[k]['mean']:.{d}f}±{s[k]['sd']:.{d}f}"
         print(f"{s['sampler']:>8} {s['runs']:>4} {ms('fresh_worst_prompt_qwk'):>17} "
               f"{ms('fresh_mean_qwk'):>16} {ms('fresh_low_tail_mae'):>13} "
