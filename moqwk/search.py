@@ -138,6 +138,7 @@ class Objective:
         self._guard: dict[str, float] | None = None
         self._guard_lock = threading.Lock()
         self.target = 0
+        self.sampler_seed: int | None = None  # set: reseed the sampler for each trial
 
     def engine(self) -> CVEngine:
         eng = getattr(self._local, "engine", None)
@@ -175,6 +176,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         study = trial.study
         trial.set_user_attr("moqwk_worker", _worker_id())
+        if self.sampler_seed is not None:  # before anything is drawn for this trial
+            study_mod.seed_sampler_for_trial(study.sampler, self.sampler_seed, trial.number)
         if isinstance(study.sampler, optuna.samplers.NSGAIISampler):
             # Optuna gives queued trials whose params are all fixed (the baseline, its
             # neighbours, retries) no generation, so they would never become parents. Assign
@@ -334,6 +337,7 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     objective = Objective(ws, space=space, fixed=baseline, n_jobs=opts.n_jobs,
                           tolerance=cfg.tails.tolerance)
     objective.target = opts.n_trials
+    objective.sampler_seed = spec.seed
     engine = objective.engine()  # build or load the fold features before any trial
     artifacts.write_json(ws.run_dir / STUDY_JSON, study_record(
         ws, study, url=url, spec=spec, space=space, opts=opts, baseline=baseline,

@@ -24,9 +24,9 @@ from numbers import Integral
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
-from threadpoolctl import threadpool_limits
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from moqwk.errors import ConfigError, DataError
 from moqwk.features.config import NgramConfig
