@@ -11,6 +11,7 @@ from moqwk.config import load_config
 
 DEMO_CONFIG = """\
 # The built-in demo corpus: 720 generated essays on 10 prompts, scored 1.0-5.0 in steps of 0.5.
+# Edit and re-run `moqwk demo`: a changed config starts a new study only in a new --run-dir.
 data:
   demo: true
   demo_seed: 0
@@ -41,10 +42,17 @@ baseline:
     subsample: 0.8
     colsample_bytree: 0.6
 search:
-  n_trials: 16
-  population_size: 8
+  n_trials: 12
+  population_size: 6
   sampler: nsga2
   seed: 7
+  space:             # a compact space so the demo takes a minute or two on a laptop
+    max_depth: {type: int, low: 2, high: 6}
+    learning_rate: {type: float, low: 0.03, high: 0.3, log: true}
+    n_estimators: {type: int, low: 50, high: 300, step: 50}
+    min_child_weight: {type: float, low: 1.0, high: 16.0, log: true}
+    subsample: {type: float, low: 0.6, high: 1.0}
+    colsample_bytree: {type: float, low: 0.4, high: 1.0}
 select:
   gate_margin: 0.05
 """
@@ -74,7 +82,7 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) ->
     result, _engine, _paths = run_cv(ws)
     console.print(prompt_table(result.metrics, limit=5, title="Worst prompts"))
     console.print(summary_table(result.metrics, title="Baseline"))
-    budget = n_trials or int(config.search.get("n_trials", 16))
+    budget = n_trials or int(config.search.get("n_trials", 12))
     console.rule(f"2. search: NSGA-II, {budget} trials, tail guardrails as constraints")
     search_with_display(ws, SearchOptions(n_trials=budget), console)
     console.rule("3. select: feasible front, lexicographic rule, stability gate")
