@@ -138,6 +138,7 @@ class Objective:
         self._guard: dict[str, float] | None = None
         self._guard_lock = threading.Lock()
         self.target = 0
+        self.on_start: Callable[[optuna.Study], None] | None = None
         self.sampler_seed: int | None = None  # set: reseed the sampler for each trial
 
     def engine(self) -> CVEngine:
@@ -193,6 +194,8 @@ class Objective:
         try:
             params = suggest(trial, self.space, self.fixed)
             trial.set_user_attr("moqwk_params", params)
+            if self.on_start is not None:
+                self.on_start(study)  # progress.json and the live table show it running
             result = self.engine().run(params)
             m = result.metrics
             values = tuple(float(getattr(m, name)) for name in OBJECTIVES)
@@ -342,6 +345,13 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     artifacts.write_json(ws.run_dir / STUDY_JSON, study_record(
         ws, study, url=url, spec=spec, space=space, opts=opts, baseline=baseline,
         engine_keys=engine.feature_keys))
+
+    def started(st: optuna.Study) -> None:
+        prog = write_outputs(ws, st, state)
+        if on_update is not None:
+            on_update(state.last, prog)
+
+    objective.on_start = started
 
     def callback(st: optuna.Study, _t: FrozenTrial) -> None:
         trials = st.get_trials(deepcopy=False)

@@ -329,3 +329,18 @@ def test_baseline_outside_the_space_exits_2_naming_the_param(write_search_config
     assert "baseline.params.max_depth=9" in errors[0]
     assert "search.space.max_depth" in errors[0]
     assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_progress_shows_the_running_trial_while_it_runs(config, tmp_path):
+    from moqwk.config import load_config
+    from moqwk.runs import Workspace
+    from moqwk.search import SearchOptions, run_search
+
+    seen: list[dict] = []
+    ws = Workspace.open(load_config(config), tmp_path / "run")
+    run_search(ws, SearchOptions(n_trials=2), on_update=lambda recs, prog: seen.append(
+        {"prog": dict(prog), "states": [r["state"] for r in recs]}))
+    during = [s for s in seen if s["prog"]["running"] == 1]
+    assert len(during) == 2  # each trial is reported once as running, before its CV
+    assert all("running" in s["states"] for s in during)
+    assert seen[-1]["prog"]["running"] == 0 and seen[-1]["prog"]["complete"] == 2
