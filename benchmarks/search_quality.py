@@ -36,7 +36,8 @@ from moqwk.runs import Workspace  # noqa: E402
 from moqwk.search import SearchOptions, run_search  # noqa: E402
 from moqwk.selector import SelectOptions, candidate_pool, pareto_front, run_selection  # noqa: E402
 
-#: One reference point for every front (loss space: -QWK, -QWK, MAE, MAE): worse than any sane model.
+#: One reference point for every front (loss space: -QWK, -QWK, MAE, MAE), worse than any
+#: sane model.
 REFERENCE = np.array([0.0, 0.0, 0.5, 0.5])
 
 
@@ -95,7 +96,8 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(REPO / "examples" / "ellipse.yaml"))
     ap.add_argument("--budget", type=int, default=25,
                     help="trials per search; the default grid is 24 points + the baseline")

@@ -182,14 +182,16 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     top = {"data", "scale", "features", "cv", "tails", "model", "baseline", "search", "select"}
     unknown = set(raw) - top
     if unknown:
-        raise ConfigError(f"{sorted(unknown)[0]}: unknown section; allowed: {', '.join(sorted(top))}")
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section; "
+                          f"allowed: {', '.join(sorted(top))}")
 
     d = _section(raw, "data", {"path", "id_column", "text_column", "prompt_column",
                                "score_column", "demo", "demo_seed", "demo_per_prompt_scales"})
     demo = bool(_typed(d, "demo", "data", bool, False))
     path = d.get("path")
     if path is None and not demo:
-        raise ConfigError("data.path: missing; give the corpus CSV/Parquet path or set data.demo: true")
+        raise ConfigError("data.path: missing; give the corpus CSV/Parquet path or set "
+                          "data.demo: true")
     data_path = None
     if path is not None:
         if not isinstance(path, str):

@@ -17,7 +17,8 @@ def prompt_table(metrics: CVMetrics, *, title: str = "Per-prompt QWK (worst firs
                          ("MAE", "right"), ("bias", "right"), ("obj", "center")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     rows = sorted(metrics.per_prompt,
-                  key=lambda r: (not r.eligible, math.inf if math.isnan(r.qwk) else r.qwk, r.prompt))
+                  key=lambda r: (not r.eligible, math.inf if math.isnan(r.qwk) else r.qwk,
+                                 r.prompt))
     for r in rows[:limit] if limit else rows:
         style = "red" if r.eligible and r.prompt == metrics.worst_prompt else None
         table.add_row(r.prompt, str(r.n), fmt(r.qwk), fmt(r.mae), fmt(r.bias),

@@ -157,9 +157,10 @@ def validate_frame(df: pd.DataFrame, dc: DataConfig, sc: ScaleConfig, *, n_folds
     if len(df) == 0:
         raise DataError(f"{source} has no essays (a header but no rows); check data.path")
     ids = df[dc.id_column]
-    if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
-        raise DataError(f"column {dc.id_column!r}: empty ids in rows "
-                        f"{', '.join(map(str, np.flatnonzero(ids.isna().to_numpy() | (ids.astype(str).str.strip() == '').to_numpy())[:5] + 2))} "
+    empty_id = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if empty_id.any():
+        lines = ", ".join(map(str, np.flatnonzero(empty_id)[:5] + 2))
+        raise DataError(f"column {dc.id_column!r}: empty ids in rows {lines} "
                         "(file line numbers); every essay needs an id")
     ids = ids.astype(str)
     dup = ids.duplicated(keep=False)
@@ -197,7 +198,8 @@ def validate_frame(df: pd.DataFrame, dc: DataConfig, sc: ScaleConfig, *, n_folds
         what = "off the scale" if off_range.any() else "off the scale's step"
         mask = off_range if off_range.any() else off_step
         scale_txt = (f"{scales.global_scale.min:g} to {scales.global_scale.max:g} in steps of "
-                     f"{scales.global_scale.step:g}" if scales.global_scale else "its prompt's scale")
+                     f"{scales.global_scale.step:g}" if scales.global_scale
+                     else "its prompt's scale")
         raise DataError(f"column {dc.score_column!r}: scores {what} ({scale_txt}) for ids "
                         f"{_first(ids, mask)}; fix the scores or the scale section of the config")
     n_prompts = prompts.nunique()

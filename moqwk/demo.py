@@ -88,7 +88,8 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) ->
     console.rule("3. select: feasible front, lexicographic rule, stability gate")
     cfg, rd = str(cfg_path), str(run_dir)
     record, _sel = run_selection(ws, options_from(config.select), commands=[
-        f"moqwk search --config {cfg} --run-dir {rd}", f"moqwk select --config {cfg} --run-dir {rd}"])
+        f"moqwk search --config {cfg} --run-dir {rd}",
+        f"moqwk select --config {cfg} --run-dir {rd}"])
     print_selection(console, record, ws.run_dir)
     console.print(f"Next: moqwk status --run-dir {rd}; the decision is explained in "
                   f"{rd}/reports/optuna_summary.md")

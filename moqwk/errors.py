@@ -16,13 +16,13 @@ class ConfigError(MoqwkError):
 
 
 class DataError(MoqwkError):
-    """The corpus is unusable: a missing column, bad scores, duplicate ids, empty texts, too few prompts."""
+    """The corpus is unusable: missing column, bad scores, duplicate ids, empty texts, etc."""
 
     exit_code = 3
 
 
 class SplitsError(MoqwkError):
-    """A run's recorded splits disagree with what its config asks for (a run never changes splits)."""
+    """A run's recorded splits disagree with its config (a run never changes its splits)."""
 
     exit_code = 3
 

@@ -114,7 +114,8 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
         "",
         "## Guardrails",
         "",
-        f"Tail MAEs in normalised units may exceed the baseline's by at most {fmt(g['tolerance'])}: "
+        "Tail MAEs in normalised units may exceed the baseline's by at most "
+        f"{fmt(g['tolerance'])}: "
         f"low tail <= {fmt(g['low_tail_limit'])}, high tail <= {fmt(g['high_tail_limit'])}.",
         "",
         "## Rule",

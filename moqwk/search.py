@@ -161,7 +161,8 @@ class Objective:
         if g:
             return g
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                  if t.user_attrs.get("moqwk_role") == "baseline" and "moqwk_failure" in t.user_attrs]
+                  if t.user_attrs.get("moqwk_role") == "baseline"
+                  and "moqwk_failure" in t.user_attrs]
         if failed:
             raise ConfigError(f"the baseline trial {failed[0].number} failed "
                               f"({failed[0].user_attrs['moqwk_failure']}); fix baseline.params")

@@ -177,7 +177,8 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
         n = sum(r["state"] == "complete" for r in run.trials)
         raise NoFeasibleTrialError(
             f"no feasible trial: all {n} complete trials break a tail guardrail (low <= "
-            f"{run.guardrails['low_tail_limit']:.3f}, high <= {run.guardrails['high_tail_limit']:.3f}"
+            f"{run.guardrails['low_tail_limit']:.3f}, high <= "
+            f"{run.guardrails['high_tail_limit']:.3f}"
             "); run more trials, raise tails.tolerance, or pass --allow-tail-regression --reason")
     front = pareto_front(pool)
     by_number = {r["number"]: r for r in run.trials}
@@ -187,7 +188,8 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
                                           run.oof_levels, n_boot=opts.n_boot,
                                           seed=ws.config.cv.seed)
     else:
-        tol, how = float(opts.tie_tolerance), {"method": "given", "value": float(opts.tie_tolerance)}
+        tol = float(opts.tie_tolerance)
+        how = {"method": "given", "value": tol}
     ranked = rank_lexicographic(frame, tie_tolerance=tol)
 
     engine = ws.engine("stratified_text")
@@ -327,7 +329,8 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
     return record
 
 
-def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str]) -> tuple[dict, Selection]:
+def run_selection(ws: Workspace, opts: SelectOptions, *,
+                  commands: list[str]) -> tuple[dict, Selection]:
     """``moqwk select``: load, decide, write; raises when nothing can be selected."""
     run = load_trials(ws.run_dir, storage=opts.storage, study_name=opts.study_name)
     sel = select(ws, run, opts)

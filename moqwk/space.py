@@ -148,7 +148,8 @@ DEFAULT_GRID: dict[str, list[Any]] = {
 
 
 def parse_grid(raw: Mapping[str, Any] | None, baseline: Mapping[str, Any], *,
-               path: str = "search.grid") -> tuple[dict[str, list[Any]], dict[str, BaseDistribution]]:
+               path: str = "search.grid"
+               ) -> tuple[dict[str, list[Any]], dict[str, BaseDistribution]]:
     """The grid and the matching categorical space (which also holds the baseline's values, so
     the baseline can run as trial 0 even when it is not a grid point)."""
     grid = DEFAULT_GRID if raw is None else raw

@@ -384,7 +384,8 @@ def test_params_file_is_used(baseline: SimpleNamespace, tmp_path: Path,
     assert not np.allclose(oof["y_pred_raw"], base["y_pred_raw"])  # other model, other numbers
     assert m["mean_qwk"] != baseline.metrics["mean_qwk"]
     report = (run_dir / "reports/residual_diagnostics.md").read_text()
-    assert report.startswith("# Residual diagnostics: given params") and '"n_estimators": 5' in report
+    assert report.startswith("# Residual diagnostics: given params")
+    assert '"n_estimators": 5' in report
 
     # selected_params.json's shape ({"params": {...}}) is accepted and gives the same run
     wrapped = tmp_path / "selected_params.json"

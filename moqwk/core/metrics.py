@@ -28,7 +28,8 @@ def qwk_by_group(
 ) -> np.ndarray:
     """QWK of every group at once (one ``bincount``).
 
-    ``group`` holds codes ``0..G-1``; ``n_levels[g]`` is group g's number of score levels; levels are
+    ``group`` holds codes ``0..G-1``; ``n_levels[g]`` is group g's number of score levels; levels
+    are
     integer indices ``0..n_levels[g]-1``. A group whose expected disagreement is zero (a single
     level observed and predicted) or that is empty gets NaN, as its kappa is undefined.
     """
@@ -125,7 +126,7 @@ class CVMetrics:
 def tail_masks(
     y_norm: np.ndarray, low_band: float, high_band: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Essays whose true normalised score is at or below ``low_band`` / at or above ``high_band``."""
+    """Essays whose true normalised score is <= ``low_band`` (low tail) / >= ``high_band``."""
     eps = 1e-9
     return y_norm <= low_band + eps, y_norm >= high_band - eps
 
@@ -153,7 +154,7 @@ def compute_metrics(
 ) -> CVMetrics:
     """All CV metrics from out-of-fold rows (one row per essay per repeat).
 
-    ``y_true`` and ``y_pred`` are on each essay's own scale (``y_pred`` already rounded to the step);
+    ``y_true`` and ``y_pred`` are on each essay's own scale (``y_pred`` rounded to the step);
     ``lo``/``hi``/``step`` are the per-row scale. With repeats, each prompt's QWK is computed per
     repeat and averaged before the worst and the mean are taken: the worst prompt of the average,
     not the average of each repeat's worst prompt, which mixes different prompts and is biased
@@ -215,7 +216,8 @@ def compute_metrics(
     pooled = None
     if global_scale:
         pooled_by_repeat = qwk_by_group(repeat, true_level, pred_level,
-                                        np.full(n_repeats, int(levels_row[0]) if len(levels_row) else 1))
+                                        np.full(n_repeats,
+                                                int(levels_row[0]) if len(levels_row) else 1))
         pooled = _nanmean(pooled_by_repeat)
 
     low, high = tail_masks(z_true, low_band, high_band)
