@@ -5,7 +5,6 @@ Everything downstream (status, select, compare) reads these records, not Optuna 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -101,7 +100,3 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
         "eta_s": None if mean is None else remaining * mean / workers,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
