@@ -135,7 +135,7 @@ class Objective:
         self.nthread = xgb_threads(n_jobs, ws.config.model.nthread)
         self._local = threading.local()
         self._store: Any = None
-        self._guard: dict[str, float] | None = None
+        self._guard: dict[str, Any] | None = None
         self._guard_lock = threading.Lock()
         self.target = 0
         self.on_start: Callable[[optuna.Study], None] | None = None
@@ -150,7 +150,7 @@ class Objective:
             self._local.engine = eng
         return eng
 
-    def guardrails(self, study: optuna.Study) -> dict[str, float]:
+    def guardrails(self, study: optuna.Study) -> dict[str, Any]:
         """The baseline's tail errors plus tolerance.
 
         Normally read from the study (the baseline trial records them). While another worker is

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from moqwk import artifacts
 from moqwk.config import Config
@@ -49,7 +50,8 @@ def ensure_splits(run_dir: Path, corpus: Corpus, config: Config, scheme: str, *,
     splits = make_splits(corpus, config, scheme, seed=seed, repeats=repeats)
     key = scheme_key(scheme, splits.seed, splits.repeats, config.cv.seed, config.cv.repeats)
     path = Path(run_dir) / SPLITS_FILE
-    record = artifacts.read_json(path) if path.exists() else {"version": 1, "schemes": {}}
+    record: dict[str, Any] = (artifacts.read_json(path) if path.exists()
+                              else {"version": 1, "schemes": {}})
     if record.get("data_hash") not in (None, corpus.data_hash):
         raise SplitsError(
             f"{path} was written for other data (data hash {record['data_hash'][:12]}…, now "

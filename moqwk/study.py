@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,11 +153,13 @@ def make_sampler(spec: SamplerSpec, *, n_existing: int,
     if spec.name == "nsga2":
         from optuna.samplers import nsgaii
 
-        crossovers = {"uniform": nsgaii.UniformCrossover, "blxalpha": nsgaii.BLXAlphaCrossover,
-                      "sbx": nsgaii.SBXCrossover, "vsbx": nsgaii.VSBXCrossover,
-                      "undx": nsgaii.UNDXCrossover, "spx": nsgaii.SPXCrossover}
-        crossover = (nsgaii.UniformCrossover(spec.swapping_prob) if spec.crossover == "uniform"
-                     else crossovers[spec.crossover]())
+        crossovers: dict[str, Callable[[], nsgaii.BaseCrossover]] = {
+            "uniform": nsgaii.UniformCrossover, "blxalpha": nsgaii.BLXAlphaCrossover,
+            "sbx": nsgaii.SBXCrossover, "vsbx": nsgaii.VSBXCrossover,
+            "undx": nsgaii.UNDXCrossover, "spx": nsgaii.SPXCrossover}
+        crossover: nsgaii.BaseCrossover = (
+            nsgaii.UniformCrossover(spec.swapping_prob) if spec.crossover == "uniform"
+            else crossovers[spec.crossover]())
         return optuna.samplers.NSGAIISampler(
             population_size=spec.population_size, mutation_prob=spec.mutation_prob,
             crossover=crossover, crossover_prob=spec.crossover_prob,

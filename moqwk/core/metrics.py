@@ -7,12 +7,13 @@ scikit-learn's default, which changes the value when a level is missing from a s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 
 #: Metric names, the direction in which each is better. ``*_qwk`` is maximised, ``*_mae`` minimised.
 OBJECTIVES: tuple[str, ...] = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
-DIRECTIONS: dict[str, str] = {
+DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "worst_prompt_qwk": "maximize",
     "mean_qwk": "maximize",
     "low_tail_mae": "minimize",
