@@ -69,10 +69,12 @@ def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_
     m = fresh_engine.run(record["params"]).metrics
     return {
         "sampler": sampler, "seed": seed, "budget": budget, "wall_s": wall,
+        "trial_s": sum(t["duration_s"] or 0.0 for t in complete),
         "n_complete": len(complete), "feasible_share": sum(t["feasible"] for t in complete)
         / max(1, len(complete)), "hypervolume": hv, "front_size": len(front),
         "selected_trial": record["trial_number"], "in_sample": record["values"],
         "fresh": {k: getattr(m, k) for k in OBJECTIVES},
+        "fresh_seed": fresh_seed, "fresh_repeats": fresh_repeats,
     }
 
 
@@ -90,9 +92,33 @@ def summarise(rows: list[dict]) -> list[dict]:
             **{f"fresh_{k}": stat([r["fresh"][k] for r in rs]) for k in OBJECTIVES},
             "hypervolume": stat([r["hypervolume"] for r in rs]),
             "feasible_share": stat([r["feasible_share"] for r in rs]),
-            "wall_s": stat([r["wall_s"] for r in rs]),
+            "trial_s": stat([r["trial_s"] for r in rs]),
         })
     return out
+
+
+#: Each finished run keeps its benchmark row, so a re-run with ``--work`` skips it.
+ROW_FILE = "search_quality_row.json"
+
+
+def _cached_row(work: Path, sampler: str, seed: int, args: argparse.Namespace) -> dict | None:
+    path = work / f"{sampler}-{seed}" / ROW_FILE
+    if not path.exists():
+        return None
+    row = artifacts.read_json(path)
+    same = (row.get("budget") == args.budget and row.get("fresh_seed") == args.fresh_seed
+            and row.get("fresh_repeats") == args.fresh_repeats)
+    return row if same else None
+
+
+def _write(out: Path, base: Path, args: argparse.Namespace, rows: list[dict],
+           load_start: tuple[float, float, float], *, partial: bool) -> None:
+    artifacts.write_json(out, {
+        "partial": partial, "config": str(base), "budget": args.budget, "seeds": args.seeds,
+        "fresh": {"seed": args.fresh_seed, "repeats": args.fresh_repeats},
+        "reference_point": REFERENCE.tolist(), "rows": rows, "summary": summarise(rows),
+        "versions": artifacts.versions(), "cpu_count": os.cpu_count(),
+        "loadavg_start": load_start, "loadavg_end": os.getloadavg()})
 
 
 def main() -> int:
@@ -114,15 +140,21 @@ def main() -> int:
     os.environ.setdefault("MOQWK_CACHE_DIR", str(work / "cache"))
     load_start = os.getloadavg()
     rows = []
-    for sampler in args.samplers:
-        for seed in (args.seeds[:1] if sampler == "grid" else args.seeds):
+    # Seed-major order, so that a run cut short still compares every sampler on the same seeds.
+    plan = [(sampler, seed) for seed in args.seeds for sampler in args.samplers
+            if sampler != "grid" or seed == args.seeds[0]]
+    for sampler, seed in plan:
+        row = _cached_row(work, sampler, seed, args)
+        if row is None:
             row = run_one(base, sampler, seed, args.budget, work, args.fresh_seed,
                           args.fresh_repeats)
-            rows.append(row)
-            print(f"{sampler:>6} seed {seed}: fresh worst {row['fresh']['worst_prompt_qwk']:.3f} "
-                  f"mean {row['fresh']['mean_qwk']:.3f} hv {row['hypervolume']:.4f} "
-                  f"feasible {row['feasible_share']:.0%} ({row['n_complete']} trials, "
-                  f"{row['wall_s']:.0f} s)", flush=True)
+            artifacts.write_json(work / f"{sampler}-{seed}" / ROW_FILE, row)
+        rows.append(row)
+        _write(Path(args.out), base, args, rows, load_start, partial=True)
+        print(f"{sampler:>6} seed {seed}: fresh worst {row['fresh']['worst_prompt_qwk']:.3f} "
+              f"mean {row['fresh']['mean_qwk']:.3f} hv {row['hypervolume']:.4f} "
+              f"feasible {row['feasible_share']:.0%} ({row['n_complete']} trials, "
+              f"{row['trial_s']:.0f} s of trials)", flush=True)
     summary = summarise(rows)
     print()
     print(f"{'sampler':>8} {'runs':>4} {'fresh worst QWK':>17} {'fresh mean QWK':>16} "
@@ -134,12 +166,7 @@ def main() -> int:
               f"{ms('fresh_mean_qwk'):>16} {ms('fresh_low_tail_mae'):>13} "
               f"{ms('fresh_high_tail_mae'):>13} {ms('hypervolume', 4):>17} "
               f"{s['feasible_share']['mean']:>9.0%}")
-    out = {"config": str(base), "budget": args.budget, "seeds": args.seeds,
-           "fresh": {"seed": args.fresh_seed, "repeats": args.fresh_repeats},
-           "reference_point": REFERENCE.tolist(), "rows": rows, "summary": summary,
-           "versions": artifacts.versions(), "cpu_count": os.cpu_count(),
-           "loadavg_start": load_start, "loadavg_end": os.getloadavg()}
-    artifacts.write_json(Path(args.out), out)
+    _write(Path(args.out), base, args, rows, load_start, partial=False)
     print(f"\nwrote {args.out}")
     return 0
 
