@@ -4,8 +4,9 @@ For each sampler and seed: a search at the trial cap, a selection by the same ru
 front, lexicographic rule, stability gate), and the selected config re-scored on fresh
 prompt-holdout folds (a seed no search used). Reports the mean and spread over seeds of fresh
 worst-prompt QWK, fresh mean QWK, fresh tail MAEs, the share of feasible trials, and the
-hypervolume of each feasible front against one reference point for all. The grid is
-deterministic, so it runs once. Not part of the test suite::
+hypervolume of each feasible front against one reference point for all. The grid and the
+baseline (no search: the reference every search must beat) are deterministic, so they run once.
+Not part of the test suite::
 
     python benchmarks/search_quality.py --budget 25 --seeds 7 8 9 [--out FILE]
 
@@ -51,11 +52,16 @@ def _config(base: Path, sampler: str, seed: int) -> object:
 
 def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_seed: int,
             fresh_repeats: int) -> dict:
-    config = _config(base, sampler, seed)
+    # "baseline" is the reference without a search: a one-trial study holds only the baseline.
+    if sampler == "baseline":
+        search_sampler, budget = "random", 1
+    else:
+        search_sampler = sampler
+    config = _config(base, search_sampler, seed)
     run_dir = work / f"{sampler}-{seed}"
     ws = Workspace.open(config, run_dir)
     t0 = time.perf_counter()
-    run_search(ws, SearchOptions(n_trials=budget, sampler=sampler))
+    run_search(ws, SearchOptions(n_trials=budget, sampler=search_sampler))
     wall = time.perf_counter() - t0
     trials = artifacts.read_json(run_dir / "artifacts" / "optuna_trials.json")
     complete = [t for t in trials if t["state"] == "complete"]
@@ -106,7 +112,8 @@ def _cached_row(work: Path, sampler: str, seed: int, args: argparse.Namespace) -
     if not path.exists():
         return None
     row = artifacts.read_json(path)
-    same = (row.get("budget") == args.budget and row.get("fresh_seed") == args.fresh_seed
+    budget = 1 if sampler == "baseline" else args.budget
+    same = (row.get("budget") == budget and row.get("fresh_seed") == args.fresh_seed
             and row.get("fresh_repeats") == args.fresh_repeats)
     return row if same else None
 
@@ -128,7 +135,9 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=25,
                     help="trials per search; the default grid is 24 points + the baseline")
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
-    ap.add_argument("--samplers", nargs="+", default=["nsga2", "tpe", "random", "grid"])
+    ap.add_argument("--samplers", nargs="+",
+                    default=["nsga2", "tpe", "random", "grid", "baseline"],
+                    help="'grid' and 'baseline' (no search) are deterministic and run once")
     ap.add_argument("--fresh-seed", type=int, default=4242)
     ap.add_argument("--fresh-repeats", type=int, default=2)
     ap.add_argument("--work", help="keep the runs here (default: a temp dir)")
@@ -142,7 +151,7 @@ def main() -> int:
     rows = []
     # Seed-major order, so that a run cut short still compares every sampler on the same seeds.
     plan = [(sampler, seed) for seed in args.seeds for sampler in args.samplers
-            if sampler != "grid" or seed == args.seeds[0]]
+            if sampler not in ("grid", "baseline") or seed == args.seeds[0]]
     for sampler, seed in plan:
         row = _cached_row(work, sampler, seed, args)
         if row is None:
