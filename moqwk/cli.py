@@ -173,12 +173,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "splits" and not args.scheme:
         args.scheme = ["prompt_holdout", "stratified_text"]
-    warnings.showwarning = _warning_line
-    if args.command in ("search", "select", "demo", "grid", "compare", "status"):
-        import optuna
+    # Warnings print as one line each while moqwk runs; the caller's settings come back after.
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        if args.command in ("search", "select", "demo", "grid", "compare", "status"):
+            import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables report each trial
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # our tables report each trial
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except MoqwkError as e:
@@ -196,7 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {type(e).__name__}: {mask_secrets(str(e))} (run with --debug for the "
               "traceback)", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

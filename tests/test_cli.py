@@ -339,6 +339,19 @@ def test_debug_shows_the_traceback(tmp_path: Path, where: str,
     assert err.rstrip().splitlines()[-1].startswith("Error: cv.n_folds")
 
 
+def test_main_leaves_the_callers_warning_settings_alone(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("data: {demo: true}\ncv: {n_folds: 1}\n")
+    before_show, before_filters = warnings.showwarning, list(warnings.filters)
+    rc, _out, _err = run(capsys, "search", "--config", cfg, "--run-dir", tmp_path / "run")
+    assert rc == 2
+    assert warnings.showwarning is before_show
+    assert warnings.filters == before_filters
+
+
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _err = run(capsys)
     assert rc == 2 and "exit codes:" in out and "cv" in out
