@@ -7,11 +7,13 @@ the error's exit code (usage errors exit 2). ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from moqwk import __version__
@@ -164,6 +166,33 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     print(f"Warning: {message}", file=sys.stderr)
 
 
+class _NoTraceback(logging.Filter):
+    """Optuna logs a failed trial with its traceback; moqwk records the reason in the trial and
+    shows it in the table, so one line is enough unless ``--debug`` asks for more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+@contextlib.contextmanager
+def _optuna_quiet(debug: bool) -> Iterator[None]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables report each trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    handlers = [] if debug else list(logging.getLogger("optuna").handlers)
+    quiet = _NoTraceback()
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -177,10 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line
         if args.command in ("search", "select", "demo", "grid", "compare", "status"):
-            import optuna
-
-            optuna.logging.set_verbosity(optuna.logging.WARNING)  # our tables report each trial
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            with _optuna_quiet(args.debug):
+                return _run(args)
         return _run(args)
 
 

@@ -247,7 +247,8 @@ def test_resume_adds_trials_without_touching_or_replaying_earlier_ones(write_sea
 # --------------------------------------------------------------------------- a trial that raises
 
 
-def test_a_failing_trial_is_recorded_and_the_search_goes_on(write_search_config, tmp_path):
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(write_search_config, tmp_path,
+                                                            capfd):
     """XGBoost rejects ``tree_method: not_a_method``: trials that draw it fail, others finish.
 
     Population 6 without seeded neighbours: the baseline (hist) and 5 random draws, then children.
@@ -277,6 +278,10 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(write_search_config,
     fail_trials = [t for t in snap.trials if t.state == TrialState.FAIL]
     assert [t.user_attrs["moqwk_failure"] for t in fail_trials] == \
         [r["failure_reason"] for r in failed]
+    # One line per failed trial on stderr, not Optuna's traceback (that needs --debug).
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert sum(f"Trial {r['number']} failed" in err for r in failed) == len(failed)
 
 
 # --------------------------------------------------------------------------- CLI errors
