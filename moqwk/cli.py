@@ -211,6 +211,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
+def _interrupted() -> int:
+    print("Interrupted: finished trials are kept; run the same command again to resume.",
+          file=sys.stderr)
+    return 130
+
+
+def _raised_by_ctrl_c(e: BaseException) -> bool:
+    """True for an error raised while a Ctrl-C was being handled.
+
+    A Ctrl-C that lands inside Optuna's tell surfaces as an ``UnboundLocalError`` from its
+    ``finally`` block; the interrupt is that error's context. It is still the user's Ctrl-C.
+    """
+    seen: set[int] = set()
+    ctx = e.__context__
+    while ctx is not None and id(ctx) not in seen:
+        if isinstance(ctx, KeyboardInterrupt):
+            return True
+        seen.add(id(ctx))
+        ctx = ctx.__context__
+    return False
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
@@ -220,10 +242,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Error: {mask_secrets(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("Interrupted: finished trials are kept; run the same command again to resume.",
-              file=sys.stderr)
-        return 130
+        return _interrupted()
     except Exception as e:  # noqa: BLE001 - one line, traceback on request
+        if _raised_by_ctrl_c(e) and not args.debug:
+            return _interrupted()
         if args.debug:
             traceback.print_exc()
         print(f"Error: {type(e).__name__}: {mask_secrets(str(e))} (run with --debug for the "

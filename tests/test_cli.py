@@ -352,6 +352,26 @@ def test_main_leaves_the_callers_warning_settings_alone(tmp_path: Path,
     assert warnings.filters == before_filters
 
 
+def test_an_error_raised_while_handling_ctrl_c_exits_130(capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """Optuna's tell can turn a Ctrl-C into an UnboundLocalError whose context is the interrupt."""
+    from moqwk.cli import _run
+
+    def interrupted_inside_tell(_args: object) -> int:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise UnboundLocalError("cannot access local variable 'frozen_trial'")
+
+    def plain_bug(_args: object) -> int:
+        raise UnboundLocalError("a real bug")
+
+    assert _run(SimpleNamespace(func=interrupted_inside_tell, debug=False)) == 130
+    assert "Interrupted: finished trials are kept" in capsys.readouterr().err
+    assert _run(SimpleNamespace(func=plain_bug, debug=False)) == 1
+    assert "UnboundLocalError: a real bug" in capsys.readouterr().err
+
+
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _err = run(capsys)
     assert rc == 2 and "exit codes:" in out and "cv" in out
