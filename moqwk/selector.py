@@ -115,8 +115,9 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
                            n_boot: int, seed: int) -> tuple[float, dict]:
     """One bootstrap standard error of the worst-prompt QWK difference of the two best trials.
 
-    Essays are resampled within prompts on the out-of-fold predictions (first fold assignment),
-    the same resample for both trials. With fewer than two trials there is nothing to tie.
+    Essays are resampled within prompts on the out-of-fold predictions of every fold assignment
+    (per-prompt QWK averaged over assignments, as in the objective), the same resample for both
+    trials. With fewer than two trials there is nothing to tie.
     """
     by_worst = ranked.sort_values(["worst_prompt_qwk", "trial_number"],
                                   ascending=[False, True])
@@ -130,13 +131,14 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
     counts = np.bincount(c.prompt_codes, minlength=len(c.prompt_names))
     se = bootstrap_worst_qwk_diff_se(
         prompt_codes=c.prompt_codes, true_level=es.level(c.scores),
-        pred_a=np.asarray(oof_levels[a][0]), pred_b=np.asarray(oof_levels[b][0]),
+        pred_a=np.asarray(oof_levels[a]), pred_b=np.asarray(oof_levels[b]),
         n_levels_by_prompt=levels_by_prompt, eligible=counts >= ws.config.cv.min_prompt_n,
         n_boot=n_boot, seed=seed)
     value = 0.0 if not math.isfinite(se) else float(se)
     return value, {"method": "bootstrap SE of the worst-prompt QWK difference between the two "
                              "trials with the best worst-prompt QWK; essays resampled within "
-                             "prompts on out-of-fold predictions (repeat 0)",
+                             "prompts on out-of-fold predictions, per-prompt QWK averaged over "
+                             f"{len(oof_levels[a])} fold assignment(s)",
                    "trials": [a, b], "n_boot": n_boot, "seed": seed, "value": value}
 
 

@@ -313,3 +313,45 @@ def test_demo_ends_with_a_selection(tmp_path):
     assert sum(r["state"] == "complete" for r in trials.values()) == 6
     assert rec["trial_number"] in trials and trials[rec["trial_number"]]["feasible"]
     assert f"Selected trial {rec['trial_number']}" in proc.stdout
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+def test_tie_tolerance_uses_every_fold_assignment(tmp_path: Path, write_search_config) -> None:
+    """With ``cv.repeats: 2`` the bootstrap scores both assignments' predictions (per-prompt QWK
+    averaged over them, as in the objective), not the first assignment alone."""
+    import numpy as np
+    import yaml
+
+    from moqwk.config import load_config
+    from moqwk.core.selection import bootstrap_worst_qwk_diff_se
+    from moqwk.corpus import load_corpus
+
+    cfg = write_search_config(tmp_path / "config.yaml", tolerance=0.5,
+                              search={"population_size": 4, "seed_neighbours": 0, "seed": 4})
+    raw = yaml.safe_load(cfg.read_text())
+    raw["cv"]["repeats"] = 2
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run_dir = tmp_path / "run"
+    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials", "4"]) == 0
+    assert select(cfg, run_dir, "--gate-margin", GENEROUS) == 0
+    rec = read_json(run_dir / "artifacts/selected_params.json")
+    method = rec["tie_tolerance_method"]
+    assert "2 fold assignment(s)" in method["method"]
+    a, b = method["trials"]
+    study = optuna.load_study(study_name="moqwk", storage=f"sqlite:///{run_dir / 'study.db'}",
+                              sampler=optuna.samplers.NSGAIISampler())
+    levels = {t.number: np.asarray(t.user_attrs["oof_level"]) for t in study.trials}
+    assert levels[a].shape[0] == 2
+    corpus = load_corpus(load_config(cfg))
+    es = corpus.essay_scale
+    by_prompt = np.ones(len(corpus.prompt_names), dtype=np.int64)
+    by_prompt[corpus.prompt_codes] = es.n_levels
+    kw = dict(prompt_codes=corpus.prompt_codes, true_level=es.level(corpus.scores),
+              n_levels_by_prompt=by_prompt, n_boot=method["n_boot"], seed=method["seed"],
+              eligible=np.bincount(corpus.prompt_codes) >= 20)
+    both = bootstrap_worst_qwk_diff_se(**kw, pred_a=levels[a], pred_b=levels[b])
+    first_only = bootstrap_worst_qwk_diff_se(**kw, pred_a=levels[a][0], pred_b=levels[b][0])
+    assert rec["tie_tolerance"] == pytest.approx(both)
+    assert both != pytest.approx(first_only)

@@ -7,6 +7,7 @@ Pure functions on frames, arrays and plain mappings of metric name -> value. Met
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -123,12 +124,15 @@ def bootstrap_worst_qwk_replicates(
     A replicate resamples essays with replacement within each prompt (every prediction set sees
     the same resample), computes each prompt's QWK with :func:`qwk_by_group`, and takes the
     minimum over prompts with ``eligible[code]`` True, ignoring NaN (NaN if none is left).
+    A prediction set is one level per essay, or one row per fold assignment (shape
+    ``(repeats, n_essays)``): then each prompt's QWK is averaged over the rows before the
+    minimum, as the worst-prompt objective itself is.
     Levels are integer indices ``0..n_levels_by_prompt[code]-1``. Deterministic for a seed,
     whatever the internal chunking.
     """
     codes = np.asarray(prompt_codes, dtype=np.int64)
     true_level = np.asarray(true_level, dtype=np.int64)
-    preds = [np.asarray(p, dtype=np.int64) for p in preds]
+    preds = [np.atleast_2d(np.asarray(p, dtype=np.int64)) for p in preds]
     n_levels = np.asarray(n_levels_by_prompt, dtype=np.int64)
     elig = np.asarray(eligible, dtype=bool)
     n_prompts = len(n_levels)
@@ -136,7 +140,8 @@ def bootstrap_worst_qwk_replicates(
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if len(elig) != n_prompts:
         raise ValueError(f"{len(elig)=} must equal {len(n_levels_by_prompt)=}")
-    if len(codes) != len(true_level) or any(len(p) != len(codes) for p in preds):
+    if len(codes) != len(true_level) or any(p.ndim != 2 or p.shape[1] != len(codes)
+                                             for p in preds):
         raise ValueError("prompt_codes, true_level and every prediction must have the same length")
     if len(codes) and (codes.min() < 0 or codes.max() >= n_prompts):
         raise ValueError(f"prompt codes must lie in 0..{n_prompts - 1}")
@@ -163,7 +168,11 @@ def bootstrap_worst_qwk_replicates(
         t = true_level[idx].ravel()
         levels = np.tile(n_levels, r)
         for j, p in enumerate(preds):
-            q = qwk_by_group(group, t, p[idx].ravel(), levels).reshape(r, n_prompts)
+            per_repeat = np.stack([qwk_by_group(group, t, row[idx].ravel(), levels)
+                                   .reshape(r, n_prompts) for row in p])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a prompt NaN in every repeat
+                q = np.nanmean(per_repeat, axis=0) if len(p) > 1 else per_repeat[0]
             q = np.where(elig[None, :], q, np.nan)
             with np.errstate(invalid="ignore"):
                 has = ~np.isnan(q).all(axis=1)

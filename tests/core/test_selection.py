@@ -206,7 +206,9 @@ def _naive_bootstrap(codes, true, preds, levels, eligible, n_boot, seed):
     for r in range(n_boot):
         draws = [rng.choice(m, size=len(m), replace=True) for m in members]
         for j, pred in enumerate(preds):
-            qs = [qwk(true[d], pred[d], int(levels[p])) for p, d in enumerate(draws) if eligible[p]]
+            rows = np.atleast_2d(pred)  # (repeats, n): per-prompt QWK averaged over repeats
+            qs = [np.mean([qwk(true[d], row[d], int(levels[p])) for row in rows])
+                  for p, d in enumerate(draws) if eligible[p]]
             qs = [q for q in qs if not np.isnan(q)]
             out[j, r] = min(qs) if qs else np.nan
     return out
@@ -233,6 +235,31 @@ def test_bootstrap_se_agrees_with_naive_loop():
     # Replicate worst QWKs centre on the full-sample worst QWK.
     worst_a = min(qwk(true[codes == p], a[codes == p], int(levels[p])) for p in (0, 1))
     assert abs(np.median(fast[0]) - worst_a) < 3 * np.std(fast[0], ddof=1)
+
+
+def test_bootstrap_with_repeats_averages_each_prompt_before_the_minimum():
+    """One row per fold assignment: a prompt's QWK is averaged over the rows, then the minimum
+    is taken, as for the worst-prompt objective."""
+    codes, true, levels, predict = _essays(6, sizes=(120, 150, 60), noise=(0.8, 1.0, 1.4))
+    a, b = predict(1.0), predict(1.0)  # two fold assignments' predictions of the same essays
+    assert not np.array_equal(a, b)
+    kw = dict(prompt_codes=codes, true_level=true, n_levels_by_prompt=levels,
+              eligible=np.ones(3, bool), seed=3)
+    single = bootstrap_worst_qwk_replicates(**kw, preds=[a], n_boot=60)
+    np.testing.assert_array_equal(bootstrap_worst_qwk_replicates(**kw, preds=[np.stack([a, a])],
+                                                                 n_boot=60), single)
+    n_boot = 1500
+    fast = bootstrap_worst_qwk_replicates(**kw, preds=[np.stack([a, b])], n_boot=n_boot)[0]
+    slow = _naive_bootstrap(codes, true, [np.stack([a, b])], levels, np.ones(3, bool), n_boot,
+                            seed=99)[0]
+    assert np.std(fast, ddof=1) == pytest.approx(np.std(slow, ddof=1), rel=0.12)
+    assert abs(fast.mean() - slow.mean()) < 4 * np.std(slow, ddof=1) / np.sqrt(n_boot) * np.sqrt(2)
+    # Not the minimum of each row's worst: that would sit below the average-then-minimum.
+    min_of_rows = np.minimum(bootstrap_worst_qwk_replicates(**kw, preds=[a], n_boot=n_boot)[0],
+                             bootstrap_worst_qwk_replicates(**kw, preds=[b], n_boot=n_boot)[0])
+    assert (fast >= min_of_rows - 1e-12).all() and (fast > min_of_rows + 1e-9).any()
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_worst_qwk_replicates(**kw, preds=[np.stack([a, b])[:, :-1]], n_boot=5)
 
 
 def test_bootstrap_all_ineligible_is_nan():
