@@ -42,8 +42,14 @@ from moqwk.selector import SelectOptions, candidate_pool, pareto_front, run_sele
 REFERENCE = np.array([0.0, 0.0, 0.5, 0.5])
 
 
+#: XGBoost threads per model (``model.nthread``; 0 = all cores). Results do not depend on it.
+NTHREAD = 0
+
+
 def _config(base: Path, sampler: str, seed: int) -> object:
     raw = yaml.safe_load(base.read_text())
+    if NTHREAD:
+        raw.setdefault("model", {})["nthread"] = NTHREAD
     raw.setdefault("search", {})
     raw["search"]["seed"] = seed
     raw["search"]["sampler"] = sampler
@@ -141,8 +147,13 @@ def main() -> int:
     ap.add_argument("--fresh-seed", type=int, default=4242)
     ap.add_argument("--fresh-repeats", type=int, default=2)
     ap.add_argument("--work", help="keep the runs here (default: a temp dir)")
+    ap.add_argument("--nthread", type=int, default=0,
+                    help="XGBoost threads per model, e.g. 1 for two benchmark processes on two "
+                         "cores; predictions are identical for any thread count")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "search_quality.json"))
     args = ap.parse_args()
+    global NTHREAD
+    NTHREAD = args.nthread
     base = Path(args.config)
     load_config(base)  # fail early on a bad config
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="moqwk-sq-"))

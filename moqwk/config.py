@@ -96,9 +96,13 @@ class Config:
         """sha256 of what a study's trials depend on: not the budget, workers or selection.
 
         Not data.path either: where the file lives differs between machines sharing a storage,
-        and the data itself is checked by the corpus's data_hash.
+        and the data itself is checked by the corpus's data_hash. Not model.nthread: XGBoost's
+        predictions are identical for any thread count (tested), so workers on machines with
+        other core counts can share a study.
         """
         keep = {k: v for k, v in self.raw.items() if k != "select"}
+        if isinstance(keep.get("model"), dict) and "nthread" in keep["model"]:
+            keep["model"] = {**keep["model"], "nthread": 0}  # as if left at its default
         keep["data"] = {k: v for k, v in self.raw.get("data", {}).items() if k != "path"}
         keep["search"] = {k: v for k, v in self.raw.get("search", {}).items()
                           if k not in ("n_trials", "timeout", "n_jobs")}

@@ -249,7 +249,8 @@ def _cfg(tmp_path: Path, **override):
 def test_study_hash_ignores_budget_workers_and_selection(tmp_path: Path) -> None:
     base = _cfg(tmp_path)
     for change in ({"search__n_trials": 500}, {"search__timeout": 3600},
-                   {"search__n_jobs": 4}, {"select__gate_margin": 0.2}):
+                   {"search__n_jobs": 4}, {"select__gate_margin": 0.2},
+                   {"model__nthread": 1}):
         other = _cfg(tmp_path, **change)
         assert other.study_hash() == base.study_hash(), change
         assert other.hash() != base.hash(), change  # the full config hash still sees it
@@ -261,7 +262,8 @@ def test_study_hash_tracks_what_trials_depend_on(tmp_path: Path) -> None:
     for change in ({"search__space": wider}, {"search__seed": 4}, {"search__sampler": "tpe"},
                    {"cv__seed": 1}, {"cv__n_folds": 4}, {"tails__low_band": 0.2},
                    {"baseline__params": {"max_depth": 5}},
-                   {"features__word": {"svd_components": 8}}, {"data__score_column": "x"}):
+                   {"features__word": {"svd_components": 8}}, {"data__score_column": "x"},
+                   {"model__objective": "reg:pseudohubererror"}):
         assert _cfg(tmp_path, **change).study_hash() != base.study_hash(), change
 
 
