@@ -131,7 +131,8 @@ def test_readme_flags_exist() -> None:
 
 
 def markdown_files() -> list[Path]:
-    return [README, REPO / "CHANGELOG.md", *sorted(DOCS.rglob("*.md"))]
+    return [README, REPO / "CHANGELOG.md", REPO / "benchmarks" / "README.md",
+            *sorted(DOCS.rglob("*.md"))]
 
 
 def _slug(heading: str) -> str:
