@@ -109,6 +109,56 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def paired(rows: list[dict], a: str = "nsga2", b: str = "random") -> dict:
+    """Per seed, ``a`` minus ``b`` (runs on the same seed), and the decision rule fixed in
+    docs/research/optuna-pilot-ellipse.md before the runs: ``a`` loses if its seed-averaged
+    fresh worst-prompt QWK and fresh mean QWK are both below ``b``'s, or if its hypervolume is
+    below ``b``'s on every seed."""
+    by = {(r["sampler"], r["seed"]): r for r in rows}
+    seeds = sorted(s for (name, s) in by if name == a and (b, s) in by)
+    diffs = {s: {"fresh_worst_prompt_qwk": by[a, s]["fresh"]["worst_prompt_qwk"]
+                 - by[b, s]["fresh"]["worst_prompt_qwk"],
+                 "fresh_mean_qwk": by[a, s]["fresh"]["mean_qwk"] - by[b, s]["fresh"]["mean_qwk"],
+                 "hypervolume": by[a, s]["hypervolume"] - by[b, s]["hypervolume"]}
+             for s in seeds}
+    if not seeds:
+        return {"a": a, "b": b, "seeds": [], "per_seed": {}, "a_loses": None}
+    mean = {k: statistics.fmean(d[k] for d in diffs.values()) for k in next(iter(diffs.values()))}
+    loses = ((mean["fresh_worst_prompt_qwk"] < 0 and mean["fresh_mean_qwk"] < 0)
+             or all(d["hypervolume"] < 0 for d in diffs.values()))
+    return {"a": a, "b": b, "seeds": seeds, "per_seed": {str(s): d for s, d in diffs.items()},
+            "mean_difference": mean, "a_loses": loses}
+
+
+def markdown(summary: list[dict], pair: dict, budget: int) -> str:
+    """The summary table and the paired comparison as Markdown, for the research note."""
+    def ms(s: dict, k: str, d: int = 3) -> str:
+        return f"{s[k]['mean']:.{d}f} ± {s[k]['sd']:.{d}f}" if s["runs"] > 1 \
+            else f"{s[k]['mean']:.{d}f}"
+    lines = ["| sampler | runs | fresh worst-prompt QWK | fresh mean QWK | fresh low-tail MAE | "
+             "fresh high-tail MAE | hypervolume | feasible trials | trial time (s) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['sampler']} | {s['runs']} | {ms(s, 'fresh_worst_prompt_qwk')} | "
+                     f"{ms(s, 'fresh_mean_qwk')} | {ms(s, 'fresh_low_tail_mae')} | "
+                     f"{ms(s, 'fresh_high_tail_mae')} | {ms(s, 'hypervolume', 4)} | "
+                     f"{s['feasible_share']['mean']:.0%} | {s['trial_s']['mean']:.0f} |")
+    lines += ["", f"Budget {budget} trials per search; mean ± sd over seeds. "
+              f"{pair['a']} minus {pair['b']}, per seed:", "",
+              "| seed | fresh worst-prompt QWK | fresh mean QWK | hypervolume |",
+              "|---|---|---|---|"]
+    for seed, d in pair["per_seed"].items():
+        lines.append(f"| {seed} | {d['fresh_worst_prompt_qwk']:+.3f} | {d['fresh_mean_qwk']:+.3f} "
+                     f"| {d['hypervolume']:+.4f} |")
+    if pair["seeds"]:
+        m = pair["mean_difference"]
+        lines += [f"| mean | {m['fresh_worst_prompt_qwk']:+.3f} | {m['fresh_mean_qwk']:+.3f} | "
+                  f"{m['hypervolume']:+.4f} |", "",
+                  f"Decision rule: {pair['a']} "
+                  f"{'LOSES to' if pair['a_loses'] else 'does not lose to'} {pair['b']}."]
+    return "\n".join(lines) + "\n"
+
+
 #: Each finished run keeps its benchmark row, so a re-run with ``--work`` skips it.
 ROW_FILE = "search_quality_row.json"
 
@@ -130,6 +180,7 @@ def _write(out: Path, base: Path, args: argparse.Namespace, rows: list[dict],
         "partial": partial, "config": str(base), "budget": args.budget, "seeds": args.seeds,
         "fresh": {"seed": args.fresh_seed, "repeats": args.fresh_repeats},
         "reference_point": REFERENCE.tolist(), "rows": rows, "summary": summarise(rows),
+        "nsga2_vs_random": paired(rows),
         "versions": artifacts.versions(), "cpu_count": os.cpu_count(),
         "loadavg_start": load_start, "loadavg_end": os.getloadavg()})
 
@@ -187,7 +238,11 @@ def main() -> int:
               f"{ms('fresh_high_tail_mae'):>13} {ms('hypervolume', 4):>17} "
               f"{s['feasible_share']['mean']:>9.0%}")
     _write(Path(args.out), base, args, rows, load_start, partial=False)
-    print(f"\nwrote {args.out}")
+    md = markdown(summary, paired(rows), args.budget)
+    artifacts.write_text(Path(args.out).with_suffix(".md"), md)
+    print()
+    print(md)
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
     return 0
 
 
