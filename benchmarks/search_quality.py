@@ -51,8 +51,9 @@ def _config(base: Path, sampler: str, seed: int) -> object:
     if NTHREAD:
         raw.setdefault("model", {})["nthread"] = NTHREAD
     raw.setdefault("search", {})
-    raw["search"]["seed"] = seed
-    raw["search"]["sampler"] = sampler
+    if sampler != "grid":  # the grid is the config as `moqwk grid` runs it: no seed or sampler
+        raw["search"]["seed"] = seed
+        raw["search"]["sampler"] = sampler
     return parse_config(raw, base_dir=base.resolve().parent, source=base.resolve())
 
 
