@@ -18,6 +18,9 @@ def _scale_yaml(scales: ScoreScales) -> list[str]:
         s = scales.global_scale
         return [
             "# Inferred: every prompt shares one scale, so it is global.",
+            f"# min and max are the lowest and highest scores seen ({s.min:g} and {s.max:g}).",
+            "# If the rubric allows scores no essay received, widen them: QWK and the tails",
+            "# use this range.",
             "scale:",
             "  kind: global",
             f"  min: {s.min:g}",
@@ -27,6 +30,8 @@ def _scale_yaml(scales: ScoreScales) -> list[str]:
     lines = [
         "# Inferred: prompts are scored on different ranges, so each has its own scale.",
         "# Models train on a normalised target; predictions map back to each prompt's scale.",
+        "# Each min and max is the lowest and highest score seen for that prompt; widen any the",
+        "# rubric allows beyond them: QWK and the tails use these ranges.",
         "scale:",
         "  kind: per_prompt",
         "  per_prompt:",

@@ -466,6 +466,10 @@ def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
     assert config.data.path == csv.resolve()
     assert (config.scale.kind, config.scale.min, config.scale.step) == ("global", 1.0, 0.5)
     assert config.cv.n_folds == 5
+    # the inferred range is the observed one, and the file says so where it can be widened
+    seen = f"lowest and highest scores seen ({demo_frame['score'].min():g} and " \
+           f"{demo_frame['score'].max():g})"
+    assert seen in text and config.scale.max == demo_frame["score"].max()
 
     # keep it fast: smaller n-gram SVDs and fewer trees than the starter's, one XGBoost thread
     assert text.count("svd_components: 64") == 2 and text.count("n_estimators: 300") == 1
