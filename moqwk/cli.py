@@ -244,13 +244,14 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted()
     except Exception as e:  # noqa: BLE001 - one line, traceback on request
-        if _raised_by_ctrl_c(e) and not args.debug:
-            return _interrupted()
         if args.debug:
             traceback.print_exc()
+        if _raised_by_ctrl_c(e):
+            return _interrupted()
         print(f"Error: {type(e).__name__}: {mask_secrets(str(e))} (run with --debug for the "
               "traceback)", file=sys.stderr)
         return 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

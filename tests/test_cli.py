@@ -370,6 +370,9 @@ def test_an_error_raised_while_handling_ctrl_c_exits_130(capsys: pytest.CaptureF
     assert "Interrupted: finished trials are kept" in capsys.readouterr().err
     assert _run(SimpleNamespace(func=plain_bug, debug=False)) == 1
     assert "UnboundLocalError: a real bug" in capsys.readouterr().err
+    assert _run(SimpleNamespace(func=interrupted_inside_tell, debug=True)) == 130
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "Interrupted:" in err
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
