@@ -42,14 +42,10 @@ from moqwk.selector import SelectOptions, candidate_pool, pareto_front, run_sele
 REFERENCE = np.array([0.0, 0.0, 0.5, 0.5])
 
 
-#: XGBoost threads per model (``model.nthread``; 0 = all cores). Results do not depend on it.
-NTHREAD = 0
-
-
-def _config(base: Path, sampler: str, seed: int) -> object:
+def _config(base: Path, sampler: str, seed: int, nthread: int) -> object:
     raw = yaml.safe_load(base.read_text())
-    if NTHREAD:
-        raw.setdefault("model", {})["nthread"] = NTHREAD
+    if nthread:  # XGBoost threads per model; results do not depend on it
+        raw.setdefault("model", {})["nthread"] = nthread
     raw.setdefault("search", {})
     if sampler != "grid":  # the grid is the config as `moqwk grid` runs it: no seed or sampler
         raw["search"]["seed"] = seed
@@ -58,13 +54,13 @@ def _config(base: Path, sampler: str, seed: int) -> object:
 
 
 def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_seed: int,
-            fresh_repeats: int) -> dict:
+            fresh_repeats: int, nthread: int = 0) -> dict:
     # "baseline" is the reference without a search: a one-trial study holds only the baseline.
     if sampler == "baseline":
         search_sampler, budget = "random", 1
     else:
         search_sampler = sampler
-    config = _config(base, search_sampler, seed)
+    config = _config(base, search_sampler, seed, nthread)
     run_dir = work / f"{sampler}-{seed}"
     ws = Workspace.open(config, run_dir)
     t0 = time.perf_counter()
@@ -204,8 +200,6 @@ def main() -> int:
                          "cores; predictions are identical for any thread count")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "search_quality.json"))
     args = ap.parse_args()
-    global NTHREAD
-    NTHREAD = args.nthread
     base = Path(args.config)
     load_config(base)  # fail early on a bad config
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="moqwk-sq-"))
@@ -219,7 +213,7 @@ def main() -> int:
         row = _cached_row(work, sampler, seed, args)
         if row is None:
             row = run_one(base, sampler, seed, args.budget, work, args.fresh_seed,
-                          args.fresh_repeats)
+                          args.fresh_repeats, args.nthread)
             artifacts.write_json(work / f"{sampler}-{seed}" / ROW_FILE, row)
         rows.append(row)
         _write(Path(args.out), base, args, rows, load_start, partial=True)
@@ -228,16 +222,6 @@ def main() -> int:
               f"feasible {row['feasible_share']:.0%} ({row['n_complete']} trials, "
               f"{row['trial_s']:.0f} s of trials)", flush=True)
     summary = summarise(rows)
-    print()
-    print(f"{'sampler':>8} {'runs':>4} {'fresh worst QWK':>17} {'fresh mean QWK':>16} "
-          f"{'low MAE':>13} {'high MAE':>13} {'hypervolume':>17} {'feasible':>9}")
-    for s in summary:
-        def ms(k: str, d: int = 3, s: dict = s) -> str:
-            return f"{s[k]['mean']:.{d}f}±{s[k]['sd']:.{d}f}"
-        print(f"{s['sampler']:>8} {s['runs']:>4} {ms('fresh_worst_prompt_qwk'):>17} "
-              f"{ms('fresh_mean_qwk'):>16} {ms('fresh_low_tail_mae'):>13} "
-              f"{ms('fresh_high_tail_mae'):>13} {ms('hypervolume', 4):>17} "
-              f"{s['feasible_share']['mean']:>9.0%}")
     _write(Path(args.out), base, args, rows, load_start, partial=False)
     md = markdown(summary, paired(rows), args.budget)
     artifacts.write_text(Path(args.out).with_suffix(".md"), md)
