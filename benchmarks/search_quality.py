@@ -31,11 +31,13 @@ sys.path.insert(0, str(REPO))
 
 from moqwk import artifacts  # noqa: E402
 from moqwk.config import load_config, parse_config  # noqa: E402
-from moqwk.core.metrics import DIRECTIONS, OBJECTIVES  # noqa: E402
+from moqwk.core.objectives import DEFAULT_OBJECTIVES  # noqa: E402
 from moqwk.core.pareto import hypervolume, loss_matrix  # noqa: E402
-from moqwk.runs import Workspace  # noqa: E402
+from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.search import SearchOptions, run_search  # noqa: E402
 from moqwk.selector import SelectOptions, candidate_pool, pareto_front, run_selection  # noqa: E402
+
+OBJECTIVES = DEFAULT_OBJECTIVES.names
 
 #: One reference point for every front (loss space: -QWK, -QWK, MAE, MAE), worse than any
 #: sane model.
@@ -64,7 +66,7 @@ def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_
     run_dir = work / f"{sampler}-{seed}"
     ws = Workspace.open(config, run_dir)
     t0 = time.perf_counter()
-    run_search(ws, SearchOptions(n_trials=budget, sampler=search_sampler))
+    run_search(ws, SearchOptions(n_trials=budget))
     wall = time.perf_counter() - t0
     trials = artifacts.read_json(run_dir / "artifacts" / "optuna_trials.json")
     complete = [t for t in trials if t["state"] == "complete"]
@@ -72,7 +74,7 @@ def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_
     hv = 0.0
     if front:
         vals = np.array([[t["values"][o] for o in OBJECTIVES] for t in front])
-        hv = hypervolume(loss_matrix(vals, [DIRECTIONS[o] for o in OBJECTIVES]), REFERENCE)
+        hv = hypervolume(loss_matrix(vals, DEFAULT_OBJECTIVES.directions), REFERENCE)
     record, _ = run_selection(ws, SelectOptions(max_gate_candidates=3), commands=[])
     fresh_engine = ws.engine("prompt_holdout", seed=fresh_seed, repeats=fresh_repeats)
     m = fresh_engine.run(record["params"]).metrics
@@ -82,7 +84,7 @@ def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_
         "n_complete": len(complete), "feasible_share": sum(t["feasible"] for t in complete)
         / max(1, len(complete)), "hypervolume": hv, "front_size": len(front),
         "selected_trial": record["trial_number"], "in_sample": record["values"],
-        "fresh": {k: getattr(m, k) for k in OBJECTIVES},
+        "fresh": DEFAULT_OBJECTIVES.values(m),
         "fresh_seed": fresh_seed, "fresh_repeats": fresh_repeats,
     }
 

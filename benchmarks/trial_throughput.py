@@ -61,9 +61,9 @@ import yaml  # noqa: E402
 from moqwk import artifacts  # noqa: E402
 from moqwk.config import parse_config  # noqa: E402
 from moqwk.cv import booster_params  # noqa: E402
-from moqwk.runs import Workspace  # noqa: E402
+from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.search import Objective, SearchOptions, run_search  # noqa: E402
-from moqwk.trials_io import is_counted, records  # noqa: E402
+from moqwk.study.records import is_counted, records  # noqa: E402
 
 DEFAULT_CSV = "../shared/data/ellipse/ELLIPSE_Final_github_test.csv"
 SCALE = {"kind": "global", "min": 1.0, "max": 5.0, "step": 0.5}

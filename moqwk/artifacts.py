@@ -1,7 +1,7 @@
-"""Writing run artifacts atomically, hashing them, and recording versions.
+"""Run artifacts: JSON, CSV and text written atomically, file hashes, versions, masked URLs.
 
-Every file goes to a temporary sibling first and is moved into place with ``os.replace``, so a
-reader (or a killed process) never sees half a file.
+Every file is written through :func:`moqwk.atomic.atomic_write`, so a reader (or a killed
+process) never sees half a file.
 """
 
 from __future__ import annotations
@@ -9,33 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import re
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from moqwk.atomic import atomic_write, atomic_write_text
 
 
 def write_text(path: Path, text: str) -> Path:
-    return _atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return atomic_write_text(path, text)
 
 
 def _clean(obj: Any) -> Any:
@@ -71,7 +56,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_csv(path: Path, frame: Any) -> Path:
-    return _atomic(path, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
+    return atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
 
 
 def sha256_file(path: Path) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 
-from moqwk import artifacts
-from moqwk.config import load_config
+from moqwk.config import Config, parse_config
+from moqwk.run.layout import CONFIG_COPY, SUMMARY
 
 DEMO_CONFIG = """\
 # The built-in demo corpus: 720 generated essays on 10 prompts, scored 1.0-5.0 in steps of 0.5.
-# Edit and re-run `moqwk demo`: a changed config starts a new study only in a new --run-dir.
 data:
   demo: true
   demo_seed: 0
@@ -58,39 +58,60 @@ select:
 """
 
 
-def write_demo_config(run_dir: Path) -> Path:
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        artifacts.write_text(path, DEMO_CONFIG)
-    return path
+def demo_config(run_dir: Path) -> Config:
+    """The demo's config (its run directory keeps a resolved copy as ``config.yaml``)."""
+    return parse_config(yaml.safe_load(DEMO_CONFIG), base_dir=Path(run_dir).resolve())
 
 
 def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) -> int:
-    """Baseline CV, a small NSGA-II search and a selection, all on the demo corpus."""
-    from moqwk.cli_search import print_selection, search_with_display
-    from moqwk.console import prompt_table, summary_table
-    from moqwk.runs import Workspace, run_cv
+    """Baseline CV, a small NSGA-II search and a selection, all on the demo corpus.
+
+    Running it again resumes the same run: a finished search runs no new trial.
+    """
+    from moqwk.console import heading
+    from moqwk.console.views import show_cv, show_search, show_selection
+    from moqwk.run.cv_outputs import run_cv
+    from moqwk.run.record import read_run_record, reproduce_command
+    from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions
     from moqwk.selector import options_from, run_selection
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = write_demo_config(run_dir)
-    config = load_config(cfg_path)
-    console.rule(f"moqwk demo: config {cfg_path}")
-    ws = Workspace.open(config, run_dir)
-    console.rule("1. baseline config, prompt-holdout CV")
-    result, _engine, _paths = run_cv(ws)
-    console.print(prompt_table(result.metrics, limit=5, title="Worst prompts"))
-    console.print(summary_table(result.metrics, title="Baseline"))
-    budget = n_trials or int(config.search.get("n_trials", 12))
-    console.rule(f"2. search: NSGA-II, {budget} trials, tail guardrails as constraints")
-    search_with_display(ws, SearchOptions(n_trials=budget), console)
-    console.rule("3. select: feasible front, lexicographic rule, stability gate")
-    cfg, rd = str(cfg_path), str(run_dir)
-    record, _sel = run_selection(ws, options_from(config.select), commands=[
-        f"moqwk search --config {cfg} --run-dir {rd}",
-        f"moqwk select --config {cfg} --run-dir {rd}"])
-    print_selection(console, record, ws.run_dir)
-    console.print(f"Next: moqwk status --run-dir {rd}; the decision is explained in "
-                  f"{rd}/reports/optuna_summary.md")
+    config = demo_config(run_dir)
+    ws = Workspace.open(config, run_dir, level="study")
+    heading(console, f"moqwk demo: run directory {run_dir} (its config: "
+                     f"{run_dir / CONFIG_COPY})")
+    record = read_run_record(run_dir)
+    if record is None or not record.is_study:
+        heading(console, "1. baseline config, prompt-holdout CV")
+        result, _engine, _paths = run_cv(ws)
+        show_cv(console, result.metrics, title="Baseline", limit=5,
+                prompts_title="Worst prompts")
+    else:
+        heading(console, "1. baseline CV: done before (it is the search's trial 0)")
+    budget = n_trials or (record.n_trials if record and record.n_trials else
+                          config.search.n_trials)
+    heading(console, f"2. search: NSGA-II, {budget} trials, tail guardrails as constraints")
+    show_search(console, ws, SearchOptions(n_trials=budget))
+    heading(console, "3. select: feasible front, lexicographic rule, stability gate")
+    rec = read_run_record(run_dir)
+    assert rec is not None
+    rd = str(run_dir)
+    record_sel, _sel = run_selection(ws, options_from(config.select), commands=[
+        " ".join(reproduce_command(run_dir, rec)), f"moqwk select --run-dir {rd}"])
+    show_selection(console, record_sel, ws.run_dir)
+    moqwk = _command_name()
+    console.print(f"Next: {moqwk} status --run-dir {rd}; the decision is explained in "
+                  f"{rd}/{SUMMARY}. To change the demo, copy {rd}/{CONFIG_COPY} elsewhere, "
+                  f"edit it and run `{moqwk} search --config COPY --run-dir runs/NEW`.")
     return 0
+
+
+def _command_name() -> str:
+    """``moqwk`` when it is on PATH, else the path of this environment's script."""
+    import shutil
+    import sys
+
+    if shutil.which("moqwk"):
+        return "moqwk"
+    script = Path(sys.executable).parent / "moqwk"
+    return str(script) if script.exists() else "moqwk"

@@ -14,27 +14,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
 
 from moqwk import artifacts
-from moqwk.core.metrics import DIRECTIONS, OBJECTIVES
+from moqwk.config import SelectConfig
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 from moqwk.core.selection import (
+    GATE_METRICS,
+    RULES,
     bootstrap_worst_qwk_diff_se,
     gate_verdict,
     rank_lexicographic,
     success_criterion,
     tail_tradeoff,
 )
-from moqwk.errors import ConfigError, NoFeasibleTrialError, RunDirError, StabilityGateError
-from moqwk.runs import Workspace
-from moqwk.trials_io import CONSTRAINTS, records
-
-SELECTED = "artifacts/selected_params.json"
-FRONT = "artifacts/pareto_front.json"
-SUMMARY = "reports/optuna_summary.md"
-GATE_METRICS = ("mean_qwk", "pooled_qwk", "low_tail_mae", "high_tail_mae")
+from moqwk.errors import (
+    ConfigError,
+    DataError,
+    NoFeasibleTrialError,
+    RunDirError,
+    StabilityGateError,
+)
+from moqwk.run.layout import FRONT, SELECTED, SELECTION_FAILED, SPLITS, STUDY_DB, SUMMARY
+from moqwk.run.workspace import Workspace
+from moqwk.study.records import CONSTRAINTS, objective_names, records
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class SelectOptions:
     reason: str | None = None
     storage: str | None = None
     study_name: str = "moqwk"
+    rule: str = "lexicographic"
 
 
 @dataclass(frozen=True)
@@ -58,24 +63,26 @@ class RunTrials:
     guardrails: dict
     study_name: str
     storage: str
+    objectives: ObjectiveSet = DEFAULT_OBJECTIVES
+    data_hash: str | None = None
+    config_hash: str | None = None
     oof_levels: dict[int, list[list[int]]] = field(default_factory=dict)
 
 
 def load_trials(run_dir: Path, *, storage: str | None = None,
                 study_name: str = "moqwk") -> RunTrials:
     """Read the finished trials from the study's storage (the run's ``study.db`` by default)."""
-    from moqwk.study import default_storage_url, open_storage
+    from moqwk.run.layout import default_storage_url
+    from moqwk.study.storage import load_study, open_storage
 
     url = storage or default_storage_url(run_dir)
-    if storage is None and not (Path(run_dir) / "study.db").exists():
-        raise RunDirError(f"{run_dir} has no study.db; run `moqwk search` first or pass --storage")
-    st = open_storage(url)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=st,
-                                  sampler=optuna.samplers.RandomSampler())
-    except KeyError:
+    if storage is None and not (Path(run_dir) / STUDY_DB).exists():
+        raise RunDirError(f"{run_dir} has no {STUDY_DB}; run `moqwk search` first or pass "
+                          "--storage")
+    study = load_study(open_storage(url), study_name=study_name)
+    if study is None:
         raise RunDirError(f"no study {study_name!r} in {artifacts.mask_url(url)}; "
-                          "check --study-name") from None
+                          "check --study-name")
     recs = records(study)
     guard = study.user_attrs.get("moqwk_guardrails")
     base = [r for r in recs if r["role"] == "baseline" and r["state"] == "complete"]
@@ -84,7 +91,10 @@ def load_trials(run_dir: Path, *, storage: str | None = None,
                           "its first trial")
     oof = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
            if "oof_level" in t.user_attrs}
-    return RunTrials(recs, base[0], guard, study_name, artifacts.mask_url(url) or "", oof)
+    return RunTrials(recs, base[0], guard, study_name, artifacts.mask_url(url) or "",
+                     ObjectiveSet.from_names(objective_names(study)),
+                     study.user_attrs.get("moqwk_data_hash"),
+                     study.user_attrs.get("moqwk_config_hash"), oof)
 
 
 def candidate_pool(trials: Sequence[dict], *, allow_tail_regression: bool) -> list[dict]:
@@ -97,17 +107,20 @@ def candidate_pool(trials: Sequence[dict], *, allow_tail_regression: bool) -> li
     return [r for r, ok in zip(done, feasible_mask(cons), strict=True) if ok]
 
 
-def pareto_front(pool: Sequence[dict]) -> list[dict]:
-    """The non-dominated trials of the pool over the four objectives, by trial number."""
+def pareto_front(pool: Sequence[dict], objectives: ObjectiveSet = DEFAULT_OBJECTIVES
+                 ) -> list[dict]:
+    """The non-dominated trials of the pool over the objectives, by trial number."""
     if not pool:
         return []
-    values = np.array([[r["values"][o] for o in OBJECTIVES] for r in pool], dtype=float)
-    mask = pareto_front_mask(loss_matrix(values, [DIRECTIONS[o] for o in OBJECTIVES]))
+    values = np.array([[r["values"][o] for o in objectives.names] for r in pool], dtype=float)
+    mask = pareto_front_mask(loss_matrix(values, objectives.directions))
     return sorted((r for r, m in zip(pool, mask, strict=True) if m), key=lambda r: r["number"])
 
 
-def front_frame(front: Sequence[dict]) -> pd.DataFrame:
-    return pd.DataFrame([{"trial_number": r["number"], **r["values"]} for r in front])
+def front_frame(front: Sequence[dict], objectives: ObjectiveSet = DEFAULT_OBJECTIVES
+                ) -> pd.DataFrame:
+    return pd.DataFrame([{"trial_number": r["number"],
+                          **{o: r["values"][o] for o in objectives.names}} for r in front])
 
 
 def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
@@ -120,7 +133,7 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
     trials. With fewer than two trials there is nothing to tie.
     """
     by_worst = ranked.sort_values(["worst_prompt_qwk", "trial_number"],
-                                  ascending=[False, True])
+                                  ascending=[False, True])  # the band is on worst-prompt QWK
     if len(by_worst) < 2:
         return 0.0, {"method": "single candidate: nothing to tie", "value": 0.0}
     a, b = (int(n) for n in by_worst["trial_number"].iloc[:2])
@@ -165,13 +178,29 @@ class Selection:
 
 
 def _gate_metrics(m: Any) -> dict:
-    return {"mean_qwk": m.mean_qwk, "pooled_qwk": m.pooled_qwk,
-            "worst_prompt_qwk": m.worst_prompt_qwk,
-            "low_tail_mae": m.low_tail_mae, "high_tail_mae": m.high_tail_mae}
+    return {name: metric(name).value(m) for name in (*GATE_METRICS, "worst_prompt_qwk")}
+
+
+def check_run_matches(ws: Workspace, run: RunTrials) -> None:
+    """The study was made from this data and this config (what ``select`` re-scores with)."""
+    if run.data_hash is not None and run.data_hash != ws.corpus.data_hash:
+        raise DataError(f"study {run.study_name!r} was run on other data (data hash "
+                        f"{run.data_hash[:12]}…, now {ws.corpus.data_hash[:12]}…); select with "
+                        "the corpus the search used")
+    if run.config_hash is not None and run.config_hash != ws.config.study_hash():
+        raise ConfigError(f"study {run.study_name!r} was run with another config (hash "
+                          f"{run.config_hash[:12]}…, now {ws.config.study_hash()[:12]}…); "
+                          "select with the run directory's own config (drop --config)")
+    if run.objectives != ws.config.objectives:
+        raise ConfigError(f"study {run.study_name!r} optimised {list(run.objectives.names)}, "
+                          f"the config {list(ws.config.objectives.names)}; select with the "
+                          "run directory's own config (drop --config)")
 
 
 def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
     """Pool, front, rank, gate: the whole decision (no files written)."""
+    check_run_matches(ws, run)
+    obj = run.objectives
     if opts.allow_tail_regression and not opts.reason:
         raise ConfigError("--allow-tail-regression needs --reason TEXT: the trade-off is recorded")
     pool = candidate_pool(run.trials, allow_tail_regression=opts.allow_tail_regression)
@@ -182,17 +211,18 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
             f"{run.guardrails['low_tail_limit']:.3f}, high <= "
             f"{run.guardrails['high_tail_limit']:.3f}"
             "); run more trials, raise tails.tolerance, or pass --allow-tail-regression --reason")
-    front = pareto_front(pool)
+    front = pareto_front(pool, obj)
     by_number = {r["number"]: r for r in run.trials}
-    frame = front_frame(front)
+    frame = front_frame(front, obj)
     if opts.tie_tolerance is None:
-        tol, how = estimate_tie_tolerance(ws, rank_lexicographic(frame, tie_tolerance=0.0),
+        tol, how = estimate_tie_tolerance(ws, rank_lexicographic(frame, tie_tolerance=0.0,
+                                                                 objectives=obj),
                                           run.oof_levels, n_boot=opts.n_boot,
                                           seed=ws.config.cv.seed)
     else:
         tol = float(opts.tie_tolerance)
         how = {"method": "given", "value": tol}
-    ranked = rank_lexicographic(frame, tie_tolerance=tol)
+    ranked = RULES[opts.rule].rank(frame, tie_tolerance=tol, objectives=obj)
 
     engine = ws.engine("stratified_text")
     base_m = _gate_metrics(engine.run(run.baseline["params"]).metrics)
@@ -208,70 +238,54 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
             break
     if sel.chosen is not None:
         base_vals = run.baseline["values"]
-        sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals)
+        sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals,
+                                        objectives=obj)
         if not all(v <= 0 for v in sel.chosen["constraints"].values()):
             sel.tradeoff = tail_tradeoff(candidate=sel.chosen["values"], baseline=base_vals,
-                                         tolerance=run.guardrails["tolerance"])
+                                         tolerance=run.guardrails["tolerance"], objectives=obj)
     return sel
 
 
-def options_from(config_select: Mapping[str, Any], **flags: Any) -> SelectOptions:
-    """Config ``select:`` values, overridden by any flag that was given."""
+def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
+    """The config's ``select:`` section, overridden by any flag that was given."""
     if flags.get("reason") and not flags.get("allow_tail_regression"):
         raise ConfigError("--reason goes with --allow-tail-regression; add the flag or drop "
                           "the reason")
     tol = flags.get("tie_tolerance")
     if tol is None:
-        raw = config_select.get("tie_tolerance", "auto")
-        if raw != "auto":
-            if not isinstance(raw, (int, float)) or raw < 0:
-                raise ConfigError(f"select.tie_tolerance: 'auto' or a number >= 0, got {raw!r}")
-            tol = float(raw)
+        tol = config_select.tie_tolerance
     elif tol < 0:
         raise ConfigError(f"--tie-tolerance must be >= 0 (0 means strict), got {tol}")
     margin = flags.get("gate_margin")
-    margin = float(config_select.get("gate_margin", 0.02)) if margin is None else margin
+    margin = config_select.gate_margin if margin is None else margin
     if margin < 0:
-        raise ConfigError(f"select.gate_margin / --gate-margin must be >= 0, got {margin}")
-    n_boot = config_select.get("n_boot", 200)
-    if not isinstance(n_boot, int) or n_boot < 2:
-        raise ConfigError(f"select.n_boot: must be an integer >= 2, got {n_boot!r}")
+        raise ConfigError(f"--gate-margin must be >= 0, got {margin}")
     maxc = flags.get("max_gate_candidates")
-    maxc = int(config_select.get("max_gate_candidates", 3)) if maxc is None else maxc
+    maxc = config_select.max_gate_candidates if maxc is None else maxc
     if maxc < 1:
-        raise ConfigError(f"select.max_gate_candidates must be >= 1, got {maxc}")
+        raise ConfigError(f"--max-candidates must be >= 1, got {maxc}")
     return SelectOptions(tie_tolerance=tol, gate_margin=margin, max_gate_candidates=maxc,
-                         n_boot=n_boot,
+                         n_boot=config_select.n_boot, rule=config_select.rule,
                          allow_tail_regression=bool(flags.get("allow_tail_regression")),
                          reason=flags.get("reason"),
                          storage=flags.get("storage"),
                          study_name=flags.get("study_name") or "moqwk")
 
 
-RULE = {
-    "name": "lexicographic",
-    "order": ["highest worst_prompt_qwk; trials within tie_tolerance of the best are tied",
-              "among tied trials, highest mean_qwk",
-              "then higher worst_prompt_qwk, then lower low_tail_mae + high_tail_mae, "
-              "then lower trial number"],
-    "pool": "feasible Pareto front over the four objectives",
-}
-
-
 def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
                      reproduced: dict | None, commands: list[str]) -> dict:
     """Everything ``selected_params.json`` holds: the choice, the rule, the gate, the hashes."""
-    from moqwk.splits_io import SPLITS_FILE
-
     chosen = sel.chosen
-    splits = artifacts.read_json(ws.run_dir / SPLITS_FILE)["schemes"]
+    splits = artifacts.read_json(ws.run_dir / SPLITS)["schemes"]
     return {
         "trial_number": chosen["number"] if chosen else None,
         "params": chosen["params"] if chosen else None,
         "values": chosen["values"] if chosen else None,
         "constraints": chosen["constraints"] if chosen else None,
         "feasible": chosen["feasible"] if chosen else None,
-        "rule": RULE,
+        "objectives": run.objectives.to_dict(),
+        "rule": {"name": opts.rule, "order": RULES[opts.rule].describe(run.objectives),
+                 "pool": "feasible Pareto front over the objectives"},
         "tie_tolerance": sel.tie_tolerance,
         "tie_tolerance_method": sel.tie_method,
         "allow_tail_regression": opts.allow_tail_regression,
@@ -305,15 +319,15 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
 def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
                     commands: list[str]) -> dict:
     """Re-run the choice on prompt_holdout for its residuals, then write every artifact."""
-    from moqwk.reports import optuna_summary
-    from moqwk.runs import write_cv_outputs
+    from moqwk.reports.markdown import optuna_summary
+    from moqwk.run.cv_outputs import write_cv_outputs
 
     reproduced = None
     if sel.chosen is not None:
         engine = ws.engine("prompt_holdout")
         result = engine.run(sel.chosen["params"])
-        again = result.metrics.objectives()
-        diff = max(abs(again[k] - sel.chosen["values"][k]) for k in OBJECTIVES)
+        again = run.objectives.values(result.metrics)
+        diff = max(abs(again[k] - sel.chosen["values"][k]) for k in run.objectives.names)
         reproduced = {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
         write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
                          title=f"selected trial {sel.chosen['number']}")
@@ -326,7 +340,7 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
     if sel.chosen is not None:
         artifacts.write_json(ws.run_dir / SELECTED, record)
     else:
-        artifacts.write_json(ws.run_dir / "artifacts/selection_failed.json", record)
+        artifacts.write_json(ws.run_dir / SELECTION_FAILED, record)
     artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record))
     return record
 

@@ -243,10 +243,21 @@ def test_cv_splits_json_is_a_prompt_holdout_partition(baseline: SimpleNamespace,
 
 def test_changed_seed_on_the_same_run_dir_fails(baseline: SimpleNamespace, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The run's own config.yaml guards it first (naming the field); splits.json guards it too
+    when that copy is gone."""
     before = (baseline.run_dir / "splits.json").read_text()
     metrics_before = (baseline.run_dir / "artifacts/cv_metrics.json").read_text()
     cfg = edit_config(baseline.config, tmp_path / "seed43.yaml", cv={"seed": 43})
     rc, _out, err = run(capsys, "cv", "--config", cfg, "--run-dir", baseline.run_dir)
+    assert rc == 2
+    assert_one_error_line(err, "--config differs", "cv.seed", "new --run-dir")
+    copy = baseline.run_dir / "config.yaml"
+    saved = copy.read_text()
+    copy.unlink()
+    try:
+        rc, _out, err = run(capsys, "cv", "--config", cfg, "--run-dir", baseline.run_dir)
+    finally:
+        copy.write_text(saved)
     assert rc == 3
     assert_one_error_line(err, "splits", "prompt_holdout", "a run never changes its splits",
                           "new --run-dir")
@@ -259,13 +270,36 @@ def test_changed_n_folds_or_data_on_the_same_run_dir_fails(
     cfg = edit_config(baseline.config, tmp_path / "k4.yaml", cv={"n_folds": 4})
     rc, _out, err = run(capsys, "splits", "--config", cfg, "--run-dir", baseline.run_dir,
                         "--scheme", "prompt_holdout")
-    assert rc == 3
-    assert_one_error_line(err, "splits.json")
+    assert rc == 2
+    assert_one_error_line(err, "cv.n_folds")
     cfg = edit_config(baseline.config, tmp_path / "seed1.yaml", data={"demo_seed": 1})
     rc, _out, err = run(capsys, "splits", "--config", cfg, "--run-dir", baseline.run_dir,
                         "--scheme", "prompt_holdout")
+    assert rc == 2
+    assert_one_error_line(err, "data.demo_seed", "new --run-dir")
+
+
+def test_changed_data_file_on_the_same_run_dir_fails(
+        tmp_path: Path, demo_frame: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+    """Same config, other content in the data file: the run record's data hash refuses it."""
+    data = tmp_path / "essays.csv"
+    demo_frame.to_csv(data, index=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"path": str(data), "id_column": "essay_id"},
+        "scale": {"kind": "global", "min": 1.0, "max": 5.0, "step": 0.5},
+        "features": {"word": {"svd_components": 8}, "char": {"svd_components": 8}},
+        "model": {"nthread": 1}, "baseline": {"params": {"n_estimators": 20}}}))
+    run_dir = tmp_path / "run"
+    rc, _out, err = run(capsys, "cv", "--config", cfg, "--run-dir", run_dir)
+    assert rc == 0, err
+    demo_frame.assign(score=demo_frame["score"].where(demo_frame.index != 0, 5.0)).to_csv(
+        data, index=False)
+    before = (run_dir / "artifacts/cv_metrics.json").read_text()
+    rc, _out, err = run(capsys, "cv", "--run-dir", run_dir)
     assert rc == 3
     assert_one_error_line(err, "other data", "new --run-dir")
+    assert (run_dir / "artifacts/cv_metrics.json").read_text() == before
 
 
 def test_same_config_reuses_recorded_splits(baseline: SimpleNamespace,
@@ -282,8 +316,8 @@ def test_overridden_repeats_are_recorded_apart(baseline: SimpleNamespace, tmp_pa
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """``ensure_splits(repeats=3)`` (e.g. a stability check) records its own fold set; it must
     neither clash with the config's folds nor let a changed cv.repeats pass silently."""
-    from moqwk.runs import Workspace
-    from moqwk.splits_io import ensure_splits
+    from moqwk.run.splits_file import ensure_splits
+    from moqwk.run.workspace import Workspace
 
     run_dir = tmp_path / "run"
     with pytest.warns(UserWarning):
@@ -296,6 +330,11 @@ def test_overridden_repeats_are_recorded_apart(baseline: SimpleNamespace, tmp_pa
     assert rec["prompt_holdout"]["sha256"] == one.sha256
     assert rec["prompt_holdout@seed=42,repeats=3"]["sha256"] == three.sha256
     cfg = edit_config(baseline.config, tmp_path / "r3.yaml", cv={"repeats": 3})
+    rc, _out, err = run(capsys, "splits", "--config", cfg, "--run-dir", run_dir,
+                        "--scheme", "prompt_holdout")
+    assert rc == 2
+    assert_one_error_line(err, "cv.repeats")
+    (run_dir / "config.yaml").unlink()  # without the run's config copy, splits.json guards it
     rc, _out, err = run(capsys, "splits", "--config", cfg, "--run-dir", run_dir,
                         "--scheme", "prompt_holdout")
     assert rc == 3

@@ -12,6 +12,8 @@ from moqwk.config import (
     DEFAULT_BASELINE_PARAMS,
     CVConfig,
     ModelConfig,
+    SearchConfig,
+    SelectConfig,
     TailConfig,
     load_config,
     parse_config,
@@ -48,7 +50,7 @@ def test_defaults_parse(tmp_path: Path) -> None:
     assert cfg.model == ModelConfig("reg:squarederror", 0)
     assert dict(cfg.baseline_params) == DEFAULT_BASELINE_PARAMS
     assert cfg.features == FeatureConfig()
-    assert dict(cfg.search) == {} and dict(cfg.select) == {}
+    assert cfg.search == SearchConfig() and cfg.select == SelectConfig()
     assert cfg.source == (tmp_path / "config.yaml").resolve()
 
 
@@ -98,28 +100,28 @@ def test_config_is_frozen(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text,path", [
     ("cv: {n_folds: 1}", "cv.n_folds: must be >= 2"),
-    ("cv: {n_folds: five}", "cv.n_folds: expected int"),
-    ("cv: {n_folds: 2.5}", "cv.n_folds: expected int"),
-    ("cv: {n_folds: true}", "cv.n_folds: expected int"),
+    ("cv: {n_folds: five}", "cv.n_folds: expected a whole number"),
+    ("cv: {n_folds: 2.5}", "cv.n_folds: expected a whole number"),
+    ("cv: {n_folds: true}", "cv.n_folds: expected a whole number"),
     ("cv: {repeats: 0}", "cv.repeats: must be >= 1"),
-    ("cv: {seed: 1.5}", "cv.seed: expected int"),
+    ("cv: {seed: 1.5}", "cv.seed: expected a whole number"),
     ("cv: {min_prompt_n: 0}", "cv.min_prompt_n: must be >= 1"),
     ("cv: {folds: 5}", "cv.folds: unknown field; allowed: min_prompt_n, n_folds, repeats, seed"),
     ("cv: 5", "cv: expected a mapping, got int"),
-    ("tails: {low_band: low}", "tails.low_band: expected float"),
+    ("tails: {low_band: low}", "tails.low_band: expected a number"),
     ("tails: {low_band: -0.1}", "tails.low_band: must lie in [0, 1]"),
     ("tails: {high_band: 1.5}", "tails.high_band: must lie in [0, 1]"),
     ("tails: {low_band: 0.8}", "tails.low_band: must be below tails.high_band"),
     ("tails: {low_band: 0.5, high_band: 0.5}", "tails.low_band: must be below tails.high_band"),
     ("tails: {tolerance: -0.01}", "tails.tolerance: must be >= 0"),
     ("tails: {tolerence: 0.1}", "tails.tolerence: unknown field"),
-    ("scale: {kind: ordinal}", "scale.kind: must be global, per_prompt or infer"),
+    ("scale: {kind: ordinal}", "scale.kind: must be one of global, per_prompt, infer"),
     ("scale: {kind: global, min: 1, max: 5}", "scale.step: kind global needs min, max and step"),
     ("scale: {kind: global, step: 0.5}", "scale.min: kind global needs"),
     ("scale: {kind: global, min: 5, max: 1, step: 0.5}", "scale: scale max must exceed min"),
     ("scale: {kind: global, min: 1, max: 5, step: 0}", "scale: scale step must be > 0"),
     ("scale: {kind: global, min: 1, max: 5, step: 0.3}", "scale: (max - min) must be a whole"),
-    ("scale: {kind: global, min: one, max: 5, step: 1}", "scale.min: expected float"),
+    ("scale: {kind: global, min: one, max: 5, step: 1}", "scale.min: expected a number"),
     ("scale: {kind: per_prompt}", "scale.per_prompt: kind per_prompt needs"),
     ("scale: {kind: per_prompt, per_prompt: [1, 2]}", "scale.per_prompt: expected a mapping"),
     ("scale: {kind: per_prompt, per_prompt: {P1: {min: 0, max: 3}}}",
@@ -128,13 +130,13 @@ def test_config_is_frozen(tmp_path: Path) -> None:
      "scale.per_prompt.P1.step: expected a number"),
     ("scale: {kind: per_prompt, per_prompt: {P1: {min: 3, max: 0, step: 1}}}",
      "scale.per_prompt.P1: scale max must exceed min"),
-    ("data: {demo: true, id_column: 5}", "data.id_column: expected str"),
-    ("data: {demo: yes please}", "data.demo: expected bool"),
+    ("data: {demo: true, id_column: 5}", "data.id_column: expected a string"),
+    ("data: {demo: yes please}", "data.demo: expected true or false"),
     ("data: {path: 5}", "data.path: expected a string path"),
     ("data: {demo: true, path_to: x}", "data.path_to: unknown field"),
     ("data: {id_column: id}", "data.path: missing; give the corpus CSV/Parquet path or set"),
-    ("model: {nthread: many}", "model.nthread: expected int"),
-    ("model: {objective: 3}", "model.objective: expected str"),
+    ("model: {nthread: many}", "model.nthread: expected a whole number"),
+    ("model: {objective: 3}", "model.objective: expected a string"),
     ("baseline: {params: [1, 2]}", "baseline.params: expected a mapping"),
     ("baseline: {parameters: {}}", "baseline.parameters: unknown field"),
     ("search: {trials: 5}", "search.trials: unknown field"),
@@ -297,6 +299,6 @@ def test_to_dict_is_json_and_complete(tmp_path: Path) -> None:
 
     d = _cfg(tmp_path).to_dict()
     json.dumps(d)
-    assert set(d) == {"data", "scale", "features", "cv", "tails", "model", "baseline", "search",
-                      "select"}
+    assert set(d) == {"data", "scale", "features", "cv", "tails", "model", "objectives",
+                      "baseline", "search", "select"}
     assert d["baseline"]["params"] == DEFAULT_BASELINE_PARAMS

@@ -183,7 +183,7 @@ def test_progress_json_counts(run_a):
 def test_optuna_study_json_records_directions_sampler_and_hashes(run_a, config):
     from moqwk.config import load_config
     from moqwk.corpus import load_corpus
-    from moqwk.splits_io import splits_hash
+    from moqwk.run.splits_file import splits_hash
 
     s = run_a.study_json
     cfg = load_config(config)
@@ -199,7 +199,7 @@ def test_optuna_study_json_records_directions_sampler_and_hashes(run_a, config):
     assert s["n_trials_target"] == N_TRIALS
     assert s["guardrails"] == run_a.study.user_attrs["moqwk_guardrails"]
     assert s["baseline"]["params"] == cfg.baseline_params
-    assert set(s["space"]) == set(cfg.search["space"])
+    assert set(s["space"]) == {p.name for p in cfg.search.space}
     assert s["config_hash"] == cfg.study_hash() == run_a.study.user_attrs["moqwk_config_hash"]
     data_hash = load_corpus(cfg).data_hash
     assert s["data_hash"] == data_hash == run_a.study.user_attrs["moqwk_data_hash"]
@@ -225,7 +225,7 @@ def test_predictions_do_not_depend_on_the_xgboost_thread_count(demo_config_path,
     """Workers pick their thread count from the cores they see, so a run reproduced on another
     machine (or with more workers) must give the same numbers bit for bit."""
     from moqwk.config import load_config
-    from moqwk.runs import Workspace
+    from moqwk.run.workspace import Workspace
 
     ws = Workspace.open(load_config(demo_config_path), tmp_path / "run")
     params = {"max_depth": 6, "learning_rate": 0.1, "n_estimators": 120, "subsample": 0.7,
@@ -354,7 +354,7 @@ def test_baseline_outside_the_space_exits_2_naming_the_param(write_search_config
 
 def test_progress_shows_the_running_trial_while_it_runs(config, tmp_path):
     from moqwk.config import load_config
-    from moqwk.runs import Workspace
+    from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions, run_search
 
     seen: list[dict] = []

@@ -191,7 +191,7 @@ def hand_made_study(tmp_path: Path) -> optuna.Study:
 def test_enqueued_trial_killed_before_drawing_its_params_is_retried_with_them(tmp_path):
     """The baseline must run even if its worker died before ``suggest``: the retry carries the
     params it was enqueued with, its role and ``moqwk_retry_of``."""
-    from moqwk.search import recover_interrupted
+    from moqwk.study.recovery import recover_interrupted
 
     study = hand_made_study(tmp_path)
     params = {"max_depth": 3, "learning_rate": 0.1}
@@ -212,7 +212,7 @@ def test_enqueued_trial_killed_before_drawing_its_params_is_retried_with_them(tm
 
 def test_sampled_trial_killed_while_drawing_params_is_not_retried_half_drawn(tmp_path):
     """A retry of half a config would be another config under the killed trial's name."""
-    from moqwk.search import recover_interrupted
+    from moqwk.study.recovery import recover_interrupted
 
     study = hand_made_study(tmp_path)
     trial = study.ask()
@@ -255,7 +255,7 @@ def check_shared_study(study: optuna.Study, n: int, pids: list[int]) -> None:
 
 OPEN_AT_ONCE = """\
 import pathlib, sys, time
-from moqwk.study import open_storage
+from moqwk.study.storage import open_storage
 here = pathlib.Path(sys.argv[2])
 (here / f"ready-{sys.argv[3]}").touch()
 while not (here / "go").exists():
@@ -288,24 +288,24 @@ def test_workers_seeded_alike_still_draw_different_configs(tmp_path, write_searc
     """Workers started together all seed their sampler before any trial exists, so alike. Two
     study handles with such samplers, taking turns on one storage, must not draw in lockstep."""
     from moqwk.config import load_config
-    from moqwk.runs import Workspace
-    from moqwk.search import Objective, SearchOptions, run_search
-    from moqwk.space import parse_space
-    from moqwk.study import make_sampler, sampler_spec
+    from moqwk.run.workspace import Workspace
+    from moqwk.search import Objective, SearchOptions, run_search, sampler_spec
+    from moqwk.study.samplers import make_sampler
+    from moqwk.study.space import distributions
 
     cfg = load_config(write_search_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
                                           search=WORKERS_SEARCH))
     ws = Workspace.open(cfg, tmp_path / "run")
     run_search(ws, SearchOptions(n_trials=1))  # the baseline, so both handles find guardrails
-    spec = sampler_spec(cfg.search, seed=cfg.cv.seed)
+    spec = sampler_spec(ws)
     url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     handles = []
     for _ in range(2):
         study = optuna.load_study(study_name="moqwk", storage=url,
                                   sampler=make_sampler(spec, n_existing=0))
-        objective = Objective(ws, space=parse_space(cfg.search["space"]),
-                              fixed=cfg.baseline_params, n_jobs=1, tolerance=TOLERANCE)
-        objective.target, objective.sampler_seed = 10, spec.seed
+        objective = Objective(ws, space=distributions(cfg.search.space),
+                              fixed=cfg.baseline_params, n_jobs=1, tolerance=TOLERANCE,
+                              target=10, sampler_seed=spec.seed)
         handles.append((study, objective))
     for _ in range(2):
         for study, objective in handles:

@@ -249,7 +249,7 @@ def test_gate_failure_exits_6_and_keeps_the_earlier_selection(searched, selected
     assert top != selected.record["baseline"]["trial_number"]
     first_gate = selected.record["stability_gate"]["results"][0]
     assert first_gate["trial_number"] == top
-    assert any((c["delta"] < 0) if c["better_direction"] == "higher" else (c["delta"] > 0)
+    assert any((c["delta"] < 0) if c["direction"] == "maximize" else (c["delta"] > 0)
                for c in first_gate["checks"])
 
     rc = select(searched.config, run_dir, "--gate-margin", "0", "--max-candidates", "1")

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from moqwk.errors import StorageError
-from moqwk.study import open_storage
+from moqwk.study.storage import open_storage
 
 
 def test_concurrent_workers_never_pop_the_same_queued_trial(tmp_path):

@@ -7,18 +7,8 @@ scikit-learn's default, which changes the value when a level is missing from a s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
-
-#: Metric names, the direction in which each is better. ``*_qwk`` is maximised, ``*_mae`` minimised.
-OBJECTIVES: tuple[str, ...] = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
-DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
-    "worst_prompt_qwk": "maximize",
-    "mean_qwk": "maximize",
-    "low_tail_mae": "minimize",
-    "high_tail_mae": "minimize",
-}
 
 
 def qwk_by_group(
@@ -95,7 +85,8 @@ class TailSlice:
 
 @dataclass(frozen=True)
 class CVMetrics:
-    """Every number a CV run reports; the four objectives are top-level fields."""
+    """Every number a CV run reports. :mod:`moqwk.core.objectives` says which are objectives,
+    in which direction, and how each is labelled."""
 
     worst_prompt_qwk: float
     worst_prompt: str | None
@@ -111,9 +102,6 @@ class CVMetrics:
     min_prompt_n: int
     repeats: int
     per_prompt: tuple[PromptRow, ...]
-
-    def objectives(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in OBJECTIVES}
 
     def per_prompt_qwk(self) -> dict[str, float]:
         return {row.prompt: row.qwk for row in self.per_prompt}

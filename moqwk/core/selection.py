@@ -1,24 +1,24 @@
 """Picking one trial: the lexicographic rule, bootstrap standard errors and the stability gate.
 
-Pure functions on frames, arrays and plain mappings of metric name -> value. Metric names follow
-:mod:`moqwk.core.metrics`: ``*_qwk`` is better higher, ``*_mae`` better lower.
+Pure functions on frames, arrays and plain mappings of metric name -> value. What each metric
+name means, and in which direction it is better, comes from :mod:`moqwk.core.objectives`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from moqwk.core.metrics import qwk_by_group
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 
-RANK_COLUMNS = ("trial_number", "worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+#: What the stability gate compares between a candidate and the baseline.
 GATE_METRICS: tuple[str, ...] = ("mean_qwk", "pooled_qwk", "low_tail_mae", "high_tail_mae")
-TAIL_METRICS: tuple[str, ...] = ("low_tail_mae", "high_tail_mae")
 
 #: Upper bound on the cells of qwk_by_group's (groups, k, k) tensors in one bootstrap chunk.
 _BOOT_CELLS = 2_000_000
@@ -32,14 +32,6 @@ def _num(x: object) -> float | None:
         return None
     v = float(x)  # type: ignore[arg-type]
     return None if math.isnan(v) else v
-
-
-def _direction(metric: str) -> str:
-    if metric.endswith("_qwk"):
-        return "higher"
-    if metric.endswith("_mae"):
-        return "lower"
-    raise ValueError(f"metric {metric!r} must end with '_qwk' (higher) or '_mae' (lower)")
 
 
 def _check_tolerance(name: str, value: float) -> float:
@@ -57,30 +49,37 @@ def _nan_last(values: np.ndarray, *, descending: bool) -> np.ndarray:
     return np.where(np.isnan(v), np.inf, v)
 
 
-def rank_lexicographic(df: pd.DataFrame, *, tie_tolerance: float) -> pd.DataFrame:
-    """Rank trials: worst-prompt QWK first, mean QWK among near-ties, then deterministic tie-breaks.
+def rank_lexicographic(df: pd.DataFrame, *, tie_tolerance: float,
+                       objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> pd.DataFrame:
+    """Rank trials: the primary objective first (worst-prompt QWK by default), the secondary one
+    (mean QWK) among near-ties, then deterministic tie-breaks.
 
-    With b the best worst_prompt_qwk, the tied band is every trial with worst_prompt_qwk >=
-    b - tie_tolerance. The band is ordered by mean_qwk (desc), then worst_prompt_qwk (desc), then
-    low_tail_mae + high_tail_mae (asc), then trial_number (asc); NaN sorts last in each key. The
-    remaining trials are ranked by the same rule, band after band, so the result is a total
-    order. Trials with NaN worst_prompt_qwk form a last band, ordered by the same keys.
+    With b the best primary value, the tied band is every trial whose primary value is within
+    ``tie_tolerance`` of b. The band is ordered by the secondary objective, then the primary,
+    then the sum of the two tail objectives, then trial_number (asc); NaN sorts last in each key.
+    The remaining trials are ranked by the same rule, band after band, so the result is a total
+    order. Trials with a NaN primary value form a last band, ordered by the same keys.
 
     Returns a copy sorted by rank with a fresh 0..n-1 index and two added columns: ``rank``
     (1-based int) and ``in_tie_band`` (True for the first band only). ``tie_tolerance == 0`` is
     strict lexicographic order.
     """
     tol = _check_tolerance("tie_tolerance", tie_tolerance)
-    missing = [c for c in RANK_COLUMNS if c not in df.columns]
+    missing = [c for c in ("trial_number", *objectives.names) if c not in df.columns]
     if missing:
         raise ValueError(f"rank_lexicographic needs columns {missing}")
     for col in ("rank", "in_tie_band"):
         if col in df.columns:
             raise ValueError(f"df already has a {col!r} column")
     work = df.reset_index(drop=True)
-    wpq = work["worst_prompt_qwk"].to_numpy(dtype=float)
-    mean = work["mean_qwk"].to_numpy(dtype=float)
-    tails = work["low_tail_mae"].to_numpy(dtype=float) + work["high_tail_mae"].to_numpy(dtype=float)
+
+    def loss(name: str) -> np.ndarray:  # every key as "lower is better"
+        sign = -1.0 if metric(name).maximize else 1.0
+        return sign * work[name].to_numpy(dtype=float)
+
+    wpq = -loss(objectives.primary)  # higher is better below
+    mean = -loss(objectives.secondary)
+    tails = loss(objectives.tails[0]) + loss(objectives.tails[1])
     trial = work["trial_number"].to_numpy(dtype=float)
 
     # Peel bands greedily from the top; NaN rows keep the last band id.
@@ -104,6 +103,30 @@ def rank_lexicographic(df: pd.DataFrame, *, tie_tolerance: float) -> pd.DataFram
     out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
     out["in_tie_band"] = band[positions] == 0
     return out.reset_index(drop=True)
+
+
+def describe_lexicographic(objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> list[str]:
+    """The rule of :func:`rank_lexicographic` in words, step by step."""
+    p, s = metric(objectives.primary), metric(objectives.secondary)
+    t0, t1 = objectives.tails
+    return [f"best {p.name}; trials within tie_tolerance of the best are tied",
+            f"among tied trials, best {s.name}",
+            f"then better {p.name}, then lower {t0} + {t1}, then lower trial number"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """A selection rule: how a feasible Pareto front is ranked, and the rule in words."""
+
+    name: str
+    rank: Callable[..., pd.DataFrame]
+    describe: Callable[[ObjectiveSet], list[str]]
+
+
+#: Selection rules by name (``select.rule``); adding one is an entry here plus its tests.
+RULES: Mapping[str, Rule] = {r.name: r for r in (
+    Rule(name="lexicographic", rank=rank_lexicographic, describe=describe_lexicographic),
+)}
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -240,7 +263,7 @@ class GateCheck:
     candidate: float
     baseline: float
     delta: float
-    better_direction: str  # "higher" | "lower"
+    direction: str  # "maximize" | "minimize", from the metric registry
     regressed: bool
 
     def to_dict(self) -> dict:
@@ -272,23 +295,23 @@ def gate_verdict(
 ) -> GateVerdict:
     """Does ``candidate`` hold up against ``baseline`` within ``margin`` on every metric?
 
-    A ``*_qwk`` metric regresses when candidate < baseline - margin, a ``*_mae`` metric when
-    candidate > baseline + margin (so a drop of exactly ``margin`` passes). A metric absent,
+    A metric regresses when the candidate is worse than the baseline by more than ``margin`` in
+    the metric's direction (so a drop of exactly ``margin`` passes). A metric absent,
     None or NaN on either side is skipped and listed. With every metric skipped the verdict
     passes vacuously: check ``checks`` if that matters.
     """
     margin = _check_tolerance("margin", margin)
     checks: list[GateCheck] = []
     skipped: list[str] = []
-    for metric in metrics:
-        direction = _direction(metric)
-        c, b = _num(candidate.get(metric)), _num(baseline.get(metric))
+    for name in metrics:
+        m = metric(name)
+        c, b = _num(candidate.get(name)), _num(baseline.get(name))
         if c is None or b is None:
-            skipped.append(metric)
+            skipped.append(name)
             continue
-        regressed = c < b - margin if direction == "higher" else c > b + margin
-        checks.append(GateCheck(metric=metric, candidate=c, baseline=b, delta=c - b,
-                                better_direction=direction, regressed=bool(regressed)))
+        checks.append(GateCheck(metric=name, candidate=c, baseline=b, delta=c - b,
+                                direction=str(m.direction),
+                                regressed=bool(m.regressed(c, b, margin))))
     return GateVerdict(passed=not any(ch.regressed for ch in checks), checks=tuple(checks),
                        skipped=tuple(skipped))
 
@@ -298,19 +321,20 @@ def tail_tradeoff(
     candidate: Mapping[str, float | None],
     baseline: Mapping[str, float | None],
     tolerance: float,
+    objectives: ObjectiveSet = DEFAULT_OBJECTIVES,
 ) -> list[dict]:
     """For each tail MAE, whether the candidate exceeds the guardrail baseline + tolerance.
 
-    One dict per metric in :data:`TAIL_METRICS`: ``metric``, ``candidate``, ``baseline``,
+    One dict per tail objective: ``metric``, ``candidate``, ``baseline``,
     ``delta`` (candidate - baseline), ``guardrail`` (baseline + tolerance), ``exceeds`` (bool) and
     ``excess`` (candidate - guardrail when it exceeds, else 0.0). When either value is
     None/NaN, ``comparable`` is False, ``exceeds`` False and the numbers are None.
     """
     tol = _check_tolerance("tolerance", tolerance)
     rows = []
-    for metric in TAIL_METRICS:
-        c, b = _num(candidate.get(metric)), _num(baseline.get(metric))
-        row = {"metric": metric, "candidate": c, "baseline": b, "delta": None,
+    for name in objectives.tails:
+        c, b = _num(candidate.get(name)), _num(baseline.get(name))
+        row = {"metric": name, "candidate": c, "baseline": b, "delta": None,
                "guardrail": None if b is None else b + tol, "exceeds": False, "excess": None,
                "comparable": c is not None and b is not None}
         if c is not None and b is not None:
@@ -323,22 +347,23 @@ def success_criterion(
     *,
     candidate: Mapping[str, float | None],
     baseline: Mapping[str, float | None],
+    objectives: ObjectiveSet = DEFAULT_OBJECTIVES,
 ) -> dict:
-    """Does the candidate match or beat the baseline on both QWKs without worsening either tail?
+    """Does the candidate match or beat the baseline on every objective?
 
-    Checks mean_qwk and worst_prompt_qwk (candidate >= baseline) and low_tail_mae and
-    high_tail_mae (candidate <= baseline), with no tolerance. Returns ``{"met": bool, "checks":
-    {metric: {candidate, baseline, delta, better_direction, ok}}}``; a metric None/NaN on
-    either side has ``ok`` False (it cannot be shown to hold), so ``met`` is False.
+    With the default objectives: both QWKs not lower and neither tail MAE higher, with no
+    tolerance. Returns ``{"met": bool, "checks": {metric: {candidate, baseline, delta,
+    direction, ok}}}``; a metric None/NaN on either side has ``ok`` False (it cannot be shown to
+    hold), so ``met`` is False.
     """
     checks: dict[str, dict] = {}
-    for metric in ("mean_qwk", "worst_prompt_qwk", "low_tail_mae", "high_tail_mae"):
-        direction = _direction(metric)
-        c, b = _num(candidate.get(metric)), _num(baseline.get(metric))
+    for name in objectives.names:
+        m = metric(name)
+        c, b = _num(candidate.get(name)), _num(baseline.get(name))
         if c is None or b is None:
             ok, delta = False, None
         else:
-            ok, delta = (c >= b) if direction == "higher" else (c <= b), c - b
-        checks[metric] = {"candidate": c, "baseline": b, "delta": delta,
-                          "better_direction": direction, "ok": bool(ok)}
+            ok, delta = not m.better(b, c), c - b
+        checks[name] = {"candidate": c, "baseline": b, "delta": delta,
+                        "direction": m.direction, "ok": bool(ok)}
     return {"met": all(ch["ok"] for ch in checks.values()), "checks": checks}

@@ -1,7 +1,7 @@
 """Deterministic CV fold assignments: ``prompt_holdout`` and ``stratified_text``.
 
 Pure functions on arrays: they return, per repeat, a fold number for every essay. Nothing here
-reads or writes files; ``moqwk.splits_io`` records them in ``splits.json``.
+reads or writes files; ``moqwk.run.splits_file`` records them in ``splits.json``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``FeatureStore.fold(train_idx, val_idx)`` returns float32 matrices whose fitted parts (n-gram
 vocabularies, IDF, SVD, the spelling proxy's vocabulary) saw the training essays only. Results
 are keyed by the corpus, the config, the two id sets and the library versions; they live in an
-in-process memo and in ``cache_dir/folds/<key>.npz``, written atomically (temp file in the same
-directory, then ``os.replace``) so readers and racing writers never see a partial file.
+in-process memo and in ``cache_dir/folds/<key>.npz``, written with :func:`moqwk.atomic.atomic_write`
+so readers and racing writers never see a partial file.
 
 Rows are fitted in id order, so a fold's result depends on the id *sets*, not on the order of
 ``train_idx``; the returned rows follow the caller's order.
@@ -12,11 +12,8 @@ Rows are fitted in id order, so a fold's result depends on the id *sets*, not on
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
 import zipfile
@@ -29,6 +26,7 @@ import numpy as np
 import scipy
 import sklearn
 
+from moqwk.atomic import atomic_write
 from moqwk.errors import DataError
 from moqwk.features.config import FeatureConfig
 from moqwk.features.ngrams import CorpusCounts, count_corpus, fold_svd, fold_tfidf, oov_share
@@ -50,19 +48,12 @@ class FoldFeatures:
 
 def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
     """Write an uncompressed ``.npz`` so that ``path`` is either absent or complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:

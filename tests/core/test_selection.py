@@ -286,7 +286,7 @@ def test_gate_qwk_boundary(metric):
     assert not v.passed
     assert [c.metric for c in v.checks if c.regressed] == [metric]
     check = next(c for c in v.checks if c.metric == metric)
-    assert check.better_direction == "higher"
+    assert check.direction == "maximize"
     assert check.delta == pytest.approx(below[metric] - BASE[metric])
 
 
@@ -299,7 +299,7 @@ def test_gate_mae_boundary(metric):
     v = gate_verdict(candidate=above, baseline=BASE, margin=margin)
     assert not v.passed
     check = next(c for c in v.checks if c.metric == metric)
-    assert check.regressed and check.better_direction == "lower" and check.delta > 0
+    assert check.regressed and check.direction == "minimize" and check.delta > 0
 
 
 @settings(max_examples=200)

@@ -1,6 +1,8 @@
-"""Finished trials as plain records: ``optuna_trials.json``, ``progress.json``, the study record.
+"""Trials as plain records: what ``optuna_trials.json`` and ``progress.json`` hold.
 
-Everything downstream (status, select, compare) reads these records, not Optuna objects.
+Everything downstream (status, select, compare, reports) reads these records, not Optuna
+objects. Values are keyed by the study's metric names, and "best" follows each metric's
+direction in the registry (:mod:`moqwk.core.objectives`), never a position in a list.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from moqwk.core.metrics import OBJECTIVES
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, metric
 
 CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
 
@@ -28,10 +30,18 @@ def is_interrupted(t: FrozenTrial) -> bool:
     return t.state == TrialState.FAIL and "moqwk_failure" not in t.user_attrs
 
 
-def trial_record(t: FrozenTrial) -> dict[str, Any]:
+def objective_names(study: optuna.Study) -> tuple[str, ...]:
+    """The metric names the study records (moqwk sets them when it creates a study)."""
+    names = study.metric_names
+    return tuple(names) if names else DEFAULT_OBJECTIVES.names
+
+
+def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
+                 ) -> dict[str, Any]:
+    """One trial as a plain dict; ``names`` are the study's objective names, in order."""
     values = None
     if t.values is not None:
-        values = {name: float(v) for name, v in zip(OBJECTIVES, t.values, strict=True)}
+        values = {name: float(v) for name, v in zip(names, t.values, strict=True)}
     constraints = {k: float(v) for k, v in t.constraints.items()}
     feasible = bool(constraints) and all(v <= 0 for v in constraints.values()) and \
         t.state == TrialState.COMPLETE
@@ -62,24 +72,23 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
 
 
 def records(study: optuna.Study) -> list[dict[str, Any]]:
-    return [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    names = objective_names(study)
+    return [trial_record(t, names) for t in study.get_trials(deepcopy=False)]
 
 
 def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | None,
-             elapsed_before: float = 0.0) -> dict[str, Any]:
+             elapsed_before: float = 0.0,
+             names: Sequence[str] = DEFAULT_OBJECTIVES.names) -> dict[str, Any]:
     """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA."""
     counted = [t for t in trials if is_counted(t)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     durations = [t.duration.total_seconds() for t in complete if t.duration is not None]
     best: dict[str, float | None] = {}
-    feasible = [trial_record(t) for t in complete]
+    feasible = [trial_record(t, names) for t in complete]
     feasible = [r for r in feasible if r["feasible"]]
-    for i, name in enumerate(OBJECTIVES):
+    for name in names:
         vals = [r["values"][name] for r in feasible]
-        if not vals:
-            best[name] = None
-        else:
-            best[name] = max(vals) if i < 2 else min(vals)
+        best[name] = min(vals, key=metric(name).loss) if vals else None
     running = sum(t.state == TrialState.RUNNING for t in trials)
     remaining = max(0, target - len(counted))
     mean = sum(durations) / len(durations) if durations else None

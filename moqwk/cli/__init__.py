@@ -1,24 +1,24 @@
-"""The ``moqwk`` command: a thin skin over the library.
+"""The ``moqwk`` command: a thin skin over the library, one module per command.
 
 The library raises :class:`moqwk.errors.MoqwkError`; ``main`` turns it into one ``Error:`` line and
-the error's exit code (usage errors exit 2). ``--debug`` shows the traceback.
+the error's exit code (usage errors exit 2). ``--debug`` shows the traceback. Shared flags and
+config loading live in :mod:`moqwk.cli._common`; what a command prints, in
+:mod:`moqwk.console.views`. No library module imports this package.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from moqwk import __version__
 from moqwk.artifacts import mask_secrets
-from moqwk.errors import ConfigError, MoqwkError
+from moqwk.errors import MoqwkError
 
 EXIT_CODES_DOC = """exit codes:
   0  success
@@ -33,85 +33,13 @@ EXIT_CODES_DOC = """exit codes:
 """
 
 
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=False, highlight=False)
-
-
-def _load(args: argparse.Namespace):
-    from moqwk.config import load_config
-
-    return load_config(args.config)
-
-
-def _read_params(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"--params: {p} not found") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--params: {p} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    if isinstance(data, dict) and "params" in data and isinstance(data["params"], dict):
-        data = data["params"]  # accept selected_params.json as it is
-    if not isinstance(data, dict):
-        raise ConfigError(f"--params: {p} must hold a JSON object of XGBoost parameters")
-    return data
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    from moqwk.artifacts import write_text
-    from moqwk.init_config import starter_config
-
-    out = Path(args.output) if args.output else None
-    text = starter_config(data=Path(args.data), id_column=args.id_column,
-                          text_column=args.text_column, prompt_column=args.prompt_column,
-                          score_column=args.score_column, out=out)
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        if out.exists() and not args.force:
-            raise ConfigError(f"{out} exists; pass --force to overwrite it")
-        write_text(out, text)
-        _console().print(f"Wrote {out}. Next: moqwk cv --config {out} --run-dir runs/baseline")
-    return 0
-
-
-def cmd_splits(args: argparse.Namespace) -> int:
-    from moqwk.runs import Workspace
-
-    ws = Workspace.open(_load(args), Path(args.run_dir))
-    for scheme in args.scheme:
-        s = ws.engine(scheme).splits
-        _console().print(f"{scheme}: {s.n_folds} folds x {s.repeats} repeat(s), "
-                         f"sha256 {s.sha256[:16]}… -> {ws.run_dir / 'splits.json'}")
-    return 0
-
-
-def cmd_cv(args: argparse.Namespace) -> int:
-    from moqwk.console import prompt_table, summary_table
-    from moqwk.runs import Workspace, run_cv
-
-    ws = Workspace.open(_load(args), Path(args.run_dir))
-    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=_read_params(args.params))
-    con = _console()
-    con.print(prompt_table(result.metrics))
-    con.print(summary_table(result.metrics, title=f"CV summary ({args.scheme})"))
-    for p in paths.values():
-        con.print(f"wrote {p}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from moqwk.demo import run_demo
-
-    return run_demo(Path(args.run_dir), console=_console(), n_trials=args.n_trials)
+#: The command modules, in the order ``--help`` lists them; each has ``register(add)``.
+COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="moqwk",
         description="Constrained multi-objective hyperparameter search for XGBoost "
@@ -130,35 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("init", "write a commented, runnable starter config for a corpus", cmd_init)
-    p.add_argument("--data", required=True, help="corpus CSV or Parquet file")
-    p.add_argument("--id-column", required=True)
-    p.add_argument("--text-column", required=True)
-    p.add_argument("--prompt-column", required=True)
-    p.add_argument("--score-column", required=True)
-    p.add_argument("-o", "--output", help="config file to write (default: print it)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --output")
-
-    p = add("splits", "write the canonical folds to RUN_DIR/splits.json", cmd_splits)
-    p.add_argument("--config", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--scheme", action="append", choices=["prompt_holdout", "stratified_text"],
-                   help="scheme(s) to write (default: both)")
-
-    p = add("cv", "cross-validate one XGBoost config and write residuals and metrics", cmd_cv)
-    p.add_argument("--config", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--scheme", default="prompt_holdout",
-                   choices=["prompt_holdout", "stratified_text"])
-    p.add_argument("--params", help="JSON file of XGBoost params (default: the config's baseline)")
-
-    p = add("demo", "run the main job on the built-in demo corpus", cmd_demo)
-    p.add_argument("--run-dir", default="runs/demo")
-    p.add_argument("--n-trials", type=int, default=None, help="search budget of the demo")
-
-    from moqwk import cli_search
-
-    cli_search.register(add)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"moqwk.cli.{name}").register(add)
     return parser
 
 
@@ -200,8 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "splits" and not args.scheme:
-        args.scheme = ["prompt_holdout", "stratified_text"]
     # Warnings print as one line each while moqwk runs; the caller's settings come back after.
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line

@@ -1,16 +1,16 @@
-"""Markdown reports written next to the artifacts (pure text builders, no I/O)."""
+"""Markdown reports written next to the artifacts (pure text builders, no I/O).
+
+Column headers and number formats come from the metric registry (:mod:`moqwk.core.objectives`).
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping, Sequence
 
 from moqwk.core.metrics import CVMetrics
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{digits}f}"
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, fmt, metric
 
 
 def residual_diagnostics(metrics: CVMetrics, *, title: str, scheme: str, params: dict,
@@ -56,8 +56,6 @@ def residual_diagnostics(metrics: CVMetrics, *, title: str, scheme: str, params:
         lines.append(f"| {r.prompt} | {r.n} | {r.n_levels} | {fmt(r.qwk)} | {fmt(r.qwk_sd)} "
                      f"| {fmt(r.mae)} | {fmt(r.bias)} | {'yes' if r.eligible else 'no'} |")
     lines += ["", "## Parameters", "", "```json"]
-    import json
-
     lines += [json.dumps(params, indent=2, sort_keys=True, default=str), "```", ""]
     return "\n".join(lines)
 
@@ -66,16 +64,27 @@ def _nan_last(x: float) -> float:
     return math.inf if x is None or math.isnan(x) else x
 
 
-_OBJ = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+def objectives_of(record: Mapping) -> ObjectiveSet:
+    """The objectives an artifact was made with (the default set for older artifacts)."""
+    o = record.get("objectives")
+    if not o:
+        return DEFAULT_OBJECTIVES
+    return ObjectiveSet(primary=o["primary"], secondary=o["secondary"], tails=tuple(o["tails"]))
 
 
-def _vals(v: dict | None) -> str:
+def _vals(v: Mapping | None, names: Sequence[str]) -> str:
     v = v or {}
-    return " | ".join(fmt(v.get(k)) for k in _OBJ)
+    return " | ".join(metric(k).format(v.get(k)) for k in names)
+
+
+def _header(names: Sequence[str]) -> str:
+    return " | ".join(metric(k).label for k in names)
 
 
 def optuna_summary(trials: list[dict], record: dict) -> str:
     """The search and the decision: every trial, the front, guardrails, gate and how to redo it."""
+    obj = objectives_of(record)
+    names = obj.names
     g = record["guardrails"]
     base = record["baseline"]
     lines = [
@@ -104,12 +113,13 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
                          f"{fmt(t['baseline'])} (excess over guardrail {fmt(t['excess'])})")
     lines += [
         "",
-        "| | worst-prompt QWK | mean QWK | low-tail MAE | high-tail MAE |",
-        "|---|---|---|---|---|",
-        f"| baseline (trial {base['trial_number']}) | {_vals(base['values'])} |",
+        f"| | {_header(names)} |",
+        "|---|" + "---|" * len(names),
+        f"| baseline (trial {base['trial_number']}) | {_vals(base['values'], names)} |",
     ]
     if record["values"]:
-        lines.append(f"| selected (trial {record['trial_number']}) | {_vals(record['values'])} |")
+        lines.append(f"| selected (trial {record['trial_number']}) "
+                     f"| {_vals(record['values'], names)} |")
     lines += [
         "",
         "## Guardrails",
@@ -127,11 +137,11 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
         "",
         "## Ranked Pareto front",
         "",
-        "| rank | trial | worst-prompt QWK | mean QWK | low-tail MAE | high-tail MAE | tied |",
-        "|---|---|---|---|---|---|---|",
+        f"| rank | trial | {_header(names)} | tied |",
+        "|---|---|" + "---|" * len(names) + "---|",
     ]
     for c in record["candidates"]:
-        lines.append(f"| {c['rank']} | {c['trial_number']} | {_vals(c)} "
+        lines.append(f"| {c['rank']} | {c['trial_number']} | {_vals(c, names)} "
                      f"| {'yes' if c['in_tie_band'] else ''} |")
     gate = record["stability_gate"]
     lines += [
@@ -149,17 +159,55 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
                      + f" | {'pass' if r['passed'] else 'fail'} |")
     lines += [
         "",
-        "## All trials (worst-prompt QWK, then mean QWK)",
+        f"## All trials ({metric(obj.primary).label}, then {metric(obj.secondary).label})",
         "",
-        "| trial | state | role | worst-prompt QWK | mean QWK | low-tail MAE | high-tail MAE "
-        "| feasible |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| trial | state | role | {_header(names)} | feasible |",
+        "|---|---|---|" + "---|" * len(names) + "---|",
     ]
     done = [t for t in trials if t["values"]]
-    done.sort(key=lambda t: (-t["values"]["worst_prompt_qwk"], -t["values"]["mean_qwk"],
+    done.sort(key=lambda t: (metric(obj.primary).loss(t["values"][obj.primary]),
+                             metric(obj.secondary).loss(t["values"][obj.secondary]),
                              t["number"]))
     for t in done + [t for t in trials if not t["values"]]:
-        lines.append(f"| {t['number']} | {t['state']} | {t['role']} | {_vals(t['values'])} "
+        lines.append(f"| {t['number']} | {t['state']} | {t['role']} | {_vals(t['values'], names)} "
                      f"| {'yes' if t['feasible'] else 'no'} |")
     lines += ["", "## Reproduce", "", "```sh", *record["reproduce"], "```", ""]
+    return "\n".join(lines)
+
+
+def compare_markdown(record: dict) -> str:
+    """``compare.md``: in-sample against fresh numbers per run, and the verdict."""
+    ff = record["fresh_folds"]
+    obj = objectives_of(record)
+    extra = [n for n in ("pooled_qwk", "low_tail_bias", "high_tail_bias")]
+    head = ["run", "sampler", "trial", "trials"]
+    for n in obj.names:
+        head += [f"{metric(n).label} in-sample", f"{metric(n).label} fresh"]
+    head += [f"{metric(n).label} fresh" for n in extra] + ["gate", "trial time"]
+    lines = ["# moqwk compare", "",
+             f"Fresh folds: {ff['scheme']}, seed {ff['seed']}, {ff['repeats']} repeat(s), never "
+             "used by the searches. In-sample numbers are the searches' own (optimistic).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in record["runs"]:
+        i, f = r["in_sample"], r["fresh"]
+        t = r["trial_time_s"]
+        cells = [r["run_dir"], r["sampler"], str(r["trial_number"]), str(r["n_trials"])]
+        for n in obj.names:
+            cells += [metric(n).format(i.get(n)), metric(n).format(f.get(n))]
+        cells += [metric(n).format(f.get(n)) for n in extra]
+        cells += ["pass" if r["gate_passed"] else "fail", fmt(t, 0) + " s" if t else "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
+    v = record.get("verdict")
+    if v:
+        lines += ["", "## Verdict (on fresh folds)", "",
+                  f"`{v['first']}` against `{v['second']}`: **{'met' if v['met'] else 'not met'}**"
+                  f" (QWKs matched or improved: {v['qwk_matched_or_improved']}; tails not worse: "
+                  f"{v['tails_not_worse']}; tail regression allowed: "
+                  f"{v['tail_regression_allowed']}).", "",
+                  "| metric | first | second | difference | ok |", "|---|---|---|---|---|"]
+        for m, c in v["checks"].items():
+            lines.append(f"| {metric(m).label} | {metric(m).format(c['candidate'])} "
+                         f"| {metric(m).format(c['baseline'])} | {metric(m).format(c['delta'])} "
+                         f"| {'yes' if c['ok'] else 'no'} |")
+    lines += ["", "```json", json.dumps(record["fresh_folds"]), "```", ""]
     return "\n".join(lines)

@@ -15,8 +15,7 @@ from moqwk.config import Config
 from moqwk.core.splits import SCHEMES, Splits, prompt_holdout, score_strata, stratified_text
 from moqwk.corpus import Corpus
 from moqwk.errors import SplitsError
-
-SPLITS_FILE = "splits.json"
+from moqwk.run.layout import SPLITS as SPLITS_FILE
 
 
 def make_splits(corpus: Corpus, config: Config, scheme: str, *, seed: int | None = None,

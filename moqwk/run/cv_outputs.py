@@ -1,44 +1,17 @@
-"""Orchestration of one CV run: config -> corpus -> splits -> engine -> artifacts on disk."""
+"""One CV run's outputs: residuals CSV, metrics JSON and the diagnostics report."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from moqwk import artifacts
-from moqwk.config import Config
-from moqwk.corpus import Corpus, load_corpus
 from moqwk.cv import CVEngine, CVResult
-from moqwk.reports import residual_diagnostics
-from moqwk.splits_io import ensure_splits
-
-OOF_CSV = "artifacts/residuals_cv_val_oof.csv"
-CV_METRICS = "artifacts/cv_metrics.json"
-DIAGNOSTICS = "reports/residual_diagnostics.md"
-
-
-@dataclass
-class Workspace:
-    """A config, its corpus and a run directory: what every command starts from."""
-
-    config: Config
-    corpus: Corpus
-    run_dir: Path
-
-    @classmethod
-    def open(cls, config: Config, run_dir: Path) -> Workspace:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return cls(config, load_corpus(config), run_dir)
-
-    def engine(self, scheme: str = "prompt_holdout", *, seed: int | None = None,
-               repeats: int | None = None, nthread: int | None = None,
-               store: Any = None) -> CVEngine:
-        splits = ensure_splits(self.run_dir, self.corpus, self.config, scheme, seed=seed,
-                               repeats=repeats)
-        return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store)
+from moqwk.reports.markdown import residual_diagnostics
+from moqwk.run.layout import CV_METRICS, DIAGNOSTICS, OOF_CSV
+from moqwk.run.record import RunRecord, read_run_record, write_run_record
+from moqwk.run.workspace import Workspace
 
 
 def cv_metrics_record(result: CVResult, engine: CVEngine, ws: Workspace, *,
@@ -77,8 +50,14 @@ def write_cv_outputs(ws: Workspace, engine: CVEngine, result: CVResult, *, schem
 
 def run_cv(ws: Workspace, *, scheme: str = "prompt_holdout",
            params: dict[str, Any] | None = None) -> tuple[CVResult, CVEngine, dict[str, Path]]:
-    """``moqwk cv``: one config through every fold, artifacts written."""
+    """``moqwk cv``: one config through every fold, artifacts written.
+
+    A new run directory is recorded as a ``cv`` run; a search or grid may later continue it.
+    """
     t0 = time.perf_counter()
+    if read_run_record(ws.run_dir) is None:
+        write_run_record(ws.run_dir, RunRecord(kind="cv", scoring_hash=ws.config.scoring_hash(),
+                                               data_hash=ws.corpus.data_hash))
     engine = ws.engine(scheme)
     result = engine.run(params if params is not None else dict(ws.config.baseline_params))
     result.timings["wall_s"] = time.perf_counter() - t0

@@ -1,0 +1,68 @@
+"""What every command shares: the common flags, loading the config a run uses, the console."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from moqwk.config import Config, load_config
+from moqwk.errors import ConfigError
+from moqwk.run.record import Level, check_same_config, resolve_config, run_config
+
+
+def add_run_dir(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
+    p.add_argument("--run-dir", required=True, help=help or "the run directory")
+
+
+def add_config(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument("--config", required=required,
+                   help="YAML config (default: the run directory's config.yaml; when both exist "
+                        "they must agree)" if not required else "YAML config")
+
+
+def add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="Optuna storage URL (default: the run's own, "
+                                     "sqlite:///RUN_DIR/study.db); PostgreSQL: "
+                                     "postgresql+psycopg://USER:PW@HOST:PORT/DB")
+    p.add_argument("--study-name", default="moqwk", help="study name in the storage")
+
+
+def config_for_run(args: argparse.Namespace, *, level: Level,
+                   **overrides: Any) -> Config:
+    """The config a command on ``--run-dir`` uses.
+
+    ``--config`` when given (it must agree with the run's own ``config.yaml`` on ``level``),
+    else the run's own; ``overrides`` (``--sampler``, ``--seed``) are applied to ``search:``
+    and must agree with the run too.
+    """
+    run_dir = Path(args.run_dir)
+    given = load_config(args.config) if getattr(args, "config", None) else None
+    config = resolve_config(run_dir, given, level=level)
+    changed = config.with_search(**overrides)
+    if changed is not config:
+        recorded = run_config(run_dir)
+        if recorded is not None:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k, v in overrides.items()
+                              if v is not None)
+            check_same_config(changed, recorded, level=level, run_dir=run_dir, what=flags)
+    return changed
+
+
+def read_params(path: str | None) -> dict | None:
+    """``--params``: a JSON object of XGBoost parameters (or a ``selected_params.json``)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--params: {p} not found") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--params: {p} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if isinstance(data, dict) and "params" in data and isinstance(data["params"], dict):
+        data = data["params"]  # accept selected_params.json as it is
+    if not isinstance(data, dict):
+        raise ConfigError(f"--params: {p} must hold a JSON object of XGBoost parameters")
+    return data

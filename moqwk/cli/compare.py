@@ -1,0 +1,34 @@
+"""``moqwk compare``: selected configs of runs side by side, re-scored on fresh folds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from moqwk.console import make_console
+
+
+def run(args: argparse.Namespace) -> int:
+    from moqwk.compare import compare_config, compare_runs
+    from moqwk.config import load_config
+    from moqwk.console.views import show_compare
+
+    run_dirs = [Path(d) for d in args.run_dirs]
+    config = compare_config(run_dirs, load_config(args.config) if args.config else None)
+    out = Path(args.out)
+    seed = args.fresh_seed if args.fresh_seed is not None else config.cv.seed + 1000
+    record = compare_runs(config, run_dirs, out, seed=seed, repeats=args.fresh_repeats)
+    show_compare(make_console(), record, out)
+    return 0
+
+
+def register(add) -> None:
+    p = add("compare", "selected configs of runs side by side, re-scored on fresh folds", run)
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs to compare; the "
+                   "verdict asks whether the first matches or beats the second")
+    p.add_argument("--config", help="the config the runs share (default: the first run's "
+                                    "config.yaml; every run must agree with it on scoring)")
+    p.add_argument("--out", default="compare", help="where compare.md/.json go")
+    p.add_argument("--fresh-seed", type=int, help="fold seed never used by the searches "
+                                                  "(default: cv.seed + 1000)")
+    p.add_argument("--fresh-repeats", type=int, default=3, help="fresh fold assignments")

@@ -1,0 +1,208 @@
+"""The run config: YAML parsed in one place into frozen dataclasses.
+
+Every error names the field path (``cv.n_folds``) and what to do about it. A parsed config
+also has a normalised form (``Config.raw``, every default filled in) that a run directory keeps
+as its ``config.yaml`` and that the hashes are computed from.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from moqwk.config.search import SearchConfig, SelectConfig, parse_search, parse_select
+from moqwk.config.sections import (
+    CVConfig,
+    DataConfig,
+    ModelConfig,
+    ObjectivesConfig,
+    ScaleConfig,
+    TailConfig,
+    parse_baseline,
+    parse_cv,
+    parse_data,
+    parse_model,
+    parse_objectives,
+    parse_scale,
+    parse_tails,
+)
+from moqwk.core.objectives import ObjectiveSet
+from moqwk.errors import ConfigError
+
+SECTIONS = ("data", "scale", "features", "cv", "tails", "model", "objectives", "baseline",
+            "search", "select")
+
+#: Fields that never change what a trial computes: where files live, threads, the budget.
+_NOT_SCORING: set[tuple[str, ...]] = {("data", "path"), ("model", "nthread"),
+                                       ("features", "table", "path")}
+_NOT_STUDY: set[tuple[str, ...]] = {("search", "n_trials"), ("search", "timeout"),
+                                    ("search", "n_jobs")}
+
+
+def _without(d: Mapping[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(d))
+    for p in paths:
+        node: Any = out
+        for key in p[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(p[-1], None)
+    return out
+
+
+def _sha(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ between two normalised configs (sorted)."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        path = f"{prefix}{k}"
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += diff_paths(va, vb, path + ".")
+        elif va != vb:
+            out.append(path)
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig
+    scale: ScaleConfig
+    features: Any  # moqwk.features.FeatureConfig
+    cv: CVConfig
+    tails: TailConfig
+    model: ModelConfig
+    objectives_config: ObjectivesConfig
+    baseline_params: Mapping[str, Any]
+    search: SearchConfig
+    select: SelectConfig
+    source: Path | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def objectives(self) -> ObjectiveSet:
+        """The four objectives the search optimises, with their roles in selection."""
+        return self.objectives_config.objective_set()
+
+    @property
+    def search_seed(self) -> int:
+        """The sampler's seed: ``search.seed``, or ``cv.seed`` when it is not set."""
+        return self.cv.seed if self.search.seed is None else self.search.seed
+
+    def hash(self) -> str:
+        """sha256 of the whole normalised config (data.path resolved)."""
+        return _sha(self.raw)
+
+    def scoring_dict(self) -> dict[str, Any]:
+        """What scoring one config depends on: data columns, scale, features, CV, tails, model
+        and objectives; not where files live or how many threads run."""
+        keep = {k: self.raw[k] for k in ("data", "scale", "features", "cv", "tails", "model",
+                                         "objectives")}
+        return _without(keep, _NOT_SCORING)
+
+    def scoring_hash(self) -> str:
+        """sha256 of :meth:`scoring_dict`: runs that share it can be compared and selected."""
+        return _sha(self.scoring_dict())
+
+    def study_dict(self) -> dict[str, Any]:
+        """What a study's trials depend on: the scoring, the baseline and the search settings,
+        not the budget, timeout, workers or selection."""
+        keep = {**self.scoring_dict(), "baseline": self.raw["baseline"],
+                "search": self.raw["search"]}
+        return _without(keep, _NOT_STUDY)
+
+    def study_hash(self) -> str:
+        """sha256 of :meth:`study_dict`.
+
+        Not data.path: where the file lives differs between machines sharing a storage, and the
+        data itself is checked by the corpus's data_hash. Not model.nthread: XGBoost's
+        predictions are identical for any thread count (tested), so workers on machines with
+        other core counts can share a study.
+        """
+        return _sha(self.study_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self.raw, default=str))
+
+    def to_yaml(self) -> str:
+        """The normalised config as YAML that :func:`load_config` reads back unchanged."""
+        head = ("# The resolved config of this run: every default filled in, paths absolute.\n"
+                "# moqwk reads it when a command is given --run-dir without --config.\n")
+        return head + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def with_search(self, **changes: Any) -> Config:
+        """This config with ``search`` fields replaced (``--sampler``, ``--seed``)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        raw = self.to_dict()
+        raw["search"] = {**raw["search"], **changes}
+        return replace(self, search=parse_search(raw), raw=raw)
+
+
+def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None = None) -> Config:
+    """Validate a config mapping (what ``yaml.safe_load`` returned)."""
+    from moqwk.features import FeatureConfig
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError("config: the top level must be a mapping of sections")
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(f"{sorted(map(str, unknown))[0]}: unknown section; "
+                          f"allowed: {', '.join(sorted(SECTIONS))}")
+    data = parse_data(raw, base_dir)
+    scale = parse_scale(raw)
+    cv = parse_cv(raw)
+    tails = parse_tails(raw)
+    model = parse_model(raw)
+    objectives = parse_objectives(raw)
+    baseline = parse_baseline(raw)
+    search = parse_search(raw)
+    select = parse_select(raw)
+    features = FeatureConfig.from_mapping(raw.get("features"), path="features", base_dir=base_dir)
+    feature_dict = features.to_dict()
+    if features.table is not None:  # absolute, so the run directory's copy finds the table
+        feature_dict["table"]["path"] = str(features.table.resolved)
+    normalised = {
+        "data": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(data).items()},
+        "scale": asdict(scale),
+        "features": feature_dict,
+        "cv": asdict(cv),
+        "tails": asdict(tails),
+        "model": asdict(model),
+        "objectives": asdict(objectives),
+        "baseline": {"params": dict(baseline)},
+        "search": search.to_dict(),
+        "select": select.to_dict(),
+    }
+    return Config(data, scale, features, cv, tails, model, objectives, baseline, search, select,
+                  source=source, raw=json.loads(json.dumps(normalised, default=str)))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found; write one with `moqwk init`")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if raw is None:
+        raise ConfigError(f"{p}: the file is empty; write one with `moqwk init`")
+    return parse_config(raw, base_dir=p.resolve().parent, source=p.resolve())

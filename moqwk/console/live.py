@@ -1,0 +1,32 @@
+"""The live search view: the last trials and a progress line (pure renderables)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from moqwk.console.tables import duration_text, trials_table
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet
+
+
+def progress_text(prog: dict) -> str:
+    done = prog["complete"] + prog["failed"]
+    eta = prog.get("eta_s")
+    return (f"{done}/{prog['target']} trials ({prog['complete']} complete, "
+            f"{prog['failed']} failed, {prog['running']} running, {prog['feasible']} feasible)"
+            f"  elapsed {duration_text(prog['elapsed_s'])}"
+            f"  ETA {duration_text(eta) if eta is not None else '-'}")
+
+
+def progress_line(prog: dict) -> Group:
+    done = prog["complete"] + prog["failed"]
+    bar = ProgressBar(total=max(1, prog["target"]), completed=min(done, prog["target"]), width=40)
+    return Group(bar, Text(" " + progress_text(prog)))
+
+
+def live_view(records: Sequence[dict], prog: dict, *, limit: int = 15,
+              objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Group:
+    return Group(trials_table(records, limit=limit, objectives=objectives), progress_line(prog))

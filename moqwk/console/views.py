@@ -1,0 +1,86 @@
+"""What each command prints, built from the renderables in :mod:`moqwk.console.tables`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from moqwk import artifacts
+from moqwk.console.live import live_view, progress_text
+from moqwk.console.tables import (
+    compare_table,
+    front_table,
+    prompt_table,
+    summary_table,
+    trial_line,
+    trials_table,
+)
+from moqwk.core.metrics import CVMetrics
+from moqwk.core.objectives import ObjectiveSet
+from moqwk.reports.markdown import objectives_of
+from moqwk.run.layout import SELECTED, SUMMARY, TRIALS_JSON
+
+
+def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | None = None,
+            prompts_title: str = "Per-prompt QWK (worst first)") -> None:
+    console.print(prompt_table(metrics, limit=limit, title=prompts_title))
+    console.print(summary_table(metrics, title=title))
+
+
+def show_search(console: Console, ws: Any, opts: Any) -> Any:
+    """Run the search: a live table on a terminal, one line per finished trial in a log.
+
+    Returns the study. The full trial table is printed at the end either way.
+    """
+    from rich.live import Live
+
+    from moqwk.search import run_search
+
+    objectives: ObjectiveSet = ws.config.objectives
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+            study = run_search(ws, opts, on_update=lambda recs, prog: live.update(
+                live_view(recs, prog, objectives=objectives)))
+    else:
+        seen: set[int] = set()
+
+        def line(recs: list[dict], prog: dict) -> None:
+            new = [r for r in recs if r["number"] not in seen
+                   and r["state"] not in ("running", "waiting")]
+            for r in new:
+                seen.add(r["number"])
+                console.print(trial_line(r, objectives.names))
+            if new:
+                console.print(progress_text(prog))
+
+        study = run_search(ws, opts, on_update=line)
+    console.print(trials_table(artifacts.read_json(ws.run_dir / TRIALS_JSON), limit=None,
+                               objectives=objectives,
+                               title=f"Study {study.study_name}: all trials "
+                                     "(* = feasible Pareto front)"))
+    return study
+
+
+def show_selection(console: Console, record: dict, run_dir: Path) -> None:
+    objectives = objectives_of(record)
+    console.print(front_table(record, objectives))
+    crit = record.get("success_criterion") or {}
+    failed = [m for m, c in crit.get("checks", {}).items() if not c.get("ok")]
+    console.print(f"Selected trial {record['trial_number']}; success criterion "
+                  f"{'met' if crit.get('met') else 'NOT met'} against the baseline (trial "
+                  f"{record['baseline']['trial_number']})"
+                  + (f": worse on {', '.join(failed)}" if failed else "") + ".")
+    if record["tail_tradeoff"]:
+        console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
+    console.print(f"wrote {run_dir / SELECTED} and {run_dir / SUMMARY}")
+
+
+def show_compare(console: Console, record: dict, out: Path) -> None:
+    console.print(compare_table(record, objectives_of(record)))
+    v = record.get("verdict")
+    if v:
+        console.print(f"Verdict on fresh folds: {v['first']} vs {v['second']}: "
+                      f"{'MET' if v['met'] else 'NOT met'}")
+    console.print(f"wrote {out / 'compare.md'} and {out / 'compare.json'}")

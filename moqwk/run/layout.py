@@ -1,0 +1,39 @@
+"""Every file of a run directory, named once.
+
+```text
+RUN_DIR/
+  run.json                  what kind of run this is, its sampler, budget and hashes
+  config.yaml               the resolved config; commands given only --run-dir read it
+  splits.json               fold assignments of every scheme used, each with its sha256
+  study.db                  the Optuna study (default SQLite storage)
+  progress.json             counts, best feasible values, ETA (rewritten after each trial)
+  artifacts/                machine-readable results (JSON, CSV)
+  reports/                  the same results for people (Markdown)
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RUN_RECORD = "run.json"
+CONFIG_COPY = "config.yaml"
+SPLITS = "splits.json"
+STUDY_DB = "study.db"
+PROGRESS = "progress.json"
+
+OOF_CSV = "artifacts/residuals_cv_val_oof.csv"
+CV_METRICS = "artifacts/cv_metrics.json"
+TRIALS_JSON = "artifacts/optuna_trials.json"
+STUDY_JSON = "artifacts/optuna_study.json"
+FRONT = "artifacts/pareto_front.json"
+SELECTED = "artifacts/selected_params.json"
+SELECTION_FAILED = "artifacts/selection_failed.json"
+
+DIAGNOSTICS = "reports/residual_diagnostics.md"
+SUMMARY = "reports/optuna_summary.md"
+
+
+def default_storage_url(run_dir: Path) -> str:
+    """The run's own study: SQLite in ``RUN_DIR/study.db``."""
+    return f"sqlite:///{(Path(run_dir) / STUDY_DB).resolve()}"

@@ -1,0 +1,52 @@
+"""A workspace: a config, its corpus and a run directory, what every command starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moqwk.config import Config
+from moqwk.corpus import Corpus, load_corpus
+from moqwk.cv import CVEngine
+from moqwk.errors import DataError
+from moqwk.run.record import Level, check_same_config, read_run_record, record_config, run_config
+from moqwk.run.splits_file import ensure_splits
+
+
+@dataclass
+class Workspace:
+    """A config, its corpus and a run directory."""
+
+    config: Config
+    corpus: Corpus
+    run_dir: Path
+
+    @classmethod
+    def open(cls, config: Config, run_dir: Path, *, level: Level = "scoring") -> Workspace:
+        """Open (or start) ``run_dir`` with ``config``.
+
+        A run directory that already has a config refuses one that differs on what ``level``
+        covers (see :func:`moqwk.run.record.resolve_config`), and refuses other data than it
+        was made with. A new run directory keeps ``config`` as its ``config.yaml``.
+        """
+        run_dir = Path(run_dir)
+        recorded = run_config(run_dir)
+        if recorded is not None:
+            check_same_config(config, recorded, level=level, run_dir=run_dir)
+        corpus = load_corpus(config)
+        record = read_run_record(run_dir)
+        if record is not None and record.data_hash != corpus.data_hash:
+            raise DataError(f"{run_dir} was made from other data (data hash "
+                            f"{record.data_hash[:12]}…, now {corpus.data_hash[:12]}…); use a "
+                            "new --run-dir for new data")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record_config(run_dir, config)
+        return cls(config, corpus, run_dir)
+
+    def engine(self, scheme: str = "prompt_holdout", *, seed: int | None = None,
+               repeats: int | None = None, nthread: int | None = None,
+               store: Any = None) -> CVEngine:
+        splits = ensure_splits(self.run_dir, self.corpus, self.config, scheme, seed=seed,
+                               repeats=repeats)
+        return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store)
