@@ -25,11 +25,12 @@ def _baseline_from(path: Path) -> tuple[dict, str]:
 
 def _run(args: argparse.Namespace, *, sampler: str | None) -> int:
     from moqwk.console.views import show_search
-    from moqwk.run.record import read_run_record, reproduce_command
+    from moqwk.run.record import check_run_kind, read_run_record, reproduce_command
     from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions
 
     run_dir = Path(args.run_dir)
+    check_run_kind(run_dir, kind="grid" if sampler == "grid" else "search", sampler=sampler)
     config = config_for_run(args, level="study", sampler=sampler, seed=args.seed)
     ws = Workspace.open(config, run_dir, level="study")
     baseline, source = None, "config"

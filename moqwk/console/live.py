@@ -21,6 +21,14 @@ def progress_text(prog: dict) -> str:
             f"  ETA {duration_text(eta) if eta is not None else '-'}")
 
 
+def progress_short(prog: dict) -> str:
+    """``done/target trials, ETA …``: what a log line of a finished trial ends with."""
+    done = prog["complete"] + prog["failed"]
+    eta = prog.get("eta_s")
+    return (f"{done}/{prog['target']} trials, elapsed {duration_text(prog['elapsed_s'])}, "
+            f"ETA {duration_text(eta) if eta is not None else '-'}")
+
+
 def progress_line(prog: dict) -> Group:
     done = prog["complete"] + prog["failed"]
     bar = ProgressBar(total=max(1, prog["target"]), completed=min(done, prog["target"]), width=40)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from moqwk import artifacts
-from moqwk.console.live import live_view, progress_text
+from moqwk.console.live import live_view, progress_short
 from moqwk.console.tables import (
     compare_table,
     front_table,
@@ -39,27 +39,40 @@ def show_search(console: Console, ws: Any, opts: Any) -> Any:
     from moqwk.search import run_search
 
     objectives: ObjectiveSet = ws.config.objectives
+    first: list[dict] = []  # the progress before any trial of this call ran
+
+    def remember(prog: dict) -> None:
+        if not first:
+            first.append(dict(prog))
+
     if console.is_terminal:
         with Live(console=console, refresh_per_second=2, transient=True) as live:
-            study = run_search(ws, opts, on_update=lambda recs, prog: live.update(
-                live_view(recs, prog, objectives=objectives)))
+            def view(recs: list[dict], prog: dict) -> None:
+                remember(prog)
+                live.update(live_view(recs, prog, objectives=objectives))
+
+            study = run_search(ws, opts, on_update=view)
     else:
         seen: set[int] = set()
 
         def line(recs: list[dict], prog: dict) -> None:
+            remember(prog)
             new = [r for r in recs if r["number"] not in seen
                    and r["state"] not in ("running", "waiting")]
             for r in new:
                 seen.add(r["number"])
-                console.print(trial_line(r, objectives.names))
-            if new:
-                console.print(progress_text(prog))
+                console.print(trial_line(r, objectives.names) + "  [" + progress_short(prog)
+                              + "]")
 
         study = run_search(ws, opts, on_update=line)
     console.print(trials_table(artifacts.read_json(ws.run_dir / TRIALS_JSON), limit=None,
                                objectives=objectives,
                                title=f"Study {study.study_name}: all trials "
                                      "(* = feasible Pareto front)"))
+    before = first[0] if first else None
+    if before is not None and before["complete"] + before["failed"] >= before["target"]:
+        console.print(f"The study had already used its budget ({before['target']} trials): no "
+                      "new trial ran. Raise it with --n-trials to run more.")
     return study
 
 
