@@ -17,6 +17,7 @@ from moqwk.config import Config
 from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
 from moqwk.errors import ConfigError, DataError, RunDirError
+from moqwk.reports.decision import unfinished_sentence
 from moqwk.reports.markdown import compare_markdown, objectives_of
 from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
 from moqwk.run.record import check_same_config, run_config
@@ -38,6 +39,7 @@ class RunSummary:
     wall_s: float | None
     data_hash: str
     objectives: ObjectiveSet
+    unfinished: str | None = None  # why the run's choice is among fewer trials than planned
 
 
 def read_run(run_dir: Path) -> RunSummary:
@@ -62,6 +64,7 @@ def read_run(run_dir: Path) -> RunSummary:
         wall_s=sum(t["duration_s"] or 0.0 for t in trials) or progress.get("elapsed_s"),
         data_hash=sel["hashes"]["data"],
         objectives=objectives_of(sel),
+        unfinished=unfinished_sentence(sel),
     )
 
 
@@ -131,7 +134,8 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
                                and f.get(k) is not None else None
                                for k in (obj.primary, obj.secondary)},
                   "gate_passed": r.gate_passed, "n_trials": r.n_trials, "trial_time_s": r.wall_s,
-                  "allow_tail_regression": r.allow_tail_regression}
+                  "allow_tail_regression": r.allow_tail_regression,
+                  "unfinished": r.unfinished}
                  for r, f in zip(runs, fresh, strict=True)],
     }
     if len(runs) >= 2:

@@ -86,6 +86,34 @@ _SCALE_EVIDENCE_N = 20
 _MIN_SHARED_SPAN = 0.25
 
 
+def _duplicates(ids: pd.Series, k: int = 5) -> str:
+    """Each repeated id once, with the file lines (header = line 1) it appears on."""
+    lines = pd.Series(np.arange(len(ids)) + 2, index=ids.index)
+    groups = lines[ids.duplicated(keep=False)].groupby(ids[ids.duplicated(keep=False)],
+                                                       sort=False)
+    parts = [f"{i} (lines {', '.join(map(str, g.tolist()))})" for i, g in groups]
+    more = f" (and {len(parts) - k} more)" if len(parts) > k else ""
+    return ", ".join(parts[:k]) + more
+
+
+def thin_step(scores: np.ndarray, step: float, *, max_share: float = 0.005) -> float | None:
+    """A coarser step that all but a handful of scores sit on, or None.
+
+    A scale inferred from data takes the finest step any score shows: one 3.25 among scores in
+    halves makes the step 0.25. When at most ``max(2, max_share * n)`` scores are off a step
+    twice (or five times) as coarse, that coarser step is probably the rubric's.
+    """
+    scores = np.asarray(scores, dtype=float)
+    allowed = max(2, int(max_share * len(scores)))
+    for factor in (2, 5):
+        coarse = step * factor
+        base = scores.min()
+        off = np.abs((scores - base) / coarse - np.rint((scores - base) / coarse)) > 1e-6
+        if 0 < off.sum() <= allowed:
+            return coarse
+    return None
+
+
 def infer_scale(prompts: pd.Series, scores: pd.Series) -> ScoreScales:
     """Global when all prompts share one observed range and step, per prompt otherwise."""
 
@@ -126,6 +154,14 @@ def infer_scale(prompts: pd.Series, scores: pd.Series) -> ScoreScales:
     return ScoreScales(per_prompt=per)
 
 
+#: Why ``scale.kind: infer`` is warned about on every load (see docs/explanation/method.md).
+INFER_LEAK = (
+    "scale.kind: infer reads the score range off the labels. Under prompt_holdout that is a "
+    "label leak: a held-out prompt's labels help set its range, which maps predictions back to "
+    "scores, clips them and decides the tails. Declare the rubric's range: scale.kind: global "
+    "with min, max and step (or per_prompt with each prompt's declared range)")
+
+
 def _scales_from_config(sc: ScaleConfig, prompts: pd.Series, scores: pd.Series) -> ScoreScales:
     if sc.kind == "global":
         return ScoreScales(global_scale=Scale(sc.min, sc.max, sc.step))  # type: ignore[arg-type]
@@ -139,6 +175,7 @@ def _scales_from_config(sc: ScaleConfig, prompts: pd.Series, scores: pd.Series) 
                 "add them to the config or use scale.kind: infer"
             )
         return ScoreScales(per_prompt=per)
+    warnings.warn(INFER_LEAK, UserWarning, stacklevel=3)
     return infer_scale(prompts, scores)
 
 
@@ -165,7 +202,7 @@ def validate_frame(df: pd.DataFrame, dc: DataConfig, sc: ScaleConfig, *, n_folds
     ids = ids.astype(str)
     dup = ids.duplicated(keep=False)
     if dup.any():
-        raise DataError(f"column {dc.id_column!r}: duplicate ids {_first(ids, dup)}; "
+        raise DataError(f"column {dc.id_column!r}: duplicate ids {_duplicates(ids)}; "
                         "ids must be unique: drop or rename the repeated essays")
     texts = df[dc.text_column]
     not_text = texts.map(lambda t: not isinstance(t, str))

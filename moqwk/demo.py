@@ -7,7 +7,8 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from moqwk.config import Config, parse_config
+from moqwk.config import Config, diff_paths, parse_config
+from moqwk.errors import ConfigError
 from moqwk.run.layout import CONFIG_COPY, SUMMARY
 
 DEMO_CONFIG = """\
@@ -71,12 +72,21 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) ->
     from moqwk.console import heading
     from moqwk.console.views import show_cv, show_search, show_selection
     from moqwk.run.cv_outputs import run_cv
-    from moqwk.run.record import read_run_record, reproduce_command
+    from moqwk.run.record import read_run_record, reproduce_command, run_config
     from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions
     from moqwk.selector import options_from, run_selection
 
     config = demo_config(run_dir)
+    recorded = run_config(run_dir)
+    if recorded is not None:
+        diff = diff_paths(config.study_dict(), recorded.study_dict())
+        if diff:
+            raise ConfigError(
+                f"{run_dir / CONFIG_COPY} no longer matches the built-in demo (it differs in "
+                f"{', '.join(diff[:4])}); the demo always runs its built-in config. To run your "
+                "edited copy, copy it elsewhere and run `moqwk search --config COPY --run-dir "
+                "runs/NEW`")
     ws = Workspace.open(config, run_dir, level="study")
     heading(console, f"moqwk demo: run directory {run_dir} (its config: "
                      f"{run_dir / CONFIG_COPY})")

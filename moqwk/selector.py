@@ -67,6 +67,14 @@ class RunTrials:
     data_hash: str | None = None
     config_hash: str | None = None
     oof_levels: dict[int, list[list[int]]] = field(default_factory=dict)
+    target: int | None = None  # the study's budget (grid: its points + the baseline)
+    kind: str = "search"
+    resume: str | None = None  # the command that resumes the study
+
+    @property
+    def n_counted(self) -> int:
+        """Trials that used the budget: complete, or failed for a reason of their own."""
+        return sum(r["state"] in ("complete", "fail") for r in self.trials)
 
 
 def load_trials(run_dir: Path, *, storage: str | None = None,
@@ -91,10 +99,20 @@ def load_trials(run_dir: Path, *, storage: str | None = None,
                           "its first trial")
     oof = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
            if "oof_level" in t.user_attrs}
+    from moqwk.run.record import read_run_record, reproduce_command
+
+    record = read_run_record(run_dir)
+    target = study.user_attrs.get("moqwk_target")
+    kind, resume = "search", None
+    if record is not None and record.is_study:
+        target = record.n_trials or target
+        kind = record.kind
+        resume = " ".join(reproduce_command(run_dir, record))
     return RunTrials(recs, base[0], guard, study_name, artifacts.mask_url(url) or "",
                      ObjectiveSet.from_names(objective_names(study)),
                      study.user_attrs.get("moqwk_data_hash"),
-                     study.user_attrs.get("moqwk_config_hash"), oof)
+                     study.user_attrs.get("moqwk_config_hash"), oof,
+                     target=int(target) if target else None, kind=kind, resume=resume)
 
 
 def candidate_pool(trials: Sequence[dict], *, allow_tail_regression: bool) -> list[dict]:
@@ -306,9 +324,12 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "guardrails": run.guardrails,
         "success_criterion": sel.success,
         "reproduced_on_prompt_holdout": reproduced,
-        "study": {"name": run.study_name, "storage": run.storage,
+        "study": {"name": run.study_name, "storage": run.storage, "kind": run.kind,
                   "n_trials": len(run.trials),
-                  "n_complete": sum(r["state"] == "complete" for r in run.trials)},
+                  "n_complete": sum(r["state"] == "complete" for r in run.trials),
+                  "n_counted": run.n_counted, "target": run.target,
+                  "finished": run.target is None or run.n_counted >= run.target,
+                  "resume": run.resume},
         "hashes": {"config": ws.config.study_hash(), "data": ws.corpus.data_hash,
                    "splits": {k: v["sha256"] for k, v in splits.items()}},
         "versions": artifacts.versions(),

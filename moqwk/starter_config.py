@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from moqwk.config import DEFAULT_BASELINE_PARAMS
 from moqwk.core.scale import ScoreScales
-from moqwk.corpus import infer_scale, read_table
+from moqwk.corpus import infer_scale, read_table, thin_step
 from moqwk.errors import DataError
 
 
@@ -32,6 +34,9 @@ def _scale_yaml(scales: ScoreScales) -> list[str]:
         "# Models train on a normalised target; predictions map back to each prompt's scale.",
         "# Each min and max is the lowest and highest score seen for that prompt; widen any the",
         "# rubric allows beyond them: QWK and the tails use these ranges.",
+        "# LEAK: a range read off a prompt's own scores is a label leak under prompt_holdout",
+        "# (the held-out prompt's labels set its range, its clipping and its tails). Replace",
+        "# each range by the one the prompt's rubric declares.",
         "scale:",
         "  kind: per_prompt",
         "  per_prompt:",
@@ -39,6 +44,21 @@ def _scale_yaml(scales: ScoreScales) -> list[str]:
     for p, s in sorted(scales.per_prompt.items()):
         lines.append(f"    {p!r}: {{min: {s.min:g}, max: {s.max:g}, step: {s.step:g}}}")
     return lines
+
+
+def _thin_step_note(scales: ScoreScales, scores: np.ndarray, ids: pd.Series) -> str | None:
+    """A warning when the inferred global step rests on a handful of scores."""
+    s = scales.global_scale
+    if s is None:
+        return None
+    coarse = thin_step(scores, s.step)
+    if coarse is None:
+        return None
+    off = np.abs((scores - s.min) / coarse - np.rint((scores - s.min) / coarse)) > 1e-6
+    shown = ", ".join(f"{i}: {v:g}" for i, v in zip(ids[off][:3], scores[off][:3], strict=True))
+    return (f"the inferred step {s.step:g} rests on {int(off.sum())} score(s) ({shown}); every "
+            f"other score is a multiple of {coarse:g}. If the rubric's step is {coarse:g}, fix "
+            f"those scores and set step: {coarse:g}")
 
 
 def starter_config(*, data: Path, id_column: str, text_column: str, prompt_column: str,
@@ -63,19 +83,27 @@ def starter_config(*, data: Path, id_column: str, text_column: str, prompt_colum
         raise DataError(f"column {score_column!r}: cannot infer a scale ({e}); write the scale "
                         "section of the config by hand (scale.kind: global with min, max and "
                         "step)") from None
+    step_note = _thin_step_note(scales, scores.to_numpy(float), frame[id_column].astype(str))
+    if step_note:
+        warnings.warn(step_note, UserWarning, stacklevel=2)
     n_prompts = frame[prompt_column].nunique()
-    where = Path(os.path.relpath(data.resolve(), (out or Path("x")).resolve().parent))
+    # Relative to the config file when it is written; printed to stdout (and perhaps redirected
+    # anywhere), the config cannot know where it will live, so the path is absolute.
+    where = (Path(os.path.relpath(data.resolve(), out.resolve().parent)) if out is not None
+             else data.resolve())
     baseline = "\n".join(f"    {k}: {v}" for k, v in DEFAULT_BASELINE_PARAMS.items())
     lines = [
         f"# moqwk config for {data.name}: {len(frame)} essays, {n_prompts} prompts.",
         "# Run: moqwk cv --config THIS_FILE --run-dir runs/baseline",
         "data:",
-        f"  path: {str(where)!r}   # relative to this file; ${{VAR:-default}} expands",
+        f"  path: {str(where)!r}   # relative paths are relative to this file; "
+        "${VAR:-default} expands",
         f"  id_column: {id_column!r}",
         f"  text_column: {text_column!r}",
         f"  prompt_column: {prompt_column!r}",
         f"  score_column: {score_column!r}",
         "",
+        *([f"# WARNING: {step_note}"] if step_note else []),
         *_scale_yaml(scales),
         "",
         "features:        # fitted on each fold's training essays only, cached by content hash",

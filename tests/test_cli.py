@@ -537,7 +537,13 @@ def test_init_prints_to_stdout_and_refuses_to_overwrite(
     rc, out, _err = run(capsys, *_init_argv(Path("essays.csv")))
     assert rc == 0
     raw = yaml.safe_load(out)
-    assert raw["data"]["path"] == "essays.csv" and raw["scale"]["kind"] == "global"
+    # printed, the config may be redirected anywhere: the path must not depend on where it lands
+    assert raw["data"]["path"] == str((tmp_path / "essays.csv").resolve())
+    assert raw["scale"]["kind"] == "global"
+    elsewhere = tmp_path / "configs"
+    elsewhere.mkdir()
+    (elsewhere / "printed.yaml").write_text(out)
+    assert load_config(elsewhere / "printed.yaml").data.path == (tmp_path / "essays.csv").resolve()
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text("keep me\n")

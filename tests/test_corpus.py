@@ -86,7 +86,8 @@ def test_duplicate_ids_are_named() -> None:
     df.loc[7, "essay_id"] = "e002"
     msg = data_error(df)
     assert "'essay_id'" in msg and "duplicate ids" in msg
-    assert msg.count("e002") == 2  # both rows
+    assert msg.count("e002") == 1  # named once, with both file lines (header = line 1)
+    assert "e002 (lines 4, 9)" in msg
     assert "drop or rename" in msg
 
 
@@ -226,8 +227,14 @@ def test_small_prompts_warn_but_load() -> None:
 
 
 def test_no_warning_when_every_prompt_is_big_enough() -> None:
+    declared = ScaleConfig(kind="global", min=1.0, max=5.0, step=0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        validate(frame(per_prompt=20), declared, min_prompt_n=20)
+
+
+def test_an_inferred_scale_is_warned_about_as_a_leak() -> None:
+    with pytest.warns(UserWarning, match="label leak.*Declare the rubric's range"):
         validate(frame(per_prompt=20), min_prompt_n=20)
 
 

@@ -46,12 +46,21 @@ def show_search(console: Console, ws: Any, opts: Any) -> Any:
             first.append(dict(prog))
 
     if console.is_terminal:
-        with Live(console=console, refresh_per_second=2, transient=True) as live:
-            def view(recs: list[dict], prog: dict) -> None:
-                remember(prog)
-                live.update(live_view(recs, prog, objectives=objectives))
+        try:
+            with Live(console=console, refresh_per_second=2, transient=True) as live:
+                def view(recs: list[dict], prog: dict) -> None:
+                    remember(prog)
+                    live.update(live_view(recs, prog, objectives=objectives))
 
-            study = run_search(ws, opts, on_update=view)
+                study = run_search(ws, opts, on_update=view)
+        except KeyboardInterrupt:
+            # The live view is transient: leave the trials finished so far on the screen.
+            path = ws.run_dir / TRIALS_JSON
+            if path.exists():
+                console.print(trials_table(artifacts.read_json(path), limit=None,
+                                           objectives=objectives,
+                                           title="Trials so far (* = feasible Pareto front)"))
+            raise
     else:
         seen: set[int] = set()
 
@@ -78,13 +87,12 @@ def show_search(console: Console, ws: Any, opts: Any) -> Any:
 
 def show_selection(console: Console, record: dict, run_dir: Path) -> None:
     objectives = objectives_of(record)
+    from moqwk.reports.decision import decision_sentences, unfinished_sentence
+
     console.print(front_table(record, objectives))
-    crit = record.get("success_criterion") or {}
-    failed = [m for m, c in crit.get("checks", {}).items() if not c.get("ok")]
-    console.print(f"Selected trial {record['trial_number']}; success criterion "
-                  f"{'met' if crit.get('met') else 'NOT met'} against the baseline (trial "
-                  f"{record['baseline']['trial_number']})"
-                  + (f": worse on {', '.join(failed)}" if failed else "") + ".")
+    for sentence in decision_sentences(record):
+        style = "yellow" if sentence == unfinished_sentence(record) else None
+        console.print(sentence, style=style)
     if record["tail_tradeoff"]:
         console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
     console.print(f"wrote {run_dir / SELECTED} and {run_dir / SUMMARY}")
@@ -92,6 +100,9 @@ def show_selection(console: Console, record: dict, run_dir: Path) -> None:
 
 def show_compare(console: Console, record: dict, out: Path) -> None:
     console.print(compare_table(record, objectives_of(record)))
+    for r in record["runs"]:
+        if r.get("unfinished"):
+            console.print(f"{r['run_dir']}: {r['unfinished']}", style="yellow")
     v = record.get("verdict")
     if v:
         console.print(f"Verdict on fresh folds: {v['first']} vs {v['second']}: "

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, fmt, metric
+from moqwk.reports.decision import decision_sentences
 
 
 def residual_diagnostics(metrics: CVMetrics, *, title: str, scheme: str, params: dict,
@@ -96,16 +97,13 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
         "## Decision",
         "",
     ]
-    if record["trial_number"] is None:
-        lines.append("**No trial selected**: no candidate passed the stability gate.")
-    else:
-        lines.append(f"**Selected trial {record['trial_number']}** "
-                     f"({'feasible' if record['feasible'] else 'breaks a guardrail'}).")
-        s = record.get("success_criterion") or {}
-        lines.append("")
-        lines.append(f"Success criterion (matches or improves the baseline's prompt-holdout mean "
-                     f"and worst-prompt QWK without worsening a tail): "
-                     f"**{'met' if s.get('met') else 'not met'}**.")
+    for sentence in decision_sentences(record):
+        lines += [sentence, ""]
+    if record["trial_number"] is not None:
+        lines.append(f"The selected trial is "
+                     f"{'feasible' if record['feasible'] else 'outside a guardrail'}. The success "
+                     "criterion asks for both QWKs matched or improved and neither tail worse "
+                     "than the baseline's, on the search's own prompt-holdout folds.")
     if record["tail_tradeoff"]:
         lines += ["", f"Tail regression allowed explicitly: {record['tail_regression_reason']}", ""]
         for t in record["tail_tradeoff"]:
@@ -179,7 +177,7 @@ def compare_markdown(record: dict) -> str:
     """``compare.md``: in-sample against fresh numbers per run, and the verdict."""
     ff = record["fresh_folds"]
     obj = objectives_of(record)
-    extra = [n for n in ("pooled_qwk", "low_tail_bias", "high_tail_bias")]
+    extra = ["pooled_qwk", "low_tail_bias", "high_tail_bias"]
     head = ["run", "sampler", "trial", "trials"]
     for n in obj.names:
         head += [f"{metric(n).label} in-sample", f"{metric(n).label} fresh"]
@@ -197,6 +195,9 @@ def compare_markdown(record: dict) -> str:
         cells += [metric(n).format(f.get(n)) for n in extra]
         cells += ["pass" if r["gate_passed"] else "fail", fmt(t, 0) + " s" if t else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
+    for r in record["runs"]:
+        if r.get("unfinished"):
+            lines += ["", f"**`{r['run_dir']}`**: {r['unfinished']}"]
     v = record.get("verdict")
     if v:
         lines += ["", "## Verdict (on fresh folds)", "",

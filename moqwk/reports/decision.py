@@ -1,0 +1,61 @@
+"""The decision of ``moqwk select`` in plain sentences, one home for the console and the report.
+
+Every sentence says what its numbers are: the success criterion is judged on the search's own
+folds, so it is labelled in-sample; a baseline that wins is said to be the baseline; an
+unfinished study is said to be unfinished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from moqwk.core.objectives import metric
+
+
+def is_baseline_choice(record: Mapping) -> bool:
+    """The chosen trial is the baseline itself, or a trial with the baseline's params."""
+    if record.get("trial_number") is None:
+        return False
+    base = record["baseline"]
+    return (record["trial_number"] == base["trial_number"]
+            or dict(record.get("params") or {}) == dict(base.get("params") or {}))
+
+
+def unfinished_sentence(record: Mapping) -> str | None:
+    """One sentence when the study had not used its budget when it was selected."""
+    study = record.get("study") or {}
+    target, counted = study.get("target"), study.get("n_counted")
+    if target is None or counted is None or counted >= target:
+        return None
+    what = "grid points" if study.get("kind") == "grid" else "trials"
+    return (f"The study is unfinished: {counted} of {target} {what}; the choice is among those "
+            f"only. Resume it with `{study.get('resume') or 'the search command'}`, then select "
+            "again.")
+
+
+def decision_sentences(record: Mapping) -> list[str]:
+    """What was chosen and how it compares with the baseline, in plain words."""
+    out: list[str] = []
+    unfinished = unfinished_sentence(record)
+    if unfinished:
+        out.append(unfinished)
+    n = record.get("trial_number")
+    if n is None:
+        out.append("No trial was selected: no candidate passed the stability gate.")
+        return out
+    base = record["baseline"]
+    if is_baseline_choice(record):
+        tied = [c["trial_number"] for c in record.get("candidates", [])
+                if c.get("in_tie_band") and c["trial_number"] != n]
+        with_ = (f"; trial(s) {', '.join(map(str, tied))} tied with it within the tie band "
+                 "and ranked lower") if tied else ""
+        out.append(f"Selected trial {n}: the search found nothing better than the baseline "
+                   f"(trial {base['trial_number']}){with_}.")
+        return out
+    crit = record.get("success_criterion") or {}
+    failed = [metric(m).label for m, c in crit.get("checks", {}).items() if not c.get("ok")]
+    verdict = "met" if crit.get("met") else "NOT met"
+    out.append(f"Selected trial {n}. In-sample (the search's own folds, optimistic), the "
+               f"success criterion against the baseline (trial {base['trial_number']}) is "
+               f"{verdict}" + (f": worse on {', '.join(failed)}" if failed else "") + ".")
+    return out
