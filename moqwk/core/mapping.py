@@ -7,7 +7,7 @@ registered by name in :data:`METHODS`; adding one is one :class:`Method` entry p
 
 Two kinds of method, and what "leak-free" means for each:
 
-* **Label-based** (``stretch``, ``thresholds``, ``isotonic``, ``quantile``): numbers fitted by
+* **Label-based** (``stretch``, ``thresholds``): numbers fitted by
   :func:`fit_mapping` from *training* essays only: their predictions ``train_pred`` and their
   normalised scores. Which predictions those are is the caller's choice and is recorded
   (``source``): cross-fitted predictions of the training essays (inner folds, the recommended
@@ -297,6 +297,15 @@ def _positive(name: str, allow_none: bool = False) -> Callable[[Mapping[str, Any
     return check
 
 
+def _shift_needs_slope(p: Mapping[str, Any]) -> None:
+    v = p["shift"]
+    if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not np.isfinite(v):
+        raise ValueError(f"mapping.params.shift: must be a finite number, got {v!r}")
+    if v != 0 and p["slope"] is None:
+        raise ValueError("mapping.params.shift: only with params.slope set (a searched stretch); "
+                         "a fitted stretch takes its centre from the training predictions")
+
+
 def _all(*checks: Callable[[Mapping[str, Any]], None]) -> Callable[[Mapping[str, Any]], None]:
     def check(p: Mapping[str, Any]) -> None:
         for c in checks:
@@ -359,9 +368,10 @@ def _transform_round(params: Mapping[str, Any], numbers: Mapping[str, Any], b: _
 
 
 def _fit_stretch_method(params: Mapping[str, Any], t: _Train) -> dict[str, Any]:
-    if params["slope"] is not None:  # a searched number: pivot on the training scores' mean
+    if params["slope"] is not None:  # searched numbers: pivot on the training scores' mean
         m = float(t.y.mean())
-        return {"center_pred": m, "center_score": m, "slope": float(params["slope"]),
+        return {"center_pred": m, "center_score": m + float(params["shift"]),
+                "slope": float(params["slope"]), "shift": float(params["shift"]),
                 "slope_fitted": None, "spread": None}
     assert t.pred is not None
     return _fit_stretch(t.pred, t.y, t.prompt, spread=params["spread"],
@@ -509,36 +519,6 @@ def _transform_thresholds(params: Mapping[str, Any], numbers: Mapping[str, Any],
     return out, fallback, None
 
 
-# ---------------------------------------------------------------------------- isotonic, quantile
-
-
-def _fit_isotonic(params: Mapping[str, Any], t: _Train) -> dict[str, Any]:
-    from sklearn.isotonic import IsotonicRegression
-
-    assert t.pred is not None
-    iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(t.pred, t.y)
-    return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
-
-
-def _transform_isotonic(params: Mapping[str, Any], numbers: Mapping[str, Any], b: _Batch):
-    return (np.interp(b.pred, numbers["x"], numbers["y"]), _no_batches(b.pred), None)
-
-
-def _fit_quantile(params: Mapping[str, Any], t: _Train) -> dict[str, Any]:
-    assert t.pred is not None
-    probs = np.linspace(0, 1, params["n_quantiles"])
-    qp = np.quantile(t.pred, probs)
-    qy = np.quantile(t.y, probs)
-    keep = np.concatenate([[True], np.diff(qp) > 0])  # interp needs increasing x
-    return {"pred_quantiles": [float(v) for v in qp[keep]],
-            "score_quantiles": [float(v) for v in qy[keep]]}
-
-
-def _transform_quantile(params: Mapping[str, Any], numbers: Mapping[str, Any], b: _Batch):
-    return (np.interp(b.pred, numbers["pred_quantiles"], numbers["score_quantiles"]),
-            _no_batches(b.pred), None)
-
-
 # ---------------------------------------------------------------------------- per prompt
 
 
@@ -599,11 +579,12 @@ METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
            {}, lambda p: None, _fit_round, _transform_round, lambda p: False, False),
     Method("stretch",
            "affine: the training predictions' mean and sd onto the training scores' "
-           "(spread: pooled sd or pooled within-prompt sd); or, with slope set, a fixed "
-           "slope about the training scores' mean (a search parameter, nothing fitted)",
-           {"spread": "pooled", "max_slope": 5.0, "slope": None},
+           "(spread: pooled sd or pooled within-prompt sd); or, with slope set, "
+           "m + shift + slope * (z - m) with m the training scores' mean: two search "
+           "parameters, nothing fitted from predictions",
+           {"spread": "pooled", "max_slope": 5.0, "slope": None, "shift": 0.0},
            _all(_choice("spread", ("pooled", "within")), _positive("max_slope"),
-                _positive("slope", allow_none=True)),
+                _positive("slope", allow_none=True), _shift_needs_slope),
            _fit_stretch_method, _transform_stretch, lambda p: p["slope"] is None, False),
     Method("thresholds",
            "cut points between levels maximising the training essays' mean per-prompt QWK "
@@ -616,12 +597,6 @@ METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
                 _int_at_least("grid", 2), _choice("spread", ("pooled", "within")),
                 _positive("max_slope")),
            _fit_thresholds, _transform_thresholds, lambda p: True, False),
-    Method("isotonic", "isotonic regression of the training scores on the training predictions",
-           {}, lambda p: None, _fit_isotonic, _transform_isotonic, lambda p: True, False),
-    Method("quantile",
-           "quantile matching: the training predictions' distribution onto the training scores'",
-           {"n_quantiles": 101}, _int_at_least("n_quantiles", 3), _fit_quantile,
-           _transform_quantile, lambda p: True, False),
     Method("prompt_center",
            "label-free: each prompt's batch of predictions shifted to the training scores' mean",
            {"min_batch": 10, "fallback": "none", "max_slope": 5.0},

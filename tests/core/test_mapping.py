@@ -21,12 +21,13 @@ from moqwk.core.mapping import (
 from moqwk.core.metrics import qwk
 from moqwk.core.scale import EssayScale, Scale, ScoreScales
 
-LABEL_BASED = ("stretch", "thresholds", "isotonic", "quantile")
+LABEL_BASED = ("stretch", "thresholds")
 PER_PROMPT = ("prompt_center", "prompt_standardize")
 #: one spec per method (per-prompt ones also with the stretch fallback, which needs predictions)
 SPECS = [MappingSpec(m) for m in METHODS] + [
     MappingSpec(m, {"fallback": "stretch"}) for m in PER_PROMPT] + [
-    MappingSpec("stretch", {"spread": "within"}), MappingSpec("stretch", {"slope": 1.6}),
+    MappingSpec("stretch", {"spread": "within"}),
+    MappingSpec("stretch", {"slope": 1.6, "shift": 0.05}),
     MappingSpec("thresholds", {"objective": "pooled"})]
 
 
@@ -167,15 +168,16 @@ def test_stretch_matches_the_training_scores_mean_and_sd():
     assert f.numbers["slope"] > 1.5  # the predictions were shrunk to 0.45 of the scores' spread
 
 
-def test_stretch_with_a_searched_slope_fits_nothing_from_predictions():
+def test_stretch_with_searched_slope_and_shift_fits_nothing_from_predictions():
     c = corpus(5)
-    spec = MappingSpec("stretch", {"slope": 2.0})
+    spec = MappingSpec("stretch", {"slope": 2.0, "shift": 0.05})
     assert not needs_train_pred(spec)
     f = fit_mapping(spec, train_y_norm=c["y"], train_prompt_codes=c["prompt"],
                     train_lo=c["es"].lo, train_hi=c["es"].hi, train_step=c["es"].step)
     m = c["y"].mean()
     out = apply(f, c, pred=np.array([m, m + 0.1] * (len(c["y"]) // 2)))
-    assert out.z[:2] == pytest.approx([m, m + 0.2])
+    assert out.z[:2] == pytest.approx([m + 0.05, m + 0.25])
+    assert f.to_dict()["fitted_on"]["predictions"] == "not used"
 
 
 def test_thresholds_recover_a_monotone_distortion_exactly():
@@ -305,6 +307,9 @@ def test_fitted_numbers_record_their_source_and_are_json():
     (lambda: MappingSpec("prompt_center", {"fallback": "drop"}),
      r"mapping\.params\.fallback: must be one of none, stretch, got 'drop'"),
     (lambda: MappingSpec("stretch", {"slope": -1}), r"mapping\.params\.slope: must be a number"),
+    (lambda: MappingSpec("stretch", {"shift": 0.1}),
+     r"mapping\.params\.shift: only with params\.slope set"),
+    (lambda: MappingSpec("isotonic"), r"mapping\.method: unknown method 'isotonic'"),
 ])
 def test_bad_specs_name_the_field(make, match):
     with pytest.raises(ValueError, match=match):
