@@ -10,8 +10,12 @@ Two kinds of method, and what "leak-free" means for each:
 * **Label-based** (``stretch``, ``thresholds``): numbers fitted by
   :func:`fit_mapping` from *training* essays only: their predictions ``train_pred`` and their
   normalised scores. Which predictions those are is the caller's choice and is recorded
-  (``source``): cross-fitted predictions of the training essays (inner folds, the recommended
-  design) or the training model's in-sample predictions (cheaper, biased: less shrunk).
+  (``source``). Measured on ELLIPSE (docs/research/score-mapping-design.md): fit on inner
+  cross-fitted predictions (3 prompt-grouped folds inside the training fold, features refitted
+  on each inner training set); in-sample predictions are less shrunk (fitted slope 1.25 against
+  1.58) and inner fits on the outer fold's features miss the held-out predictions' offset.
+  ``stretch`` with ``slope`` (and ``shift``) set fits nothing from predictions: those are search
+  parameters, and only the training scores' mean is used.
 * **Label-free, per prompt** (``prompt_center``, ``prompt_standardize``): statistics of a prompt's
   own predictions, taken over the batch of that prompt's essays passed to :func:`apply_mapping`
   (transductive: an essay's score depends on the other essays of its prompt in the batch),
@@ -24,6 +28,7 @@ Two kinds of method, and what "leak-free" means for each:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -70,6 +75,19 @@ class MappingSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "params": dict(self.params)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MappingSpec:
+        """The spec :meth:`to_dict` wrote (or a config's ``mapping:`` block)."""
+        if not isinstance(d, Mapping) or "method" not in d:
+            raise ValueError(f"mapping: expected {{method: ..., params: {{...}}}}, got {d!r}")
+        unknown = sorted(set(d) - {"method", "params"})
+        if unknown:
+            raise ValueError(f"mapping.{unknown[0]}: unknown field; allowed: method, params")
+        return cls(d["method"], d.get("params") or {})
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
 
 @dataclass(frozen=True)
 class FittedMapping:
@@ -85,6 +103,20 @@ class FittedMapping:
         """JSON-ready: method, params, fitted numbers, their source and the transductive flag."""
         return {**self.spec.to_dict(), "numbers": _jsonable(self.numbers),
                 "fitted_on": _jsonable(self.fitted_on), "transductive": self.transductive}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FittedMapping:
+        """A recorded mapping (``to_dict``'s output, e.g. read back from an artifact), ready for
+        :func:`apply_mapping`: applying it again needs only these numbers."""
+        for name in ("numbers", "fitted_on", "transductive"):
+            if name not in d:
+                raise ValueError(f"mapping.{name}: missing from the recorded mapping")
+        spec = MappingSpec.from_dict({"method": d.get("method"), "params": d.get("params")})
+        if bool(d["transductive"]) != METHODS[spec.method].transductive:
+            raise ValueError(f"mapping.transductive: {d['transductive']!r} disagrees with method "
+                             f"{spec.method!r}")
+        return cls(spec, MappingProxyType(dict(d["numbers"])),
+                   MappingProxyType(dict(d["fitted_on"])), bool(d["transductive"]))
 
 
 @dataclass(frozen=True)

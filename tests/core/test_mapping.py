@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from moqwk.core.mapping import (
     METHODS,
+    FittedMapping,
     MappingSpec,
     apply_mapping,
     fit_mapping,
@@ -117,10 +118,12 @@ def test_apply_takes_no_labels():
     assert params == {"fitted", "pred", "prompt_codes", "lo", "hi", "step"}
 
 
+@pytest.mark.parametrize("scheme", ["prompt_holdout", "stratified"])
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.method}{dict(s.params)}")
-def test_changing_a_held_out_folds_scores_changes_none_of_its_predictions(spec):
+def test_changing_a_held_out_folds_scores_changes_none_of_its_predictions(spec, scheme):
     c = corpus(2)
-    folds = c["prompt"] % 4
+    # prompt_holdout: whole prompts per fold; stratified: every prompt split over the 4 folds
+    folds = c["prompt"] % 4 if scheme == "prompt_holdout" else np.arange(len(c["y"])) % 4
     before = cv_predictions(spec, c, folds)
     for k in range(4):
         changed = {**c, "y": np.where(folds == k, 1.0, c["y"])}  # every score to the top
@@ -299,6 +302,28 @@ def test_fitted_numbers_record_their_source_and_are_json():
         assert d["fitted_on"]["predictions"] == ("test" if needs_train_pred(spec) else "not used")
 
 
+def test_a_recorded_mapping_applies_again_identically():
+    c = corpus(14)
+    folds = c["prompt"] % 4
+    tr, va = np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
+    for spec in SPECS:
+        f = fit(spec, c, tr)
+        again = FittedMapping.from_dict(json.loads(json.dumps(f.to_dict())))
+        assert again.spec == spec and hash(again.spec) == hash(spec)
+        a, b = apply(f, c, va), apply(again, c, va)
+        assert np.array_equal(a.y_pred, b.y_pred) and np.array_equal(a.fallback, b.fallback)
+    with pytest.raises(ValueError, match="mapping.transductive: True disagrees"):
+        FittedMapping.from_dict({**fit(MappingSpec("stretch"), c).to_dict(), "transductive": True})
+
+
+def test_an_empty_batch_maps_to_nothing():
+    c = corpus(15)
+    for spec in SPECS:
+        out = apply_mapping(fit(spec, c), pred=np.empty(0), prompt_codes=np.empty(0, np.int64),
+                            lo=np.empty(0), hi=np.empty(0), step=np.empty(0))
+        assert out.y_pred.shape == (0,) and out.fallback.shape == (0,)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: MappingSpec("platt"), r"mapping\.method: unknown method 'platt'"),
     (lambda: MappingSpec("stretch", {"slop": 1.0}), r"mapping\.params\.slop: unknown"),
@@ -310,6 +335,8 @@ def test_fitted_numbers_record_their_source_and_are_json():
     (lambda: MappingSpec("stretch", {"shift": 0.1}),
      r"mapping\.params\.shift: only with params\.slope set"),
     (lambda: MappingSpec("isotonic"), r"mapping\.method: unknown method 'isotonic'"),
+    (lambda: MappingSpec.from_dict({"method": "stretch", "parms": {}}),
+     r"mapping\.parms: unknown field"),
 ])
 def test_bad_specs_name_the_field(make, match):
     with pytest.raises(ValueError, match=match):
