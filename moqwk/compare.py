@@ -40,6 +40,8 @@ class RunSummary:
     data_hash: str
     objectives: ObjectiveSet
     unfinished: str | None = None  # why the run's choice is among fewer trials than planned
+    mapping: str = "round"
+    transductive: bool = False
 
 
 def read_run(run_dir: Path) -> RunSummary:
@@ -65,6 +67,8 @@ def read_run(run_dir: Path) -> RunSummary:
         data_hash=sel["hashes"]["data"],
         objectives=objectives_of(sel),
         unfinished=unfinished_sentence(sel),
+        mapping=((sel.get("mapping") or {}).get("spec") or {}).get("method", "round"),
+        transductive=bool(sel.get("transductive")),
     )
 
 
@@ -135,7 +139,8 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
                                for k in (obj.primary, obj.secondary)},
                   "gate_passed": r.gate_passed, "n_trials": r.n_trials, "trial_time_s": r.wall_s,
                   "allow_tail_regression": r.allow_tail_regression,
-                  "unfinished": r.unfinished}
+                  "unfinished": r.unfinished, "mapping": r.mapping,
+                  "transductive": r.transductive}
                  for r, f in zip(runs, fresh, strict=True)],
     }
     if len(runs) >= 2:

@@ -1,16 +1,18 @@
-"""The CV runner: XGBoost per fold on cached fold features, out-of-fold predictions, metrics.
+"""The CV runner: XGBoost per fold on cached fold features, the score mapping, metrics.
 
 A :class:`CVEngine` holds what every trial shares (corpus, splits, feature store, the DMatrix of
-each fold) so a trial costs what XGBoost costs and little more.
+each fold, the raw-prediction cache) so a trial costs what XGBoost costs and little more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,20 @@ import pandas as pd
 import xgboost as xgb
 
 from moqwk.config import Config
+from moqwk.core.mapping import (
+    METHODS,
+    apply_mapping,
+    complete_params,
+    fit_mapping,
+    model_params,
+    needs_train_pred,
+    spec_from_params,
+)
 from moqwk.core.metrics import CVMetrics, compute_metrics, tail_masks
 from moqwk.core.splits import Splits
 from moqwk.corpus import Corpus
 from moqwk.errors import ConfigError
+from moqwk.predictions import PredictionCache, prediction_key
 
 #: Parameters moqwk handles itself rather than passing to ``xgboost.train``.
 _RESERVED = {"n_estimators", "num_boost_round", "nthread", "n_jobs", "seed", "random_state",
@@ -58,20 +70,47 @@ def booster_params(params: Mapping[str, Any], *, objective: str, nthread: int,
 
 @dataclass(frozen=True)
 class CVResult:
-    """A config's out-of-fold rows (one per essay per repeat), metrics and timings."""
+    """A config's out-of-fold rows (one per essay per repeat), metrics, timings and the score
+    mapping fitted in each fold (``mapping``: what ``cv_metrics.json`` records)."""
 
     oof: pd.DataFrame
     metrics: CVMetrics
     timings: dict[str, float]
     params: dict[str, Any]
+    mapping: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transductive(self) -> bool:
+        return bool(self.mapping.get("transductive"))
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """One outer fold: its rows, its DMatrix pair, and (built on demand) its inner folds."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    val: np.ndarray
+    dtrain: xgb.DMatrix
+    dval: xgb.DMatrix
 
 
 class CVEngine:
-    """Runs one XGBoost config through every fold of ``splits``."""
+    """Runs one config (XGBoost params and a score mapping) through every fold of ``splits``.
+
+    ``run(params)``: the XGBoost params train one model per fold (their raw out-of-fold
+    predictions are cached, see :mod:`moqwk.predictions`, so a trial that changes only the
+    mapping trains nothing); the ``mapping.*`` keys of ``params`` (else the config's
+    ``mapping:``) say how raw predictions become scores. A label-based mapping is fitted in each
+    fold on the training essays' inner cross-fitted predictions (prompt-grouped inner folds,
+    features refitted on each inner training set: docs/decisions/0002-score-mapping.md); no
+    held-out label enters it.
+    """
 
     def __init__(self, config: Config, corpus: Corpus, splits: Splits, *,
                  cache_dir: Path | None = None, nthread: int | None = None,
-                 store: Any = None) -> None:
+                 store: Any = None, predictions: PredictionCache | None = None) -> None:
         from moqwk.features import FeatureStore
 
         self.config = config
@@ -80,15 +119,28 @@ class CVEngine:
         self.nthread = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
         self.store = store or FeatureStore(corpus.ids, list(corpus.texts), config.features,
                                            cache_dir or default_cache_dir())
-        self._folds: list[tuple[int, int, np.ndarray, np.ndarray, xgb.DMatrix, xgb.DMatrix]] = []
+        self.predictions = predictions or PredictionCache(self.store.cache_dir / "predictions")
+        self._folds: list[_Fold] = []
+        self._inner: dict[tuple[int, int], list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]] = {}
         self._lock = threading.Lock()
         self.feature_seconds = 0.0
+        self._feature_keys: list[str] | None = None
+        self._labels_sha = hashlib.sha256(np.ascontiguousarray(corpus.y_norm).tobytes()
+                                          ).hexdigest()
 
     @property
     def feature_keys(self) -> list[str]:
-        return [self.store.key(tr, va) for _, _, tr, va in self.splits.iter_folds()]
+        if self._feature_keys is None:
+            self._feature_keys = [self.store.key(tr, va)
+                                  for _, _, tr, va in self.splits.iter_folds()]
+        return self._feature_keys
 
-    def prepare(self) -> list[tuple[int, int, np.ndarray, np.ndarray, xgb.DMatrix, xgb.DMatrix]]:
+    def model_seed(self, repeat: int) -> int:
+        """XGBoost's seed for a fold assignment: the fold seed plus the repeat index, so fresh
+        folds (another seed) and repeats also vary the training randomness."""
+        return int(self.splits.seed) + repeat
+
+    def prepare(self) -> list[_Fold]:
         """Build (or load) every fold's features and DMatrix once; later calls reuse them."""
         with self._lock:
             if self._folds:
@@ -100,50 +152,180 @@ class CVEngine:
                 ff = self.store.fold(tr, va)
                 dtrain = xgb.DMatrix(ff.X_train, label=y[tr], feature_names=list(ff.feature_names))
                 dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
-                folds.append((r, k, tr, va, dtrain, dval))
+                folds.append(_Fold(r, k, tr, va, dtrain, dval))
             self._folds = folds
             self.feature_seconds = time.perf_counter() - t0
             return folds
 
-    def run(self, params: Mapping[str, Any]) -> CVResult:
-        """Train and predict every fold of every repeat; return out-of-fold rows and metrics."""
-        folds = self.prepare()
-        cfg = self.config
-        bp, rounds = booster_params(params, objective=cfg.model.objective,
-                                    nthread=self.nthread, seed=cfg.cv.seed)
-        n = len(self.corpus)
-        n_rep = self.splits.repeats
-        z = np.full((n_rep, n), np.nan)
-        fold_of = np.full((n_rep, n), -1, dtype=np.int64)
-        t_train = t_pred = 0.0
-        for r, k, _tr, va, dtrain, dval in folds:
-            t0 = time.perf_counter()
-            booster = xgb.train(bp, dtrain, num_boost_round=rounds)
-            t1 = time.perf_counter()
-            z[r, va] = booster.predict(dval)
-            t_pred += time.perf_counter() - t1
-            t_train += t1 - t0
-            fold_of[r, va] = k
-        t0 = time.perf_counter()
-        oof = self._oof_frame(z, fold_of)
-        metrics = self._metrics(oof)
-        t_metrics = time.perf_counter() - t0
-        timings = {"features_s": self.feature_seconds, "train_s": t_train, "predict_s": t_pred,
-                   "metrics_s": t_metrics, "total_s": t_train + t_pred + t_metrics}
-        return CVResult(oof=oof, metrics=metrics, timings=timings, params=dict(params))
+    # ------------------------------------------------------------------ inner folds
 
-    def _oof_frame(self, z: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
+    def inner_splits(self, fold: _Fold) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The inner folds of an outer fold's training essays, as positions in the corpus.
+
+        Grouped like the outer scheme: whole prompts under ``prompt_holdout``, score-stratified
+        (identical texts together) under ``stratified_text``. Seeded from the fold seed, the
+        repeat and the fold.
+        """
+        from moqwk.core.splits import prompt_holdout, score_strata, stratified_text
+
+        k_in = self.config.mapping.inner_folds
+        tr = fold.train
+        seed = int(np.random.default_rng([self.splits.seed, fold.repeat, fold.fold, 29]
+                                         ).integers(2**31))
+        ids = self.corpus.ids[tr]
+        if self.splits.scheme == "prompt_holdout":
+            codes = self.corpus.prompt_codes[tr]
+            k_in = min(k_in, len(np.unique(codes)))
+            if k_in < 2:
+                raise ValueError("a label-based score mapping needs at least 2 prompts in each "
+                                 "fold's training essays for its inner folds")
+            inner = prompt_holdout(ids, codes, n_folds=k_in, repeats=1, seed=seed)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # thin strata
+                inner = stratified_text(ids, [self.corpus.texts[i] for i in tr],
+                                        score_strata(self.corpus.y_norm[tr]), n_folds=k_in,
+                                        repeats=1, seed=seed)
+        return [(tr[itr], tr[iva]) for _, _, itr, iva in inner.iter_folds()]
+
+    def _inner_folds(self, fold: _Fold) -> list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]:
+        """Each inner fold's held-out rows and DMatrix pair; features refitted on the inner
+        training essays (cached like every fold's)."""
+        key = (fold.repeat, fold.fold)
+        with self._lock:
+            if key in self._inner:
+                return self._inner[key]
+        y = self.corpus.y_norm
+        out = []
+        for itr, iva in self.inner_splits(fold):
+            ff = self.store.fold(itr, iva)
+            out.append((iva, xgb.DMatrix(ff.X_train, label=y[itr],
+                                         feature_names=list(ff.feature_names)),
+                        xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))))
+        with self._lock:
+            self._inner[key] = out
+        return out
+
+    # ------------------------------------------------------------------ raw predictions
+
+    def _key(self, bp: Mapping[str, Any], rounds: int, part: str) -> str:
+        return prediction_key(part=part, features=self.feature_keys, splits=self.splits.sha256,
+                              booster={k: v for k, v in bp.items() if k != "nthread"},
+                              rounds=rounds, labels=self._labels_sha,
+                              inner_folds=self.config.mapping.inner_folds
+                              if part == "inner" else None)
+
+    def raw_predictions(self, params: Mapping[str, Any], *, inner: bool,
+                        timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw normalised predictions: held-out ``(repeats, n)`` and, with ``inner``, each
+        outer fold's inner cross-fitted predictions of its training essays, stacked as
+        ``(n_folds_total, n)`` (NaN outside that fold's training rows)."""
+        folds = self.prepare()
+        n = len(self.corpus)
+        out_z = None
+        inner_z = None
+        for r in range(self.splits.repeats):
+            bp, rounds = booster_params(model_params(params), objective=self.config.model.objective,
+                                        nthread=self.nthread, seed=self.model_seed(r))
+            rep_folds = [f for f in folds if f.repeat == r]
+            key = self._key(bp, rounds, f"outer:{r}")
+            hit = self.predictions.get(key)
+            if hit is None:
+                z = np.full(n, np.nan)
+                for f in rep_folds:
+                    t0 = time.perf_counter()
+                    booster = xgb.train(bp, f.dtrain, num_boost_round=rounds)
+                    t1 = time.perf_counter()
+                    z[f.val] = booster.predict(f.dval)
+                    timings["train_s"] += t1 - t0
+                    timings["predict_s"] += time.perf_counter() - t1
+                self.predictions.put(key, {"z": z})
+            else:
+                z = hit["z"]
+                timings["cache_hits"] += 1
+            out_z = z[None, :] if out_z is None else np.vstack([out_z, z[None, :]])
+            if inner:
+                ikey = self._key(bp, rounds, f"inner:{r}")
+                ihit = self.predictions.get(ikey)
+                if ihit is None:
+                    zi = np.full((len(rep_folds), n), np.nan)
+                    for j, f in enumerate(rep_folds):
+                        for iva, dtr, dva in self._inner_folds(f):
+                            t0 = time.perf_counter()
+                            booster = xgb.train(bp, dtr, num_boost_round=rounds)
+                            zi[j, iva] = booster.predict(dva)
+                            timings["inner_train_s"] += time.perf_counter() - t0
+                    self.predictions.put(ikey, {"z": zi})
+                else:
+                    zi = ihit["z"]
+                    timings["cache_hits"] += 1
+                inner_z = zi if inner_z is None else np.vstack([inner_z, zi])
+        assert out_z is not None
+        return out_z, inner_z
+
+    # ------------------------------------------------------------------ a run
+
+    def run(self, params: Mapping[str, Any]) -> CVResult:
+        """Train (or reuse) every fold's model, map its predictions, return rows and metrics."""
+        folds = self.prepare()
+        spec = spec_from_params(params, self.config.mapping.spec)
+        timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "mapping_s",
+                                 "cache_hits"), 0.0)
+        z, zi = self.raw_predictions(params, inner=needs_train_pred(spec), timings=timings)
+        t0 = time.perf_counter()
+        c = self.corpus
+        es = c.essay_scale
+        n_rep, n = z.shape
+        y_pred = np.full((n_rep, n), np.nan)
+        z_mapped = np.full((n_rep, n), np.nan)
+        fallback = np.zeros((n_rep, n), dtype=bool)
+        fold_of = np.full((n_rep, n), -1, dtype=np.int64)
+        records = []
+        source = (f"inner cross-fit: {self.config.mapping.inner_folds} "
+                  f"{'prompt-grouped' if self.splits.scheme == 'prompt_holdout' else 'stratified'}"
+                  " inner folds of the fold's training essays, features refitted on each")
+        for j, f in enumerate(folds):
+            tr, va = f.train, f.val
+            fitted = fit_mapping(
+                spec, train_y_norm=c.y_norm[tr], train_prompt_codes=c.prompt_codes[tr],
+                train_lo=es.lo[tr], train_hi=es.hi[tr], train_step=es.step[tr],
+                train_pred=None if zi is None else zi[j, tr], source=source)
+            mapped = apply_mapping(fitted, pred=z[f.repeat, va], prompt_codes=c.prompt_codes[va],
+                                   lo=es.lo[va], hi=es.hi[va], step=es.step[va])
+            y_pred[f.repeat, va] = mapped.y_pred
+            z_mapped[f.repeat, va] = mapped.z
+            fallback[f.repeat, va] = mapped.fallback
+            fold_of[f.repeat, va] = f.fold
+            records.append({"repeat": f.repeat, "fold": f.fold, **fitted.to_dict(),
+                            "fallback_essays": int(mapped.fallback.sum()),
+                            "held_out_essays": len(va)})
+        timings["mapping_s"] = time.perf_counter() - t0
+        oof = self._oof_frame(z, z_mapped, y_pred, fallback, fold_of)
+        t1 = time.perf_counter()
+        metrics = self._metrics(oof)
+        timings["metrics_s"] = time.perf_counter() - t1
+        timings["features_s"] = self.feature_seconds
+        timings["total_s"] = (timings["train_s"] + timings["predict_s"] + timings["inner_train_s"]
+                              + timings["mapping_s"] + timings["metrics_s"])
+        mapping = {"spec": spec.to_dict(), "transductive": METHODS[spec.method].transductive,
+                   "fallback_share": float(fallback.mean()), "folds": records}
+        return CVResult(oof=oof, metrics=metrics, timings=timings,
+                        params=complete_params(params, self.config.mapping.spec), mapping=mapping)
+
+    def _oof_frame(self, z: np.ndarray, z_mapped: np.ndarray, y_pred: np.ndarray,
+                   fallback: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
         c = self.corpus
         es = c.essay_scale
         n_rep, n = z.shape
         low, high = tail_masks(c.y_norm, self.config.tails.low_band, self.config.tails.high_band)
         frames = []
         for r in range(n_rep):
-            y_pred = es.to_scale(z[r])
             frames.append(pd.DataFrame({
                 "id": c.ids, "prompt": c.prompts, "fold": fold_of[r], "repeat": r,
-                "y_true": c.scores, "y_pred_raw": es.raw_to_scale(z[r]), "y_pred": y_pred,
-                "residual": y_pred - c.scores, "in_low_tail": low, "in_high_tail": high,
+                "y_true": c.scores, "y_pred_raw": es.raw_to_scale(z[r]),
+                "y_pred_mapped": es.raw_to_scale(z_mapped[r]), "y_pred": y_pred[r],
+                "residual": y_pred[r] - c.scores, "mapping_fallback": fallback[r],
+                "in_low_tail": low, "in_high_tail": high,
             }))
         return pd.concat(frames, ignore_index=True)
 

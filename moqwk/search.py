@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from moqwk import artifacts
+from moqwk.core.mapping import PARAM_PREFIX, complete_params, model_params, spec_to_params
 from moqwk.cv import CVEngine, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError, StorageError
 from moqwk.run.layout import PROGRESS, STUDY_JSON, TRIALS_JSON, default_storage_url
@@ -102,7 +103,9 @@ class Objective:
                  tolerance: float, target: int, sampler_seed: int | None = None) -> None:
         self.ws = ws
         self.space = space
-        self.fixed = dict(fixed)
+        self.fixed = model_params(fixed)
+        #: The baseline's mapping keys (trial 0 keeps today's scoring unless configured).
+        self.baseline_mapping = spec_to_params(ws.config.baseline_mapping)
         self.tolerance = tolerance
         self.objectives = ws.config.objectives
         self.nthread = xgb_threads(n_jobs, ws.config.model.nthread)
@@ -112,14 +115,17 @@ class Objective:
         self.fatal: MoqwkError | None = None
         self._local = threading.local()
         self._store: Any = None
+        self._predictions: Any = None
         self._guard: dict[str, Any] | None = None
         self._guard_lock = threading.Lock()
 
     def engine(self) -> CVEngine:
         eng = getattr(self._local, "engine", None)
         if eng is None:
-            eng = self.ws.engine("prompt_holdout", nthread=self.nthread, store=self._store)
+            eng = self.ws.engine("prompt_holdout", nthread=self.nthread, store=self._store,
+                                 predictions=self._predictions)
             self._store = eng.store  # threads share one feature store (and its memo)
+            self._predictions = eng.predictions  # and one raw-prediction cache
             eng.prepare()
             self._local.engine = eng
         return eng
@@ -142,18 +148,24 @@ class Objective:
                               f"({failed[0].user_attrs['moqwk_failure']}); fix baseline.params")
         with self._guard_lock:
             if self._guard is None:
-                m = self.engine().run(self.fixed).metrics
+                m = self.engine().run({**self.fixed, **self.baseline_mapping}).metrics
                 self._guard = _guardrails(m.low_tail_mae, m.high_tail_mae, self.tolerance, None)
             return self._guard
 
-    def _params(self, trial: optuna.Trial) -> dict[str, Any]:
+    def _params(self, trial: optuna.Trial, role: str) -> dict[str, Any]:
+        """Everything the trial scores with: the fixed params, the drawn ones and its mapping
+        written out as ``mapping.*`` keys (the baseline's own mapping for the baseline)."""
         try:
-            return suggest(trial, self.space, self.fixed)
+            params = suggest(trial, self.space, self.fixed)
         except ValueError as e:  # the stored study knows these parameters with other ranges
             raise StorageError(
                 f"trial {trial.number} cannot draw its parameters ({e}); the study was made "
                 "with another search space: resume it with its own config, or start a new "
                 "--run-dir") from None
+        if role == "baseline":
+            params.update({k: v for k, v in self.baseline_mapping.items()
+                           if k not in self.space})
+        return complete_params(params, self.ws.config.mapping.spec)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         study = trial.study
@@ -169,7 +181,7 @@ class Objective:
             trial.set_user_attr("moqwk_surplus", True)
             raise optuna.TrialPruned("budget already used by other workers")
         try:
-            params = self._params(trial)
+            params = self._params(trial, role)
             trial.set_user_attr("moqwk_params", params)
             if self.on_start is not None:
                 self.on_start(study)  # progress.json and the live table show it running
@@ -202,6 +214,9 @@ class Objective:
         n = len(self.ws.corpus)
         pred = result.oof["y_pred"].to_numpy(float).reshape(-1, n)
         trial.set_user_attr("oof_level", [es.level(row).tolist() for row in pred])
+        trial.set_user_attr("moqwk_mapping", {"spec": result.mapping["spec"],
+                                              "transductive": result.transductive,
+                                              "fallback_share": result.mapping["fallback_share"]})
         if role == "baseline":
             study.set_user_attr("moqwk_guardrails", guard)
         return tuple(named[n] for n in self.objectives.names)
@@ -210,7 +225,8 @@ class Objective:
 def _ensure_enqueued(study: optuna.Study, baseline: Mapping[str, Any], space: dict,
                      ws: Workspace, opts: SearchOptions, n_trials: int) -> None:
     """The first generation of a new study: the baseline, user configs, baseline neighbours."""
-    study.enqueue_trial({k: baseline[k] for k in space if k in baseline},
+    full = {**baseline, **spec_to_params(ws.config.baseline_mapping)}
+    study.enqueue_trial({k: full[k] for k in space if k in full},
                         user_attrs={"moqwk_role": "baseline"})
     search = ws.config.search
     extra = list(opts.extra_configs) + list(search.initial_configs)
@@ -222,7 +238,7 @@ def _ensure_enqueued(study: optuna.Study, baseline: Mapping[str, Any], space: di
         n_neigh = max(0, search.population_size // 2 - 1 - len(extra))
     n_neigh = min(n_neigh, max(0, n_trials - 1 - len(extra)))  # never queue past the budget
     if SAMPLERS[search.sampler].seeds_neighbours and n_neigh > 0:
-        for cfg in neighbours(space, baseline, k=n_neigh, seed=ws.config.search_seed):
+        for cfg in neighbours(space, full, k=n_neigh, seed=ws.config.search_seed):
             study.enqueue_trial(cfg, user_attrs={"moqwk_role": "seed"})
 
 
@@ -306,13 +322,17 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     else:
         space = distributions(cfg.search.space)
         n_trials = int(run.n_trials or cfg.search.n_trials)
-        outside = contains(space, baseline)
+        full = {**baseline, **spec_to_params(cfg.baseline_mapping)}
+        outside = [n for n in contains(space, full)
+                   if n in full or not n.startswith(PARAM_PREFIX)]  # unused mapping params
         if outside:
             name = outside[0]
+            where = (f"baseline.mapping ({name}={full.get(name)!r})"
+                     if name.startswith(PARAM_PREFIX)
+                     else f"baseline.params.{name}={full.get(name)!r}")
             raise ConfigError(
-                f"baseline.params.{name}={baseline.get(name)!r} lies outside search.space."
-                f"{name} ({space[name]}); widen the space or change the baseline, since the "
-                "baseline is trial 0 of the search")
+                f"{where} lies outside search.space.{name} ({space[name]}); widen the space or "
+                "change the baseline, since the baseline is trial 0 of the search")
     run = RunRecord.from_dict({**run.to_dict(), "n_trials": n_trials})
     url = _storage_url(ws, opts, old)
     storage = open_storage(url)

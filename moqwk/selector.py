@@ -291,13 +291,17 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
 
 
 def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
-                     reproduced: dict | None, commands: list[str]) -> dict:
-    """Everything ``selected_params.json`` holds: the choice, the rule, the gate, the hashes."""
+                     reproduced: dict | None, commands: list[str],
+                     mapping: dict | None = None) -> dict:
+    """Everything ``selected_params.json`` holds: the choice, its score mapping (with each
+    fold's fitted numbers, from the prompt-holdout re-run), the rule, the gate, the hashes."""
     chosen = sel.chosen
     splits = artifacts.read_json(ws.run_dir / SPLITS)["schemes"]
     return {
         "trial_number": chosen["number"] if chosen else None,
         "params": chosen["params"] if chosen else None,
+        "mapping": mapping,
+        "transductive": bool(mapping and mapping.get("transductive")),
         "values": chosen["values"] if chosen else None,
         "constraints": chosen["constraints"] if chosen else None,
         "feasible": chosen["feasible"] if chosen else None,
@@ -344,15 +348,18 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
     from moqwk.run.cv_outputs import write_cv_outputs
 
     reproduced = None
+    mapping = None
     if sel.chosen is not None:
         engine = ws.engine("prompt_holdout")
         result = engine.run(sel.chosen["params"])
         again = run.objectives.values(result.metrics)
         diff = max(abs(again[k] - sel.chosen["values"][k]) for k in run.objectives.names)
         reproduced = {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
+        mapping = result.mapping
         write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
                          title=f"selected trial {sel.chosen['number']}")
-    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands)
+    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
+                              mapping=mapping)
     artifacts.write_json(ws.run_dir / FRONT, {
         "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
         else "feasible trials",

@@ -19,8 +19,8 @@ from moqwk.cli import main
 from moqwk.config import load_config
 from moqwk.corpus import load_corpus
 
-OOF_COLUMNS = ["id", "prompt", "fold", "repeat", "y_true", "y_pred_raw", "y_pred", "residual",
-               "in_low_tail", "in_high_tail"]
+OOF_COLUMNS = ["id", "prompt", "fold", "repeat", "y_true", "y_pred_raw", "y_pred_mapped",
+               "y_pred", "residual", "mapping_fallback", "in_low_tail", "in_high_tail"]
 METRIC_KEYS = {"worst_prompt_qwk", "mean_qwk", "pooled_qwk", "low_tail_mae", "high_tail_mae",
                "low_tail_bias", "high_tail_bias"}
 
@@ -452,7 +452,7 @@ def test_params_file_is_used(baseline: SimpleNamespace, tmp_path: Path,
                         "--params", pfile)
     assert rc == 0, err
     m = read_metrics(run_dir)
-    assert m["params"] == params
+    assert m["params"] == {**params, "mapping.method": "round"}  # the config's mapping: round
     oof = read_oof(run_dir)
     base = baseline.oof
     assert (oof["id"] == base["id"]).all() and (oof["fold"] == base["fold"]).all()
@@ -524,7 +524,7 @@ def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
     assert error_lines(err) == []
     m = read_metrics(run_dir)
     assert m["n_essays"] == 720 and m["scale"]["kind"] == "global"
-    assert m["params"] == config.baseline_params
+    assert m["params"] == config.baseline_trial_params  # with its mapping: round
     assert 0.45 < m["mean_qwk"] < 0.9
     assert list(read_oof(run_dir).columns) == OOF_COLUMNS
 

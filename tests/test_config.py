@@ -300,5 +300,5 @@ def test_to_dict_is_json_and_complete(tmp_path: Path) -> None:
     d = _cfg(tmp_path).to_dict()
     json.dumps(d)
     assert set(d) == {"data", "scale", "features", "cv", "tails", "model", "objectives",
-                      "baseline", "search", "select"}
+                      "mapping", "baseline", "search", "select"}
     assert d["baseline"]["params"] == DEFAULT_BASELINE_PARAMS

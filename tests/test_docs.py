@@ -228,6 +228,9 @@ def test_config_reference_names_every_field() -> None:
         "tails": {**demo, "tails": {"zz_unknown": 1}},
         "model": {**demo, "model": {"zz_unknown": 1}},
         "baseline": {**demo, "baseline": {"zz_unknown": 1}},
+        "baseline.mapping": {**demo, "baseline": {"mapping": {"zz_unknown": 1}}},
+        "mapping": {**demo, "mapping": {"zz_unknown": 1}},
+        "objectives": {**demo, "objectives": {"zz_unknown": 1}},
         "search": {**demo, "search": {"zz_unknown": 1}},
         "select": {**demo, "select": {"zz_unknown": 1}},
         "features": {**demo, "features": {"zz_unknown": 1}},
@@ -247,6 +250,13 @@ def test_config_reference_names_every_field() -> None:
             continue
         missing += [f"{prefix}.{f}" for f in fields if f"`{prefix}.{f}`" not in text]
     assert not unprobed, f"could not read the allowed fields of {unprobed}; update this test"
+    from moqwk.core.mapping import METHODS
+
+    for name, method in METHODS.items():
+        if f"`{name}`" not in text:
+            missing.append(f"mapping method {name}")
+        missing += [f"mapping param {name}.{p}" for p in method.defaults
+                    if f"`{p}`" not in text]
     assert not missing, f"docs/reference/config.md does not document: {missing}"
 
 

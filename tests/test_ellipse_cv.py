@@ -148,7 +148,8 @@ def test_overall_prompt_holdout_qwk(overall: SimpleNamespace, source: pd.DataFra
     assert m["worst_prompt_qwk"] < m["mean_qwk"] < 1
     assert m["params"] == {"max_depth": 4, "learning_rate": 0.05, "n_estimators": 300,
                            "min_child_weight": 4.0, "subsample": 0.8, "colsample_bytree": 0.6,
-                           "reg_lambda": 1.0, "reg_alpha": 0.0, "gamma": 0.0}
+                           "reg_lambda": 1.0, "reg_alpha": 0.0, "gamma": 0.0,
+                           "mapping.method": "round"}
     assert m["n_eligible_prompts"] == int((source.groupby("prompt").size() >= 20).sum())
     # thin tails: the baseline shrinks toward 3.0
     assert m["low_tail_bias"] > 0 > m["high_tail_bias"]

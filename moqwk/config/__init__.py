@@ -19,6 +19,7 @@ from moqwk.config.sections import (
     DEFAULT_BASELINE_PARAMS,
     CVConfig,
     DataConfig,
+    MappingConfig,
     ModelConfig,
     ObjectivesConfig,
     ScaleConfig,
@@ -28,7 +29,7 @@ from moqwk.config.sections import (
 
 __all__ = [
     "DEFAULT_BASELINE_PARAMS", "DEFAULT_GRID", "DEFAULT_N_TRIALS", "DEFAULT_SPACE", "CVConfig",
-    "Config", "DataConfig", "ModelConfig", "ObjectivesConfig", "ScaleConfig", "SearchConfig",
-    "SelectConfig", "SpaceParam", "TailConfig", "diff_paths", "expand_env", "load_config",
-    "parse_config",
+    "Config", "DataConfig", "MappingConfig", "ModelConfig", "ObjectivesConfig", "ScaleConfig",
+    "SearchConfig", "SelectConfig", "SpaceParam", "TailConfig", "diff_paths", "expand_env",
+    "load_config", "parse_config",
 ]

@@ -21,6 +21,7 @@ from moqwk.config.search import SearchConfig, SelectConfig, parse_search, parse_
 from moqwk.config.sections import (
     CVConfig,
     DataConfig,
+    MappingConfig,
     ModelConfig,
     ObjectivesConfig,
     ScaleConfig,
@@ -28,16 +29,18 @@ from moqwk.config.sections import (
     parse_baseline,
     parse_cv,
     parse_data,
+    parse_mapping,
     parse_model,
     parse_objectives,
     parse_scale,
     parse_tails,
 )
+from moqwk.core.mapping import METHODS, MappingSpec, spec_to_params
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import ConfigError
 
-SECTIONS = ("data", "scale", "features", "cv", "tails", "model", "objectives", "baseline",
-            "search", "select")
+SECTIONS = ("data", "scale", "features", "cv", "tails", "model", "objectives", "mapping",
+            "baseline", "search", "select")
 
 #: Fields that never change what a trial computes: where files live, threads, the budget.
 _NOT_SCORING: set[tuple[str, ...]] = {("data", "path"), ("model", "nthread"),
@@ -89,8 +92,16 @@ class Config:
     baseline_params: Mapping[str, Any]
     search: SearchConfig
     select: SelectConfig
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    baseline_mapping: MappingSpec = field(default_factory=MappingSpec)
     source: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline_trial_params(self) -> dict[str, Any]:
+        """Everything the baseline is scored with: its XGBoost params and, as ``mapping.*``
+        keys, its mapping (what ``moqwk cv`` runs and what trial 0 of a search is)."""
+        return {**self.baseline_params, **spec_to_params(self.baseline_mapping)}
 
     @property
     def objectives(self) -> ObjectiveSet:
@@ -107,10 +118,10 @@ class Config:
         return _sha(self.raw)
 
     def scoring_dict(self) -> dict[str, Any]:
-        """What scoring one config depends on: data columns, scale, features, CV, tails, model
-        and objectives; not where files live or how many threads run."""
+        """What scoring one config depends on: data columns, scale, features, CV, tails, model,
+        objectives and the score mapping; not where files live or how many threads run."""
         keep = {k: self.raw[k] for k in ("data", "scale", "features", "cv", "tails", "model",
-                                         "objectives")}
+                                         "objectives", "mapping")}
         return _without(keep, _NOT_SCORING)
 
     def scoring_hash(self) -> str:
@@ -169,8 +180,10 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     tails = parse_tails(raw)
     model = parse_model(raw)
     objectives = parse_objectives(raw)
-    baseline = parse_baseline(raw)
+    mapping = parse_mapping(raw)
+    baseline, baseline_mapping = parse_baseline(raw)
     search = parse_search(raw)
+    _check_mapping_space(search)
     select = parse_select(raw)
     features = FeatureConfig.from_mapping(raw.get("features"), path="features", base_dir=base_dir)
     feature_dict = features.to_dict()
@@ -184,12 +197,35 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         "tails": asdict(tails),
         "model": asdict(model),
         "objectives": asdict(objectives),
-        "baseline": {"params": dict(baseline)},
+        "mapping": mapping.to_dict(),
+        "baseline": {"params": dict(baseline), "mapping": baseline_mapping.to_dict()},
         "search": search.to_dict(),
         "select": select.to_dict(),
     }
     return Config(data, scale, features, cv, tails, model, objectives, baseline, search, select,
-                  source=source, raw=json.loads(json.dumps(normalised, default=str)))
+                  mapping=mapping, baseline_mapping=baseline_mapping, source=source,
+                  raw=json.loads(json.dumps(normalised, default=str)))
+
+
+def _check_mapping_space(search: SearchConfig) -> None:
+    """``mapping.*`` entries of the search space must name a mapping method or parameter."""
+    known = {k for m in METHODS.values() for k in m.defaults}
+    for p in search.space:
+        if not p.name.startswith("mapping."):
+            continue
+        name = p.name[len("mapping."):]
+        where = f"search.space.{p.name}"
+        if name == "method":
+            if p.type != "categorical":
+                raise ConfigError(f"{where}: the method is categorical: "
+                                  f"{{type: categorical, choices: [{', '.join(METHODS)}]}}")
+            bad = [c for c in p.choices if c not in METHODS]
+            if bad:
+                raise ConfigError(f"{where}.choices: unknown method {bad[0]!r}; choose from "
+                                  f"{', '.join(METHODS)}")
+        elif name not in known:
+            raise ConfigError(f"{where}: not a mapping parameter; known: method, "
+                              f"{', '.join(sorted(known))}")
 
 
 def load_config(path: str | Path) -> Config:

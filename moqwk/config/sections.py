@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from moqwk.config._fields import bounded, choice, section, typed
+from moqwk.core.mapping import METHODS, MappingSpec
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet
 from moqwk.errors import ConfigError
 
@@ -211,12 +212,56 @@ def parse_model(raw: Mapping[str, Any]) -> ModelConfig:
     )
 
 
-def parse_baseline(raw: Mapping[str, Any]) -> dict[str, Any]:
-    b = section(raw, "baseline", {"params"})
+@dataclass(frozen=True)
+class MappingConfig:
+    """``mapping:``: how a raw prediction becomes a score (see :mod:`moqwk.core.mapping`)."""
+
+    spec: MappingSpec = field(default_factory=MappingSpec)
+    #: Prompt-grouped inner folds whose out-of-sample predictions label-based methods
+    #: (a fitted stretch, thresholds) are fitted on.
+    inner_folds: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.spec.to_dict(), "inner_folds": self.inner_folds}
+
+
+def _spec(d: Mapping[str, Any], path: str) -> MappingSpec:
+    method = choice(d, "method", path, tuple(METHODS), "round")
+    params = d.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{path}.params: expected a mapping of the method's parameters")
+    try:
+        return MappingSpec(method, {str(k): v for k, v in params.items()})
+    except ValueError as e:  # the core names mapping.params.X; give the full path
+        raise ConfigError(str(e).replace("mapping.", f"{path}.", 1)) from None
+
+
+def parse_mapping(raw: Mapping[str, Any]) -> MappingConfig:
+    m = section(raw, "mapping", {"method", "params", "inner_folds"})
+    return MappingConfig(spec=_spec(m, "mapping"),
+                         inner_folds=bounded(m, "inner_folds", "mapping", int, 3, lo=2))
+
+
+def parse_baseline(raw: Mapping[str, Any]) -> tuple[dict[str, Any], MappingSpec]:
+    """The baseline's XGBoost params (merged over the defaults) and its mapping (``round``
+    unless ``baseline.mapping`` says otherwise: the guardrails keep today's scoring)."""
+    b = section(raw, "baseline", {"params", "mapping"})
     params = b.get("params") or {}
     if not isinstance(params, Mapping):
         raise ConfigError("baseline.params: expected a mapping of XGBoost parameters")
-    return {**DEFAULT_BASELINE_PARAMS, **{str(k): v for k, v in params.items()}}
+    bad = [str(k) for k in params if str(k).startswith("mapping.")]
+    if bad:
+        raise ConfigError(f"baseline.params.{bad[0]}: the baseline's mapping goes in "
+                          "baseline.mapping: {method: ..., params: {...}}")
+    mapping = b.get("mapping") or {}
+    if not isinstance(mapping, Mapping):
+        raise ConfigError("baseline.mapping: expected {method: ..., params: {...}}")
+    unknown = set(map(str, mapping)) - {"method", "params"}
+    if unknown:
+        raise ConfigError(f"baseline.mapping.{sorted(unknown)[0]}: unknown field; allowed: "
+                          "method, params")
+    return ({**DEFAULT_BASELINE_PARAMS, **{str(k): v for k, v in params.items()}},
+            _spec(mapping, "baseline.mapping"))
 
 
 def parse_objectives(raw: Mapping[str, Any]) -> ObjectivesConfig:

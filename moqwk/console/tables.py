@@ -120,13 +120,15 @@ def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -
     table = Table(title=f"Selected configs; fresh = {ff['scheme']} seed {ff['seed']}, "
                         f"{ff['repeats']} repeat(s)", title_justify="left")
     p, s = metric(objectives.primary), metric(objectives.secondary)
-    cols = ["run", "sampler", "trial", f"{p.short} (in/fresh)", f"{s.short} (in/fresh)",
+    cols = ["run", "sampler", "trial", "mapping", f"{p.short} (in/fresh)",
+            f"{s.short} (in/fresh)",
             *(metric(t).short for t in objectives.tails), "gate"]
     for col in cols:
         table.add_column(col)
     for r in record["runs"]:
         i, f = r["in_sample"], r["fresh"]
         table.add_row(r["run_dir"], r["sampler"], str(r["trial_number"]),
+                      (r.get("mapping") or "round") + ("*" if r.get("transductive") else ""),
                       f"{p.format(i.get(p.name))} / {p.format(f.get(p.name))}",
                       f"{s.format(i.get(s.name))} / {s.format(f.get(s.name))}",
                       *(metric(t).format(f.get(t)) for t in objectives.tails),

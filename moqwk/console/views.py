@@ -103,6 +103,9 @@ def show_compare(console: Console, record: dict, out: Path) -> None:
     for r in record["runs"]:
         if r.get("unfinished"):
             console.print(f"{r['run_dir']}: {r['unfinished']}", style="yellow")
+    if any(r.get("transductive") for r in record["runs"]):
+        console.print("* transductive mapping: each essay's score depends on the other essays of "
+                      "its prompt scored with it (fresh folds score each prompt as a batch)")
     v = record.get("verdict")
     if v:
         console.print(f"Verdict on fresh folds: {v['first']} vs {v['second']}: "

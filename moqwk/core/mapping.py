@@ -40,8 +40,10 @@ import pandas as pd
 from moqwk.core.metrics import qwk_by_group
 from moqwk.core.scale import EssayScale
 
-__all__ = ["METHODS", "FittedMapping", "MappedScores", "MappingSpec", "Method", "apply_mapping",
-           "fit_mapping", "needs_train_pred"]
+__all__ = ["METHODS", "PARAM_PREFIX", "FittedMapping", "MappedScores", "MappingSpec", "Method",
+           "apply_mapping", "complete_params", "fit_mapping", "model_params", "needs_train_pred",
+           "spec_from_params",
+           "spec_to_params"]
 
 _EPS_SD = 1e-9  # a batch whose predictions have a smaller sd cannot be standardised
 
@@ -655,3 +657,50 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, np.bool_):
         return bool(x)
     return x
+
+
+# ---------------------------------------------------------------------------- in trial params
+
+#: A trial's params hold XGBoost's parameters and, under this prefix, the score mapping's:
+#: ``mapping.method`` and ``mapping.<param>``. One dict then says everything a trial scored
+#: with, and the search space, the trial records, the gate and ``compare`` carry it unchanged.
+PARAM_PREFIX = "mapping."
+
+
+def spec_from_params(params: Mapping[str, Any], default: MappingSpec) -> MappingSpec:
+    """The mapping a trial's ``params`` ask for: ``default`` with ``mapping.*`` keys applied.
+
+    A changed ``mapping.method`` starts from that method's defaults plus ``default``'s params
+    that the method knows; ``mapping.<param>`` keys the chosen method does not take are ignored
+    (a search space may hold, say, a stretch slope that only stretch uses).
+    """
+    keys = {k[len(PARAM_PREFIX):]: v for k, v in params.items() if k.startswith(PARAM_PREFIX)}
+    method = keys.pop("method", default.method)
+    if method not in METHODS:
+        raise ValueError(f"mapping.method: unknown method {method!r}; choose one of "
+                         f"{', '.join(METHODS)}")
+    known = METHODS[method].defaults
+    base = {k: v for k, v in default.params.items() if k in known} if method == default.method \
+        else {k: v for k, v in default.params.items() if k in known
+              and v != METHODS[default.method].defaults.get(k, object())}
+    given = {k: v for k, v in keys.items() if k in known}
+    return MappingSpec(method, {**base, **given})
+
+
+def spec_to_params(spec: MappingSpec) -> dict[str, Any]:
+    """``spec`` as ``mapping.*`` keys (the method and the params that differ from defaults)."""
+    defaults = METHODS[spec.method].defaults
+    out: dict[str, Any] = {f"{PARAM_PREFIX}method": spec.method}
+    out.update({f"{PARAM_PREFIX}{k}": v for k, v in spec.params.items() if defaults.get(k) != v})
+    return out
+
+
+def model_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's params without the mapping's keys: what the model is trained with."""
+    return {k: v for k, v in params.items() if not k.startswith(PARAM_PREFIX)}
+
+
+def complete_params(params: Mapping[str, Any], default: MappingSpec) -> dict[str, Any]:
+    """``params`` with its mapping written out: the model's params plus the ``mapping.*`` keys
+    of the mapping they ask for (``default`` where they ask for none). What a trial records."""
+    return {**model_params(params), **spec_to_params(spec_from_params(params, default))}

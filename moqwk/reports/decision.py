@@ -33,6 +33,22 @@ def unfinished_sentence(record: Mapping) -> str | None:
             "again.")
 
 
+def transductive_sentence(record: Mapping) -> str | None:
+    """One sentence when the chosen mapping uses per-prompt batch statistics."""
+    mapping = record.get("mapping") or {}
+    if not mapping.get("transductive"):
+        return None
+    spec = mapping.get("spec") or {}
+    params = spec.get("params") or {}
+    share = mapping.get("fallback_share")
+    fell = (f"; {share:.1%} of essays fell back" if isinstance(share, float) and share > 0
+            else "")
+    return (f"The selected score mapping ({spec.get('method')}) is transductive: each essay's "
+            f"score depends on the other essays of its prompt scored with it, as a batch of at "
+            f"least {params.get('min_batch')} essays (smaller batches take the fallback: "
+            f"{params.get('fallback')}){fell}.")
+
+
 def decision_sentences(record: Mapping) -> list[str]:
     """What was chosen and how it compares with the baseline, in plain words."""
     out: list[str] = []
@@ -58,4 +74,7 @@ def decision_sentences(record: Mapping) -> list[str]:
     out.append(f"Selected trial {n}. In-sample (the search's own folds, optimistic), the "
                f"success criterion against the baseline (trial {base['trial_number']}) is "
                f"{verdict}" + (f": worse on {', '.join(failed)}" if failed else "") + ".")
+    transductive = transductive_sentence(record)
+    if transductive:
+        out.append(transductive)
     return out

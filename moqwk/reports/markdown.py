@@ -118,6 +118,7 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
     if record["values"]:
         lines.append(f"| selected (trial {record['trial_number']}) "
                      f"| {_vals(record['values'], names)} |")
+    lines += mapping_section(record)
     lines += [
         "",
         "## Guardrails",
@@ -173,12 +174,41 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
     return "\n".join(lines)
 
 
+def mapping_section(record: Mapping) -> list[str]:
+    """The selected config's score mapping: method, parameters, what each fold fitted."""
+    mapping = record.get("mapping")
+    if not mapping:
+        return []
+    spec = mapping["spec"]
+    lines = ["", "## Score mapping", "",
+             f"Method `{spec['method']}` with parameters `{json.dumps(spec['params'])}`"
+             + (" (transductive: per-prompt batch statistics of the scored essays)"
+                if mapping.get("transductive") else "") + ".", ""]
+    folds = mapping.get("folds") or []
+    shown = [f for f in folds if f.get("numbers")]
+    if shown:
+        keys = [k for k, v in shown[0]["numbers"].items() if isinstance(v, int | float)
+                and not isinstance(v, bool)][:5]
+        lines += ["Fitted in each prompt-holdout fold on that fold's training essays only "
+                  f"({shown[0]['fitted_on'].get('predictions')}):", "",
+                  "| repeat | fold | essays fitted on | " + " | ".join(keys)
+                  + " | held-out essays that fell back |",
+                  "|---|---|---|" + "---|" * len(keys) + "---|"]
+        for f in shown:
+            lines.append(f"| {f['repeat']} | {f['fold']} | {f['fitted_on'].get('essays')} | "
+                         + " | ".join(fmt(f["numbers"].get(k), 4) for k in keys)
+                         + f" | {f.get('fallback_essays', 0)} of {f.get('held_out_essays')} |")
+    else:
+        lines.append("Nothing is fitted for this method.")
+    return lines
+
+
 def compare_markdown(record: dict) -> str:
     """``compare.md``: in-sample against fresh numbers per run, and the verdict."""
     ff = record["fresh_folds"]
     obj = objectives_of(record)
     extra = ["pooled_qwk", "low_tail_bias", "high_tail_bias"]
-    head = ["run", "sampler", "trial", "trials"]
+    head = ["run", "sampler", "trial", "trials", "mapping"]
     for n in obj.names:
         head += [f"{metric(n).label} in-sample", f"{metric(n).label} fresh"]
     head += [f"{metric(n).label} fresh" for n in extra] + ["gate", "trial time"]
@@ -189,7 +219,9 @@ def compare_markdown(record: dict) -> str:
     for r in record["runs"]:
         i, f = r["in_sample"], r["fresh"]
         t = r["trial_time_s"]
-        cells = [r["run_dir"], r["sampler"], str(r["trial_number"]), str(r["n_trials"])]
+        cells = [r["run_dir"], r["sampler"], str(r["trial_number"]), str(r["n_trials"]),
+                 str(r.get("mapping") or "round")
+                 + (" (transductive)" if r.get("transductive") else "")]
         for n in obj.names:
             cells += [metric(n).format(i.get(n)), metric(n).format(f.get(n))]
         cells += [metric(n).format(f.get(n)) for n in extra]

@@ -22,6 +22,8 @@ def cv_metrics_record(result: CVResult, engine: CVEngine, ws: Workspace, *,
         "scheme": scheme,
         "splits_sha256": engine.splits.sha256,
         "params": result.params,
+        "mapping": result.mapping,
+        "transductive": result.transductive,
         "timings": result.timings,
         "config_hash": ws.config.hash(),
         "data_hash": ws.corpus.data_hash,
@@ -59,7 +61,7 @@ def run_cv(ws: Workspace, *, scheme: str = "prompt_holdout",
         write_run_record(ws.run_dir, RunRecord(kind="cv", scoring_hash=ws.config.scoring_hash(),
                                                data_hash=ws.corpus.data_hash))
     engine = ws.engine(scheme)
-    result = engine.run(params if params is not None else dict(ws.config.baseline_params))
+    result = engine.run(params if params is not None else ws.config.baseline_trial_params)
     result.timings["wall_s"] = time.perf_counter() - t0
     paths = write_cv_outputs(ws, engine, result, scheme=scheme,
                              title="baseline" if params is None else "given params")

@@ -46,7 +46,8 @@ class Workspace:
 
     def engine(self, scheme: str = "prompt_holdout", *, seed: int | None = None,
                repeats: int | None = None, nthread: int | None = None,
-               store: Any = None) -> CVEngine:
+               store: Any = None, predictions: Any = None) -> CVEngine:
         splits = ensure_splits(self.run_dir, self.corpus, self.config, scheme, seed=seed,
                                repeats=repeats)
-        return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store)
+        return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store,
+                        predictions=predictions)
