@@ -92,8 +92,8 @@ def trial_line(r: dict, names: Sequence[str]) -> str:
     tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
             else f" ({r['failure_reason'] or r['state']})")
     role = f" ({r['role']})" if r["role"] != "sampled" else ""
-    return (f"trial {r['number']:>3} {r['state']}{role} "
-            + " ".join(f"{k}={metric(k).format(v[k])}" for k in names if k in v) + tail)
+    values = "".join(f" {k}={metric(k).format(v[k])}" for k in names if k in v)
+    return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}"
 
 
 def front_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
