@@ -189,6 +189,18 @@ def test_compare_table_puts_in_sample_beside_fresh():
                                          "0.720 / 0.700", "0.130", "0.110", "pass"]
 
 
+def test_compare_table_never_cuts_a_run_directory():
+    """Two runs whose names differ only at the end stay told apart on an 80-column terminal."""
+    runs = [{"run_dir": f"runs/ellipse-nsga2-budget-40-{tag}", "sampler": "nsga2",
+             "trial_number": 3, "in_sample": {}, "fresh": {}, "gate_passed": True}
+            for tag in ("seed-7", "seed-8")]
+    text = render(compare_table({"fresh_folds": {"scheme": "prompt_holdout", "seed": 1,
+                                                 "repeats": 1}, "runs": runs}), width=80)
+    first_cells = "".join(ln.strip("│").split("│")[0].strip() for ln in text.splitlines()
+                          if ln.startswith("│"))
+    assert first_cells == "".join(r["run_dir"] for r in runs)
+
+
 # --------------------------------------------------------------------------- the console
 
 

@@ -122,8 +122,8 @@ def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -
     p, s = metric(objectives.primary), metric(objectives.secondary)
     cols = ["run", "sampler", "trial", f"{p.short} (in/fresh)", f"{s.short} (in/fresh)",
             *(metric(t).short for t in objectives.tails), "gate"]
-    for col in cols:
-        table.add_column(col)
+    for col in cols:  # a run directory is folded onto more lines, never cut: it names the run
+        table.add_column(col, overflow="fold" if col == "run" else "ellipsis")
     for r in record["runs"]:
         i, f = r["in_sample"], r["fresh"]
         table.add_row(r["run_dir"], r["sampler"], str(r["trial_number"]),
