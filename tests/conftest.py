@@ -10,6 +10,7 @@
 - ``write_search_config``: writes a small, fast search config (demo corpus, 5-parameter space).
 - ``postgres_url``: ``MOQWK_TEST_POSTGRES_URL``; skips when unset unless
   ``MOQWK_REQUIRE_POSTGRES=1``.
+- ``moqwk``: ``moqwk(*argv) -> (exit code, stdout, stderr)``, the CLI run in-process.
 - ``error_lines``, ``assert_one_error_line``: what a failed command wrote to stderr, and the
   check that it is one ``Error:`` line naming what it must (see :func:`_assert_one_error_line`).
 - ``assert_guardrails``: every complete trial's two constraints are its tail MAE minus the
@@ -154,6 +155,23 @@ def postgres_url() -> str:
             pytest.fail(f"MOQWK_REQUIRE_POSTGRES=1 but {why}", pytrace=False)
         pytest.skip(why)
     return url
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def moqwk(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """``moqwk(*argv) -> (rc, out, err)``: ``moqwk.cli.main`` in-process, its output captured."""
+    from moqwk.cli import main
+
+    def run(*argv: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
 
 
 # --------------------------------------------------------------------------- error lines
