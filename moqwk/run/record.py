@@ -121,6 +121,19 @@ def record_config(run_dir: Path, config: Config, *, replace_scoring_only: bool =
     artifacts.write_text(path, config.to_yaml())
 
 
+def refuse_other_kind(run_dir: Path, *, kind: str, sampler: str) -> None:
+    """Refuse a ``search`` or ``grid`` that would change the kind or the sampler of the study
+    already in ``run_dir``: one line (exit 7) with the command that resumes it."""
+    old = read_run_record(run_dir)
+    if old is None or not old.is_study or (old.kind == kind and old.sampler == sampler):
+        return
+    again = " ".join(shlex.quote(c) for c in reproduce_command(run_dir, old))
+    now = "a grid" if old.kind == "grid" else f"a {old.sampler} search"
+    asked = "a grid" if kind == "grid" else f"a {sampler} search"
+    raise RunDirError(f"{run_dir} holds {now}, not {asked}; resume it with `{again}`, "
+                      "or start a new --run-dir")
+
+
 def plan_study_run(run_dir: Path, config: Config, *, kind: str, n_trials: int | None,
                    storage: str | None, study_name: str, data_hash: str,
                    baseline_source: str = "config",
@@ -133,13 +146,9 @@ def plan_study_run(run_dir: Path, config: Config, *, kind: str, n_trials: int | 
     sampler = "grid" if kind == "grid" else config.search.sampler
     old = read_run_record(run_dir)
     masked = artifacts.mask_url(storage)
+    refuse_other_kind(run_dir, kind=kind, sampler=sampler)
     if old is not None and old.is_study:
         again = " ".join(shlex.quote(c) for c in reproduce_command(run_dir, old))
-        if old.kind != kind or old.sampler != sampler:
-            now = "a grid" if old.kind == "grid" else f"a {old.sampler} search"
-            asked = "a grid" if kind == "grid" else f"a {sampler} search"
-            raise RunDirError(f"{run_dir} holds {now}, not {asked}; resume it with `{again}`, "
-                              "or start a new --run-dir")
         if old.study_name != study_name or (storage is not None and old.storage != masked):
             raise RunDirError(f"{run_dir}'s study is {old.study_name!r} in "
                               f"{old.storage or 'its study.db'}; resume it with `{again}`")
