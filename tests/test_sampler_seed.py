@@ -67,6 +67,14 @@ def test_the_sampler_is_recorded(tpe):
     assert all(GENERATION not in t.system_attrs for t in trials(tpe.run))
 
 
+def test_random_sampler_is_recorded_too(tpe, tmp_path):
+    run = tmp_path / "random"
+    assert search("--config", tpe.config, "--run-dir", run, "--sampler", "random",
+                  "--n-trials", 1) == 0
+    assert read_json(run / "artifacts/optuna_study.json")["sampler"]["name"] == "random"
+    assert read_json(run / "run.json")["sampler"] == "random"
+
+
 def test_resuming_without_sampler_continues_with_the_recorded_one(tpe, tmp_path):
     run = copy_of(tpe, tmp_path)
     assert search("--run-dir", run, "--n-trials", 4) == 0
