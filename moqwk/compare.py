@@ -12,15 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from moqwk import artifacts
 from moqwk.config import Config
 from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
+from moqwk.core.splits import Splits
 from moqwk.errors import ConfigError, DataError, RunDirError
 from moqwk.reports.decision import unfinished_sentence
 from moqwk.reports.markdown import compare_markdown, objectives_of
 from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
 from moqwk.run.record import check_same_config, run_config
+from moqwk.run.splits_file import make_splits
 from moqwk.run.workspace import Workspace
 
 
@@ -72,12 +76,39 @@ def read_run(run_dir: Path) -> RunSummary:
     )
 
 
+def check_fresh_seed(config: Config, seed: int) -> None:
+    if seed == config.cv.seed:
+        raise ConfigError(f"--fresh-seed {seed} is the seed the searches used (cv.seed); pick "
+                          "another so the folds are fresh")
+
+
+def _partition(splits: Splits, repeat: int) -> frozenset[frozenset[int]]:
+    """One repeat's folds as a set of validation sets (fold numbers do not matter)."""
+    a = splits.assignment(repeat)
+    return frozenset(frozenset(np.flatnonzero(a == k).tolist()) for k in range(splits.n_folds))
+
+
+def check_fresh_folds(ws: Workspace, *, seed: int, repeats: int) -> None:
+    """Refuse fresh folds that are the searches' own. With few prompts, different seeds often
+    give the same prompt-holdout assignment (on the 10-prompt demo corpus, about 1 seed in 7
+    gives cv.seed's); re-scoring on those folds would report in-sample numbers as fresh."""
+    searched = make_splits(ws.corpus, ws.config, "prompt_holdout")
+    used = {_partition(searched, r) for r in range(searched.repeats)}
+    fresh = make_splits(ws.corpus, ws.config, "prompt_holdout", seed=seed, repeats=repeats)
+    same = [r for r in range(fresh.repeats) if _partition(fresh, r) in used]
+    if same:
+        raise ConfigError(
+            f"--fresh-seed {seed} gives the searches' own prompt_holdout folds (cv.seed "
+            f"{ws.config.cv.seed}) in fresh repeat(s) {', '.join(map(str, same))}: with "
+            f"{len(ws.corpus.prompt_names)} prompts, seeds share fold assignments; pick another "
+            "--fresh-seed")
+
+
 def fresh_scores(ws: Workspace, params: Sequence[dict], *, seed: int,
                  repeats: int) -> list[dict]:
     """Each config re-scored on the same fresh prompt-holdout fold assignments."""
-    if seed == ws.config.cv.seed:
-        raise ConfigError(f"--fresh-seed {seed} is the seed the searches used (cv.seed); pick "
-                          "another so the folds are fresh")
+    check_fresh_seed(ws.config, seed)
+    check_fresh_folds(ws, seed=seed, repeats=repeats)
     engine = ws.engine("prompt_holdout", seed=seed, repeats=repeats)
     out = []
     for p in params:
@@ -123,6 +154,7 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
     if len({r.objectives for r in runs}) > 1:
         raise ConfigError("the runs optimised different objectives; compare runs that share "
                           "objectives.worst_prompt")
+    check_fresh_seed(config, seed)  # before anything is written to out_dir
     ws = Workspace.open(config, out_dir)
     if ws.corpus.data_hash != runs[0].data_hash:
         raise DataError(f"the runs were made on other data than {config.source or 'the config'} "

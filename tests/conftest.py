@@ -10,12 +10,20 @@
 - ``write_search_config``: writes a small, fast search config (demo corpus, 5-parameter space).
 - ``postgres_url``: ``MOQWK_TEST_POSTGRES_URL``; skips when unset unless
   ``MOQWK_REQUIRE_POSTGRES=1``.
+- ``moqwk``: ``moqwk(*argv) -> (exit code, stdout, stderr)``, the CLI run in-process.
+- ``error_lines``, ``assert_one_error_line``: what a failed command wrote to stderr, and the
+  check that it is one ``Error:`` line naming what it must (see :func:`_assert_one_error_line`).
+- ``assert_guardrails``: every complete trial's two constraints are its tail MAE minus the
+  baseline's plus the tolerance.
+
+Helpers are offered as fixtures: under ``--import-mode=importlib`` a test module cannot import
+this file.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -147,3 +155,84 @@ def postgres_url() -> str:
             pytest.fail(f"MOQWK_REQUIRE_POSTGRES=1 but {why}", pytrace=False)
         pytest.skip(why)
     return url
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def moqwk(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """``moqwk(*argv) -> (rc, out, err)``: ``moqwk.cli.main`` in-process, its output captured."""
+    from moqwk.cli import main
+
+    def run(*argv: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+# --------------------------------------------------------------------------- error lines
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr without blank lines and ``Warning:`` lines (the demo corpus has one small prompt)."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("Warning:")]
+
+
+def _assert_one_error_line(stderr: str, *contains: str) -> str:
+    """stderr holds exactly one line besides warnings: ``Error: ...`` with each of ``contains``,
+    and no traceback. Returns that line."""
+    lines = _error_lines(stderr)
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: "), stderr
+    assert "Traceback" not in stderr
+    for c in contains:
+        assert c in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def error_lines() -> Callable[[str], list[str]]:
+    """``error_lines(stderr)``: the lines of stderr that are not blank and not warnings."""
+    return _error_lines
+
+
+@pytest.fixture(scope="session")
+def assert_one_error_line() -> Callable[..., str]:
+    """``assert_one_error_line(stderr, *contains) -> line``: one ``Error:`` line, no traceback."""
+    return _assert_one_error_line
+
+
+# --------------------------------------------------------------------------- guardrails
+
+DEFAULT_OBJECTIVE_NAMES = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+
+
+def _assert_guardrails(trials: Iterable, *, baseline: Sequence[float], tolerance: float,
+                       names: Sequence[str] = DEFAULT_OBJECTIVE_NAMES) -> int:
+    """Each COMPLETE trial's ``low_tail_guardrail`` and ``high_tail_guardrail`` equal its tail MAE
+    minus (the baseline's tail MAE + ``tolerance``). ``baseline`` is the baseline trial's values,
+    ``names`` the study's metric names. Returns how many trials were checked."""
+    from optuna.trial import TrialState
+
+    low, high = names.index("low_tail_mae"), names.index("high_tail_mae")
+    checked = 0
+    for t in trials:
+        if t.state != TrialState.COMPLETE:
+            continue
+        assert t.constraints["low_tail_guardrail"] == pytest.approx(
+            t.values[low] - (baseline[low] + tolerance), abs=1e-12), t.number
+        assert t.constraints["high_tail_guardrail"] == pytest.approx(
+            t.values[high] - (baseline[high] + tolerance), abs=1e-12), t.number
+        checked += 1
+    return checked
+
+
+@pytest.fixture(scope="session")
+def assert_guardrails() -> Callable[..., int]:
+    """``assert_guardrails(trials, *, baseline, tolerance, names=...) -> n``: see
+    :func:`_assert_guardrails`."""
+    return _assert_guardrails

@@ -32,21 +32,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, st
     return rc, out, err
 
 
-def error_lines(err: str) -> list[str]:
-    """stderr without the ``Warning:`` lines (the demo corpus has one small prompt)."""
-    return [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("Warning:")]
-
-
-def assert_one_error_line(err: str, *contains: str) -> str:
-    lines = error_lines(err)
-    assert len(lines) == 1, err
-    assert lines[0].startswith("Error: "), err
-    assert "Traceback" not in err
-    for c in contains:
-        assert c in lines[0], lines[0]
-    return lines[0]
-
-
 def edit_config(src: Path, dst: Path, **changes: dict) -> Path:
     raw = yaml.safe_load(src.read_text())
     for section, values in changes.items():
@@ -242,7 +227,8 @@ def test_cv_splits_json_is_a_prompt_holdout_partition(baseline: SimpleNamespace,
 
 
 def test_changed_seed_on_the_same_run_dir_fails(baseline: SimpleNamespace, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+                                                capsys: pytest.CaptureFixture[str],
+                                                assert_one_error_line) -> None:
     """The run's own config.yaml guards it first (naming the field); splits.json guards it too
     when that copy is gone."""
     before = (baseline.run_dir / "splits.json").read_text()
@@ -266,7 +252,8 @@ def test_changed_seed_on_the_same_run_dir_fails(baseline: SimpleNamespace, tmp_p
 
 
 def test_changed_n_folds_or_data_on_the_same_run_dir_fails(
-        baseline: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        baseline: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        assert_one_error_line) -> None:
     cfg = edit_config(baseline.config, tmp_path / "k4.yaml", cv={"n_folds": 4})
     rc, _out, err = run(capsys, "splits", "--config", cfg, "--run-dir", baseline.run_dir,
                         "--scheme", "prompt_holdout")
@@ -280,7 +267,8 @@ def test_changed_n_folds_or_data_on_the_same_run_dir_fails(
 
 
 def test_changed_data_file_on_the_same_run_dir_fails(
-        tmp_path: Path, demo_frame: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, demo_frame: pd.DataFrame, capsys: pytest.CaptureFixture[str],
+        assert_one_error_line) -> None:
     """Same config, other content in the data file: the run record's data hash refuses it."""
     data = tmp_path / "essays.csv"
     demo_frame.to_csv(data, index=False)
@@ -313,7 +301,8 @@ def test_same_config_reuses_recorded_splits(baseline: SimpleNamespace,
 
 
 def test_overridden_repeats_are_recorded_apart(baseline: SimpleNamespace, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str],
+                                              assert_one_error_line) -> None:
     """``ensure_splits(repeats=3)`` (e.g. a stability check) records its own fold set; it must
     neither clash with the config's folds nor let a changed cv.repeats pass silently."""
     from moqwk.run.splits_file import ensure_splits
@@ -353,7 +342,8 @@ def test_overridden_repeats_are_recorded_apart(baseline: SimpleNamespace, tmp_pa
     (None, "not found; write one with `moqwk init`"),
 ])
 def test_bad_config_exits_2_with_one_error_line(tmp_path: Path, text: str | None, needle: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+                                                capsys: pytest.CaptureFixture[str],
+                                                assert_one_error_line) -> None:
     cfg = tmp_path / "config.yaml"
     if text is not None:
         cfg.write_text(text)
@@ -474,7 +464,8 @@ def test_params_file_is_used(baseline: SimpleNamespace, tmp_path: Path,
 @pytest.mark.parametrize("content,needle", [(None, "not found"), ("{nope", "not valid JSON"),
                                             ("[1, 2]", "JSON object")])
 def test_bad_params_file_exits_2(baseline: SimpleNamespace, tmp_path: Path, content: str | None,
-                                 needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+                                 needle: str, capsys: pytest.CaptureFixture[str],
+                                 assert_one_error_line) -> None:
     pfile = tmp_path / "params.json"
     if content is not None:
         pfile.write_text(content)
@@ -493,7 +484,7 @@ def _init_argv(csv: Path) -> list[object]:
 
 
 def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+                      capsys: pytest.CaptureFixture[str], error_lines) -> None:
     csv = tmp_path / "data" / "essays.csv"
     csv.parent.mkdir()
     demo_frame.to_csv(csv, index=False)
@@ -531,7 +522,7 @@ def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
 
 def test_init_prints_to_stdout_and_refuses_to_overwrite(
         tmp_path: Path, demo_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], assert_one_error_line) -> None:
     demo_frame.to_csv(tmp_path / "essays.csv", index=False)
     monkeypatch.chdir(tmp_path)
     rc, out, _err = run(capsys, *_init_argv(Path("essays.csv")))
@@ -573,7 +564,8 @@ def test_init_per_prompt_scales(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_init_on_one_prompt_writes_a_loadable_config(
-        tmp_path: Path, demo_frame: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, demo_frame: pd.DataFrame, capsys: pytest.CaptureFixture[str],
+        assert_one_error_line) -> None:
     """init's config parses; cv then says why one prompt cannot be cross-validated."""
     one = demo_frame[demo_frame.prompt == "P02"]
     one.to_csv(tmp_path / "essays.csv", index=False)
@@ -587,7 +579,8 @@ def test_init_on_one_prompt_writes_a_loadable_config(
 
 
 def test_init_bad_column_and_scores(tmp_path: Path, demo_frame: pd.DataFrame,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                    capsys: pytest.CaptureFixture[str],
+                                    assert_one_error_line) -> None:
     csv = tmp_path / "essays.csv"
     demo_frame.to_csv(csv, index=False)
     argv = _init_argv(csv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,67 @@ def test_to_dict_is_json_and_complete(tmp_path: Path) -> None:
     assert set(d) == {"data", "scale", "features", "cv", "tails", "model", "objectives",
                       "mapping", "baseline", "search", "select"}
     assert d["baseline"]["params"] == DEFAULT_BASELINE_PARAMS
+
+
+# --------------------------------------------------------------------------- the run's copy
+
+
+ROUND_TRIP = """\
+data: {path: '${MOQWK_TEST_ROUND_TRIP:-corpus}/essays.csv', score_column: Overall}
+scale:
+  kind: per_prompt
+  per_prompt:
+    P1: {min: 1, max: 5, step: 0.5}
+    P2: {min: 0, max: 60, step: 1}
+features:
+  word: {ngram_range: [1, 3], min_df: 0.01, svd_components: 8}
+  char: {enabled: false}
+  table: {path: extra/features.csv, id_column: id, columns: [a, b]}
+cv: {n_folds: 4, repeats: 2, seed: 9, min_prompt_n: 12}
+tails: {low_band: 0.2, high_band: 0.8, tolerance: 0.03}
+model: {nthread: 1}
+baseline: {params: {max_depth: 3, tree_method: hist}}
+search:
+  n_trials: 7
+  timeout: 90
+  sampler: tpe
+  seed: 5
+  space:
+    max_depth: {type: int, low: 2, high: 6}
+    learning_rate: {type: float, low: 0.01, high: 0.3, log: true}
+    tree_method: {type: categorical, choices: [hist, approx]}
+  initial_configs: [{max_depth: 5, learning_rate: 0.1, tree_method: approx}]
+  grid: {max_depth: [3, 5], learning_rate: [0.05]}
+select: {tie_tolerance: 0.01, gate_margin: 0.03, max_gate_candidates: 2, n_boot: 50}
+"""
+
+
+@pytest.mark.parametrize("text", [ROUND_TRIP, "data: {demo: true}\n"], ids=["every-section",
+                                                                           "defaults"])
+def test_the_run_copy_loads_back_to_the_same_config(tmp_path: Path, text: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.yaml in a run directory elsewhere: same normalised config, same hashes, and its
+    relative paths (and ${VAR}s) still point where the original's did."""
+    monkeypatch.setenv("MOQWK_TEST_ROUND_TRIP", "from-env")
+    (tmp_path / "project").mkdir()
+    original = load_config(write(tmp_path / "project", text))
+    run_dir = tmp_path / "elsewhere" / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    copy = run_dir / "config.yaml"
+    copy.write_text(original.to_yaml(), encoding="utf-8")
+    monkeypatch.delenv("MOQWK_TEST_ROUND_TRIP")  # the copy holds the expanded value
+    again = load_config(copy)
+    assert again.raw == original.raw
+    assert (again.hash(), again.scoring_hash(), again.study_hash()) == (
+        original.hash(), original.scoring_hash(), original.study_hash())
+    for section in ("data", "scale", "cv", "tails", "model", "search", "select"):
+        assert getattr(again, section) == getattr(original, section), section
+    assert again.baseline_params == original.baseline_params
+    # the feature table's path is written out absolute; it names the same file
+    assert replace(again.features, table=None) == replace(original.features, table=None)
+    if original.data.path is not None:
+        assert again.data.path == tmp_path / "project" / "from-env" / "essays.csv"
+        table, was = again.features.table, original.features.table
+        assert table.resolved == was.resolved == tmp_path / "project" / "extra" / "features.csv"
+        assert (table.id_column, table.columns) == (was.id_column, was.columns)
+    assert again.to_yaml() == original.to_yaml()  # a copy of the copy is the same file

@@ -69,21 +69,18 @@ def ellipse_run(ellipse_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                            records=recs)
 
 
-def test_study_shape(ellipse_run):
+def test_study_shape(ellipse_run, assert_guardrails):
     d = optuna.study.StudyDirection
     assert ellipse_run.study.directions == [d.MAXIMIZE, d.MAXIMIZE, d.MINIMIZE, d.MINIMIZE]
     assert ellipse_run.study.metric_names == list(OBJECTIVES)
     trials = ellipse_run.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * N_TRIALS
     assert trials[0].user_attrs["moqwk_role"] == "baseline"
-    base = trials[0].values
     for t in trials:
         assert sorted(t.constraints) == sorted(CONSTRAINTS)
         assert all(0.0 <= v <= 1.0 for v in t.values[:2])  # QWKs of a working model
-        assert t.constraints["low_tail_guardrail"] == pytest.approx(
-            t.values[2] - (base[2] + TOLERANCE), abs=1e-12)
-        assert t.constraints["high_tail_guardrail"] == pytest.approx(
-            t.values[3] - (base[3] + TOLERANCE), abs=1e-12)
+    assert assert_guardrails(trials, baseline=trials[0].values, tolerance=TOLERANCE,
+                             names=ellipse_run.study.metric_names) == N_TRIALS
     # 44 prompts, of which those with >= 20 essays count toward the worst-prompt objective.
     assert len(trials[0].user_attrs["per_prompt_qwk"]) == 44
 

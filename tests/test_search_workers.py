@@ -227,7 +227,7 @@ def test_sampled_trial_killed_while_drawing_params_is_not_retried_half_drawn(tmp
 # --------------------------------------------------------------------------- two workers
 
 
-def check_shared_study(study: optuna.Study, n: int, pids: list[int]) -> None:
+def check_shared_study(study: optuna.Study, n: int, pids: list[int], assert_guardrails) -> None:
     trials = study.trials
     counted = [t for t in trials if is_counted(t)]
     assert len(counted) == n
@@ -244,13 +244,8 @@ def check_shared_study(study: optuna.Study, n: int, pids: list[int]) -> None:
     assert len(set(drawn)) == len(drawn), "both workers drew the same configs"
     # One baseline (trial 0), and both workers measured the guardrails against it.
     assert [t.number for t in trials if t.user_attrs.get("moqwk_role") == "baseline"] == [0]
-    base = trials[0].values
-    for t in counted:
-        if t.state == TrialState.COMPLETE:
-            assert t.constraints["low_tail_guardrail"] == pytest.approx(
-                t.values[2] - (base[2] + TOLERANCE), abs=1e-12)
-            assert t.constraints["high_tail_guardrail"] == pytest.approx(
-                t.values[3] - (base[3] + TOLERANCE), abs=1e-12)
+    assert_guardrails(counted, baseline=trials[0].values, tolerance=TOLERANCE,
+                      names=study.metric_names)
 
 
 OPEN_AT_ONCE = """\
@@ -331,7 +326,7 @@ def run_two_workers(cfg: Path, run_dirs: list[Path], url: str, name: str, n: int
 WORKERS_SEARCH = {"population_size": 6, "seed_neighbours": 0}
 
 
-def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config):
+def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config, assert_guardrails):
     cfg = write_search_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
                               search=WORKERS_SEARCH)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -339,12 +334,13 @@ def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config):
     results = run_two_workers(cfg, [tmp_path / "run"] * 2, url, "shared", n, tmp_path)
     for rc, _out, err, _pid in results:
         assert rc == 0, err
-    check_shared_study(load(url, "shared"), n, [r[3] for r in results])
+    check_shared_study(load(url, "shared"), n, [r[3] for r in results], assert_guardrails)
     prog = json.loads((tmp_path / "run" / "progress.json").read_text())
     assert prog["target"] == n
 
 
-def test_two_workers_share_one_postgres_study(tmp_path, write_search_config, postgres_url):
+def test_two_workers_share_one_postgres_study(tmp_path, write_search_config, postgres_url,
+                                              assert_guardrails):
     cfg = write_search_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
                               search=WORKERS_SEARCH)
     name = f"moqwk-test-{uuid.uuid4().hex[:12]}"
@@ -354,7 +350,8 @@ def test_two_workers_share_one_postgres_study(tmp_path, write_search_config, pos
         results = run_two_workers(cfg, run_dirs, postgres_url, name, n, tmp_path)
         for rc, _out, err, _pid in results:
             assert rc == 0, err
-        check_shared_study(load(postgres_url, name), n, [r[3] for r in results])
+        check_shared_study(load(postgres_url, name), n, [r[3] for r in results],
+                           assert_guardrails)
 
         password = urlsplit(postgres_url).password
         assert password, "MOQWK_TEST_POSTGRES_URL has no password: masking cannot be checked"

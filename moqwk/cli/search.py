@@ -24,13 +24,17 @@ def _baseline_from(path: Path) -> tuple[dict, str]:
 
 
 def _run(args: argparse.Namespace, *, sampler: str | None) -> int:
+    from moqwk.config import load_config
     from moqwk.console.views import show_search
     from moqwk.run.record import check_run_kind, read_run_record, reproduce_command
     from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions
 
     run_dir = Path(args.run_dir)
-    check_run_kind(run_dir, kind="grid" if sampler == "grid" else "search", sampler=sampler)
+    # A change of kind or sampler (--sampler, `grid` on a search, a --config with another
+    # sampler) is refused before any config comparison, with the command that resumes the run.
+    asked = sampler or (load_config(args.config).search.sampler if args.config else None)
+    check_run_kind(run_dir, kind="grid" if asked == "grid" else "search", sampler=asked)
     config = config_for_run(args, level="study", sampler=sampler, seed=args.seed)
     ws = Workspace.open(config, run_dir, level="study")
     baseline, source = None, "config"

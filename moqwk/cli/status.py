@@ -9,6 +9,9 @@ from pathlib import Path
 from moqwk.cli._common import add_run_dir
 from moqwk.console import make_console
 
+#: What a watched log reports a change of (elapsed time and ETA change at every refresh).
+COUNTS = ("complete", "failed", "interrupted", "running", "waiting", "feasible", "target")
+
 
 def run(args: argparse.Namespace) -> int:
     from moqwk.console.live import progress_line, progress_text
@@ -39,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(args.watch)
                 st, table = view()
                 live.update(Group(table, progress_line(st.progress)))
-    else:
-        last = ""
+    else:  # a log: one line each time the counts change (not each time the clock ticks)
+        last: tuple | None = None
         while True:
-            line = progress_text(st.progress)
-            if line != last:
-                console.print(line)
-                last = line
+            counts = tuple(st.progress[k] for k in COUNTS)
+            if counts != last:
+                console.print(progress_text(st.progress))
+                last = counts
             if st.finished:
                 break
             time.sleep(args.watch)

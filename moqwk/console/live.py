@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from rich.console import Group
 from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from moqwk.console.tables import duration_text, trials_table
@@ -29,10 +30,15 @@ def progress_short(prog: dict) -> str:
             f"ETA {duration_text(eta) if eta is not None else '-'}")
 
 
-def progress_line(prog: dict) -> Group:
+def progress_line(prog: dict) -> Table:
+    """The bar and the counts side by side; the counts wrap in their column when the console is
+    narrow. (In a Group, a bar has no line end: the counts ran on past the console's width and
+    were cut, losing the elapsed time and the ETA on an 80-column terminal.)"""
     done = prog["complete"] + prog["failed"]
     bar = ProgressBar(total=max(1, prog["target"]), completed=min(done, prog["target"]), width=40)
-    return Group(bar, Text(" " + progress_text(prog)))
+    line = Table.grid(padding=(0, 1))
+    line.add_row(bar, Text(progress_text(prog)))
+    return line
 
 
 def live_view(records: Sequence[dict], prog: dict, *, limit: int = 15,

@@ -92,8 +92,8 @@ def trial_line(r: dict, names: Sequence[str]) -> str:
     tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
             else f" ({r['failure_reason'] or r['state']})")
     role = f" ({r['role']})" if r["role"] != "sampled" else ""
-    return (f"trial {r['number']:>3} {r['state']}{role} "
-            + " ".join(f"{k}={metric(k).format(v[k])}" for k in names if k in v) + tail)
+    values = "".join(f" {k}={metric(k).format(v[k])}" for k in names if k in v)
+    return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}"
 
 
 def front_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
@@ -115,22 +115,30 @@ def front_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> 
 
 
 def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
-    """``moqwk compare``: each run's selected config, in-sample and fresh."""
+    """``moqwk compare``: each run's selected config, in-sample against fresh.
+
+    Seven columns so that it fits 80 columns: the run directory folds onto more lines (never
+    cut: it names the run); each "a/b" pair keeps its width (split over two lines it would
+    read as two numbers).
+    """
     ff = record["fresh_folds"]
     table = Table(title=f"Selected configs; fresh = {ff['scheme']} seed {ff['seed']}, "
-                        f"{ff['repeats']} repeat(s)", title_justify="left")
+                        f"{ff['repeats']} repeat(s)", title_justify="left", pad_edge=False)
     p, s = metric(objectives.primary), metric(objectives.secondary)
-    cols = ["run", "sampler", "trial", "mapping", f"{p.short} (in/fresh)",
-            f"{s.short} (in/fresh)",
-            *(metric(t).short for t in objectives.tails), "gate"]
-    for col in cols:
-        table.add_column(col)
+    lo, hi = (metric(t) for t in objectives.tails)
+    pair = len("0.000/0.000")
+    table.add_column("run", overflow="fold", ratio=1)
+    table.add_column("choice", overflow="fold")
+    table.add_column(f"{p.short}\nin/fresh", min_width=pair)
+    table.add_column(f"{s.short}\nin/fresh", min_width=pair)
+    table.add_column("tail MAE fresh\nlow/high", min_width=pair)
+    table.add_column("gate", min_width=4)
     for r in record["runs"]:
         i, f = r["in_sample"], r["fresh"]
-        table.add_row(r["run_dir"], r["sampler"], str(r["trial_number"]),
-                      (r.get("mapping") or "round") + ("*" if r.get("transductive") else ""),
-                      f"{p.format(i.get(p.name))} / {p.format(f.get(p.name))}",
-                      f"{s.format(i.get(s.name))} / {s.format(f.get(s.name))}",
-                      *(metric(t).format(f.get(t)) for t in objectives.tails),
+        mapping = (r.get("mapping") or "round") + ("*" if r.get("transductive") else "")
+        table.add_row(r["run_dir"], f"{r['sampler']} #{r['trial_number']}\n{mapping}",
+                      f"{p.format(i.get(p.name))}/{p.format(f.get(p.name))}",
+                      f"{s.format(i.get(s.name))}/{s.format(f.get(s.name))}",
+                      f"{lo.format(f.get(lo.name))}/{hi.format(f.get(hi.name))}",
                       "pass" if r["gate_passed"] else "fail")
     return table

@@ -17,8 +17,10 @@ def is_baseline_choice(record: Mapping) -> bool:
     if record.get("trial_number") is None:
         return False
     base = record["baseline"]
-    return (record["trial_number"] == base["trial_number"]
-            or dict(record.get("params") or {}) == dict(base.get("params") or {}))
+    if record["trial_number"] == base["trial_number"]:
+        return True
+    chosen, baseline = record.get("params"), base.get("params")
+    return bool(chosen) and bool(baseline) and dict(chosen) == dict(baseline)
 
 
 def unfinished_sentence(record: Mapping) -> str | None:

@@ -122,15 +122,16 @@ def record_config(run_dir: Path, config: Config, *, replace_scoring_only: bool =
 
 
 def check_run_kind(run_dir: Path, *, kind: str, sampler: str | None) -> None:
-    """Refuse to run a ``kind`` (and ``sampler``, None: any) on a run of another kind or sampler,
-    naming the command that resumes the run as it is."""
+    """Refuse a ``search`` or ``grid`` that would change the kind or the sampler (None: any) of
+    the study already in ``run_dir``: one line (exit 7) with the command that resumes it."""
     old = read_run_record(run_dir)
     if old is None or not old.is_study:
         return
     if old.kind != kind or (sampler is not None and old.sampler != sampler):
         again = " ".join(shlex.quote(c) for c in reproduce_command(run_dir, old))
         now = "a grid" if old.kind == "grid" else f"a {old.sampler} search"
-        asked = "a grid" if kind == "grid" else f"a {sampler or 'new'} search"
+        asked = ("a grid" if kind == "grid" else f"a {sampler} search" if sampler
+                 else "a search")
         raise RunDirError(f"{run_dir} holds {now}, not {asked}; resume it with `{again}`, "
                           "or start a new --run-dir")
 
@@ -147,8 +148,8 @@ def plan_study_run(run_dir: Path, config: Config, *, kind: str, n_trials: int | 
     sampler = "grid" if kind == "grid" else config.search.sampler
     old = read_run_record(run_dir)
     masked = artifacts.mask_url(storage)
+    check_run_kind(run_dir, kind=kind, sampler=sampler)
     if old is not None and old.is_study:
-        check_run_kind(run_dir, kind=kind, sampler=sampler)
         again = " ".join(shlex.quote(c) for c in reproduce_command(run_dir, old))
         if old.study_name != study_name or (storage is not None and old.storage != masked):
             raise RunDirError(f"{run_dir}'s study is {old.study_name!r} in "

@@ -235,14 +235,14 @@ def test_hypervolume_rejects_bad_reference():
         hypervolume(np.zeros((1, 2)), np.array([1.0, np.nan]))
 
 
-def test_hypervolume_4d_two_hundred_points_is_fast():
-    import time
+def test_hypervolume_4d_two_hundred_points_on_a_sphere():
+    """200 points on the unit sphere around the reference (its speed: benchmarks/core_speed.py).
 
+    Every box [point, reference] lies inside the unit 4-ball's orthant at the reference, so the
+    volume is positive and below that orthant's, (pi^2 / 2) / 16."""
     rng = np.random.default_rng(0)
     x = rng.random((200, 4))
     x = 1.0 - x / np.linalg.norm(x, axis=1, keepdims=True)  # all on a concave front
     assert pareto_front_mask(x).all()
-    t0 = time.perf_counter()
     hv = hypervolume(x, np.ones(4))
-    assert time.perf_counter() - t0 < 5.0
-    assert 0.0 < hv < np.pi**2 / 32  # inside the unit 4-ball orthant around the reference
+    assert 0.0 < hv < np.pi**2 / 32

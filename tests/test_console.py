@@ -1,0 +1,225 @@
+"""The console layer's renderables (moqwk.console.tables, .live) and the console itself.
+
+Renderables are rendered to text on a fixed-width console, as Rich tests its own; what a row
+says is checked cell by cell. The exact layout is pinned by the golden tests
+(tests/test_golden_console.py).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from moqwk.console import LOG_WIDTH, heading, make_console
+from moqwk.console.live import live_view, progress_line, progress_text
+from moqwk.console.tables import (
+    compare_table,
+    duration_text,
+    front_numbers,
+    front_table,
+    trial_line,
+    trials_table,
+)
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet
+
+NAMES = DEFAULT_OBJECTIVES.names
+
+
+def render(renderable, width: int = 100) -> str:
+    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def rows(text: str) -> dict[str, list[str]]:
+    """Body rows of a rendered table: first cell -> all cells (stripped)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.strip("│").split("│")]
+            out[cells[0]] = cells
+    return out
+
+
+def rec(number: int, values: tuple | None, *, feasible: bool = True, state: str = "complete",
+        role: str = "sampled", duration: float | None = 1.5, failure: str | None = None) -> dict:
+    return {"number": number, "state": state, "role": role, "feasible": feasible,
+            "values": None if values is None else dict(zip(NAMES, values, strict=True)),
+            "duration_s": duration, "failure_reason": failure}
+
+
+#: 0 and 2 are on the feasible front; 1 is dominated by 0 on every objective (higher MAEs are
+#: worse); 3 beats everyone but breaks a guardrail, so it is on no front and dominates nobody.
+RECORDS = [
+    rec(0, (0.60, 0.70, 0.10, 0.10), role="baseline"),
+    rec(1, (0.50, 0.60, 0.20, 0.20)),
+    rec(2, (0.70, 0.65, 0.15, 0.10)),
+    rec(3, (0.90, 0.90, 0.01, 0.01), feasible=False),
+    rec(4, None, feasible=False, state="fail", duration=0.2, failure="XGBoostError: bad tree"),
+    rec(5, None, feasible=False, state="running", duration=None),
+]
+
+
+# --------------------------------------------------------------------------- the trial table
+
+
+def test_front_marks_follow_each_objectives_direction():
+    assert front_numbers(RECORDS, NAMES) == {0, 2}
+    # A study that minimised the QWKs and maximised the MAEs would have another front: the
+    # directions come from the names, so the same numbers under those roles are not read alike.
+    flipped = ObjectiveSet(primary="low_tail_mae", secondary="high_tail_mae",
+                           tails=("worst_prompt_qwk", "mean_qwk"))
+    swapped = [{**r, "values": None if r["values"] is None else dict(zip(
+        flipped.names, r["values"].values(), strict=True))} for r in RECORDS]
+    assert front_numbers(swapped, flipped.names) == {1}  # lowest "QWKs", highest "MAEs"
+
+
+def test_trial_table_rows():
+    table = rows(render(trials_table(RECORDS)))
+    assert table["0*"] == ["0*", "complete (baseline)", "0.600", "0.700", "0.100", "0.100",
+                           "yes", "1.5s"]
+    assert table["1"][1:] == ["complete", "0.500", "0.600", "0.200", "0.200", "yes", "1.5s"]
+    assert table["2*"][2] == "0.700"
+    assert table["3"][6] == "no"  # complete but infeasible: no star
+    assert table["4"][1:] == ["fail", "n/a", "n/a", "n/a", "n/a", "-", "0.2s"]
+    assert table["5"][1] == "running" and table["5"][-1] == "-"
+
+
+def test_trial_table_shows_the_last_rows_when_limited():
+    many = [rec(i, (0.5, 0.6, 0.2, 0.2)) for i in range(30)]
+    shown = rows(render(trials_table(many, limit=15)))
+    numbers = sorted(int(k.rstrip("*")) for k in shown if k.rstrip("*").isdigit())
+    assert numbers == list(range(15, 30))
+    assert len(rows(render(trials_table(many, limit=None)))) == 30
+
+
+def test_columns_follow_the_objectives():
+    o = ObjectiveSet(primary="mean_qwk", secondary="worst_prompt_qwk",
+                     tails=("high_tail_mae", "low_tail_mae"))
+    text = render(trials_table(RECORDS, objectives=o))
+    header = next(ln for ln in text.splitlines() if "#" in ln and "state" in ln)
+    assert [c.strip() for c in header.strip("┃").split("┃")][2:6] == [
+        "mean QWK", "worst QWK", "high MAE", "low MAE"]
+    assert rows(text)["0*"][2:6] == ["0.700", "0.600", "0.100", "0.100"]
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "-"), (0.04, "0.0s"), (119.94, "119.9s"),
+                                           (120, "2.0m"), (5400, "90.0m")])
+def test_duration_text(seconds, text):
+    assert duration_text(seconds) == text
+
+
+def test_trial_line_says_everything_on_one_line():
+    line = trial_line(RECORDS[0], NAMES)
+    assert line == ("trial   0 complete (baseline) worst_prompt_qwk=0.600 mean_qwk=0.700 "
+                    "low_tail_mae=0.100 high_tail_mae=0.100 feasible=yes")
+    assert trial_line(RECORDS[3], NAMES).endswith("feasible=no")
+    assert trial_line(RECORDS[4], NAMES) == "trial   4 fail (XGBoostError: bad tree)"
+    assert trial_line(rec(123, None, state="interrupted", feasible=False), NAMES) == \
+        "trial 123 interrupted (interrupted)"
+
+
+# --------------------------------------------------------------------------- live view
+
+
+PROG = {"complete": 3, "failed": 1, "running": 2, "feasible": 2, "target": 10,
+        "elapsed_s": 75.0, "eta_s": 150.0}
+
+
+def test_progress_text():
+    assert progress_text(PROG) == ("4/10 trials (3 complete, 1 failed, 2 running, 2 feasible)"
+                                   "  elapsed 75.0s  ETA 2.5m")
+    assert progress_text({**PROG, "eta_s": None}).endswith("ETA -")
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 240])
+def test_progress_line_keeps_every_word_at_any_width(width):
+    """The counts wrap beside the bar; nothing runs past the console's edge and is cut."""
+    text = render(progress_line(PROG), width=width)
+    assert all(len(line) <= width for line in text.splitlines())
+    words = re.sub(r"[━╸╺ ]+", " ", text).split()
+    assert words == progress_text(PROG).split()
+
+
+def test_live_view_is_the_last_trials_and_the_progress():
+    many = [rec(i, (0.5, 0.6, 0.2, 0.2)) for i in range(20)]
+    text = render(live_view(many, PROG, limit=5))
+    assert sorted(int(k.rstrip("*")) for k in rows(text) if k.rstrip("*").isdigit()) == \
+        list(range(15, 20))
+    assert text.splitlines()[-1].split()[-1] == "2.5m"  # the progress line comes last
+
+
+# --------------------------------------------------------------------------- selection, compare
+
+
+def selection_record() -> dict:
+    cand = [{"rank": 1, "trial_number": 7, "in_tie_band": True, "worst_prompt_qwk": 0.61,
+             "mean_qwk": 0.70, "low_tail_mae": 0.12, "high_tail_mae": 0.10},
+            {"rank": 2, "trial_number": 4, "in_tie_band": True, "worst_prompt_qwk": 0.60,
+             "mean_qwk": 0.71, "low_tail_mae": 0.11, "high_tail_mae": 0.10},
+            {"rank": 3, "trial_number": 0, "in_tie_band": False, "worst_prompt_qwk": 0.50,
+             "mean_qwk": 0.69, "low_tail_mae": 0.10, "high_tail_mae": 0.09}]
+    return {"trial_number": 4, "tie_tolerance": 0.0234, "candidates": cand,
+            "stability_gate": {"results": [{"trial_number": 7, "passed": False},
+                                           {"trial_number": 4, "passed": True}]}}
+
+
+def test_front_table_shows_rank_tie_band_and_each_gate_verdict():
+    text = render(front_table(selection_record()))
+    assert "Ranked Pareto front (tie tolerance 0.0234)" in text
+    by_rank = rows(text)
+    assert by_rank["1"] == ["1", "7", "0.610", "0.700", "0.120", "0.100", "yes", "fail"]
+    assert by_rank["2"] == ["2", "4", "0.600", "0.710", "0.110", "0.100", "yes", "pass"]
+    assert by_rank["3"] == ["3", "0", "0.500", "0.690", "0.100", "0.090", "", "-"]
+
+
+def test_compare_table_puts_in_sample_beside_fresh():
+    record = {"fresh_folds": {"scheme": "prompt_holdout", "seed": 1042, "repeats": 3},
+              "runs": [{"run_dir": "runs/search", "sampler": "nsga2", "trial_number": 12,
+                        "in_sample": {"worst_prompt_qwk": 0.66, "mean_qwk": 0.72},
+                        "fresh": {"worst_prompt_qwk": 0.58, "mean_qwk": 0.70,
+                                  "low_tail_mae": 0.13, "high_tail_mae": 0.11},
+                        "gate_passed": True}]}
+    text = render(compare_table(record), width=110)
+    assert "fresh = prompt_holdout seed 1042, 3 repeat(s)" in text
+    assert rows(text)["runs/search"] == ["runs/search", "nsga2 #12", "0.660/0.580",
+                                         "0.720/0.700", "0.130/0.110", "pass"]
+
+
+def test_compare_table_never_cuts_a_run_directory():
+    """Two runs whose names differ only at the end stay told apart on an 80-column terminal."""
+    runs = [{"run_dir": f"runs/ellipse-nsga2-budget-40-{tag}", "sampler": "nsga2",
+             "trial_number": 3, "in_sample": {}, "fresh": {}, "gate_passed": True}
+            for tag in ("seed-7", "seed-8")]
+    text = render(compare_table({"fresh_folds": {"scheme": "prompt_holdout", "seed": 1,
+                                                 "repeats": 1}, "runs": runs}), width=80)
+    first_cells = "".join(ln.strip("│").split("│")[0].strip() for ln in text.splitlines()
+                          if ln.startswith("│"))
+    assert first_cells == "".join(r["run_dir"] for r in runs)
+
+
+# --------------------------------------------------------------------------- the console
+
+
+def test_a_log_console_is_wide_and_never_wraps(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = make_console()  # pytest's captured stdout is not a terminal
+    assert not console.is_terminal
+    assert console.width == LOG_WIDTH >= 200 and console.soft_wrap
+    monkeypatch.setenv("COLUMNS", "80")  # a narrower terminal's COLUMNS does not narrow a log
+    assert make_console().width == LOG_WIDTH
+    monkeypatch.setenv("COLUMNS", "300")
+    assert make_console().width == 300
+
+
+def test_no_color_is_honoured_in_a_log(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert make_console().no_color
+
+
+def test_a_heading_in_a_log_is_one_line(capsys: pytest.CaptureFixture[str]):
+    heading(make_console(), "Baseline CV")
+    assert capsys.readouterr().out == "== Baseline CV\n"

@@ -1,0 +1,172 @@
+"""Trial records and progress numbers (moqwk.study.records) from real Optuna FrozenTrials.
+
+Trials are built with ``optuna.trial.create_trial``; expected values are chosen by hand, so a
+"best" that followed list positions instead of each metric's direction would fail here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from moqwk.study.records import is_counted, is_interrupted, progress, records, trial_record
+
+DEFAULT = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
+FEASIBLE = {"low_tail_guardrail": -0.01, "high_tail_guardrail": 0.0}
+BREAKS_LOW = {"low_tail_guardrail": 0.02, "high_tail_guardrail": -0.01}
+
+
+def trial(number: int, state: TrialState = TrialState.COMPLETE, *,
+          values: list[float] | None = None, constraints: dict | None = None,
+          user_attrs: dict | None = None, system_attrs: dict | None = None,
+          seconds: float | None = None) -> FrozenTrial:
+    t = optuna.trial.create_trial(state=state, values=values, constraints=constraints,
+                                  user_attrs=user_attrs, system_attrs=system_attrs)
+    t.number = number
+    if seconds is not None:
+        t.datetime_start = T0
+        t.datetime_complete = T0 + dt.timedelta(seconds=seconds)
+    return t
+
+
+# --------------------------------------------------------------------------- trial_record
+
+
+def test_values_are_keyed_by_the_studys_metric_names_in_its_order():
+    t = trial(3, values=[0.5, 0.6, 0.1, 0.2], constraints=FEASIBLE)
+    assert trial_record(t, DEFAULT)["values"] == {
+        "worst_prompt_qwk": 0.5, "mean_qwk": 0.6, "low_tail_mae": 0.1, "high_tail_mae": 0.2}
+    other = ("mean_qwk", "worst_prompt_qwk", "high_tail_mae", "low_tail_mae")
+    assert trial_record(t, other)["values"] == {
+        "mean_qwk": 0.5, "worst_prompt_qwk": 0.6, "high_tail_mae": 0.1, "low_tail_mae": 0.2}
+
+
+def test_names_must_match_the_number_of_values():
+    with pytest.raises(ValueError):
+        trial_record(trial(0, values=[0.5, 0.6, 0.1, 0.2]), DEFAULT[:3])
+
+
+@pytest.mark.parametrize("state, constraints, feasible", [
+    (TrialState.COMPLETE, FEASIBLE, True),  # a constraint of exactly 0 keeps the guardrail
+    (TrialState.COMPLETE, BREAKS_LOW, False),
+    (TrialState.COMPLETE, {}, False),  # no guardrails recorded: not known to be feasible
+    (TrialState.FAIL, FEASIBLE, False),
+])
+def test_feasible_needs_a_complete_trial_within_every_guardrail(state, constraints, feasible):
+    values = [0.5, 0.6, 0.1, 0.2] if state == TrialState.COMPLETE else None
+    rec = trial_record(trial(1, state, values=values, constraints=constraints), DEFAULT)
+    assert rec["feasible"] is feasible
+
+
+def test_record_fields_from_user_and_system_attrs():
+    params = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 60}
+    t = trial(7, values=[0.5, 0.6, 0.1, 0.2], constraints=FEASIBLE, seconds=2.5,
+              user_attrs={"moqwk_role": "seed", "moqwk_params": params,
+                          "per_prompt_qwk": {"P1": 0.5}, "moqwk_retry_of": 4},
+              system_attrs={"NSGAIISampler:generation": 2})
+    rec = trial_record(t, DEFAULT)
+    assert (rec["number"], rec["state"], rec["role"], rec["generation"]) == (7, "complete",
+                                                                           "seed", 2)
+    assert rec["params"] == params  # the full params (fixed ones too), not only those drawn
+    assert rec["per_prompt_qwk"] == {"P1": 0.5} and rec["retry_of"] == 4
+    assert rec["duration_s"] == 2.5
+    assert rec["datetime_start"] == "2026-01-01T12:00:00"
+    assert rec["constraints"] == FEASIBLE and rec["failure_reason"] is None
+
+
+@pytest.mark.parametrize("state, user_attrs, shown, counted, interrupted", [
+    (TrialState.FAIL, {"moqwk_failure": "XGBoostError: bad"}, "fail", True, False),
+    (TrialState.FAIL, {}, "interrupted", False, True),  # its worker died: retried, not counted
+    (TrialState.PRUNED, {"moqwk_surplus": True}, "surplus", False, False),
+    (TrialState.PRUNED, {}, "pruned", False, False),
+    (TrialState.RUNNING, {}, "running", False, False),
+    (TrialState.WAITING, {}, "waiting", False, False),
+])
+def test_states_a_record_shows_and_what_uses_the_budget(state, user_attrs, shown, counted,
+                                                        interrupted):
+    t = trial(2, state, user_attrs=user_attrs)
+    rec = trial_record(t, DEFAULT)
+    assert rec["state"] == shown and rec["values"] is None and rec["feasible"] is False
+    assert rec["failure_reason"] == user_attrs.get("moqwk_failure")
+    assert is_counted(t) is counted and is_interrupted(t) is interrupted
+
+
+def test_records_of_a_study_use_its_metric_names():
+    study = optuna.create_study(directions=["minimize", "maximize", "minimize", "maximize"])
+    names = ["low_tail_mae", "mean_qwk", "high_tail_mae", "worst_prompt_qwk"]
+    study.set_metric_names(names)
+    study.add_trial(trial(0, values=[0.1, 0.6, 0.2, 0.5], constraints=FEASIBLE))
+    (rec,) = records(study)
+    assert rec["values"] == {"low_tail_mae": 0.1, "mean_qwk": 0.6, "high_tail_mae": 0.2,
+                             "worst_prompt_qwk": 0.5}
+
+
+# --------------------------------------------------------------------------- progress
+
+#: Three feasible trials whose best values come from different trials on every metric, one
+#: infeasible trial better than all of them everywhere, a failure and an interrupted trial.
+TRIALS = [
+    trial(0, values=[0.50, 0.70, 0.20, 0.30], constraints=FEASIBLE, seconds=1.0),
+    trial(1, values=[0.60, 0.65, 0.25, 0.10], constraints=FEASIBLE, seconds=2.0),
+    trial(2, values=[0.40, 0.75, 0.15, 0.20], constraints=FEASIBLE, seconds=3.0),
+    trial(3, values=[0.90, 0.90, 0.01, 0.01], constraints=BREAKS_LOW, seconds=6.0),
+    trial(4, TrialState.FAIL, user_attrs={"moqwk_failure": "ValueError: x"}),
+    trial(5, TrialState.FAIL),
+]
+
+
+def test_best_feasible_values_follow_each_metrics_direction():
+    p = progress(TRIALS, target=10, started=None, names=DEFAULT)
+    assert p["best_feasible"] == {"worst_prompt_qwk": 0.60, "mean_qwk": 0.75,
+                                  "low_tail_mae": 0.15, "high_tail_mae": 0.10}
+
+
+def test_best_feasible_values_follow_names_in_any_order():
+    """The same trials recorded by a study that lists its metrics in another order."""
+    order = (2, 0, 3, 1)  # low MAE, worst QWK, high MAE, mean QWK
+    names = tuple(DEFAULT[i] for i in order)
+    shuffled = [trial(t.number, t.state, values=None if t.values is None else
+                      [t.values[i] for i in order], constraints=t.constraints,
+                      user_attrs=t.user_attrs) for t in TRIALS]
+    p = progress(shuffled, target=10, started=None, names=names)
+    assert p["best_feasible"] == {"low_tail_mae": 0.15, "worst_prompt_qwk": 0.60,
+                                  "high_tail_mae": 0.10, "mean_qwk": 0.75}
+
+
+def test_progress_counts():
+    p = progress(TRIALS + [trial(6, TrialState.RUNNING), trial(7, TrialState.WAITING)],
+                 target=10, started=None, names=DEFAULT)
+    assert (p["complete"], p["failed"], p["interrupted"], p["running"], p["waiting"],
+            p["feasible"], p["target"]) == (4, 1, 1, 1, 1, 3, 10)
+
+
+def test_no_feasible_trial_has_no_best():
+    p = progress([trial(0, values=[0.5, 0.5, 0.5, 0.5], constraints=BREAKS_LOW)], target=3,
+                 started=None, names=DEFAULT)
+    assert p["feasible"] == 0
+    assert p["best_feasible"] == dict.fromkeys(DEFAULT)
+
+
+def test_no_eta_before_a_trial_has_finished():
+    p = progress([trial(0, TrialState.RUNNING)], target=3, started=None, names=DEFAULT)
+    assert p["mean_trial_s"] is None and p["eta_s"] is None
+
+
+def test_eta_is_remaining_budget_times_mean_duration_over_running_workers():
+    # 4 complete (mean 3 s) + 1 failed use 5 of 9: 4 remain.
+    p = progress(TRIALS, target=9, started=None, names=DEFAULT)
+    assert p["mean_trial_s"] == pytest.approx(3.0)
+    assert p["eta_s"] == pytest.approx(4 * 3.0)
+    two_running = TRIALS + [trial(6, TrialState.RUNNING), trial(7, TrialState.RUNNING)]
+    assert progress(two_running, target=9, started=None, names=DEFAULT)["eta_s"] == \
+        pytest.approx(4 * 3.0 / 2)
+    assert progress(TRIALS, target=3, started=None, names=DEFAULT)["eta_s"] == 0.0  # done
+
+
+def test_elapsed_adds_time_before_a_resume():
+    assert progress(TRIALS, target=9, started=None, elapsed_before=12.5,
+                    names=DEFAULT)["elapsed_s"] == 12.5
