@@ -19,7 +19,7 @@ def is_baseline_choice(record: Mapping) -> bool:
     base = record["baseline"]
     if record["trial_number"] == base["trial_number"]:
         return True
-    chosen, baseline = record.get("params"), base.get("params")
+    chosen, baseline = record.get("params") or {}, base.get("params") or {}
     return bool(chosen) and bool(baseline) and dict(chosen) == dict(baseline)
 
 
