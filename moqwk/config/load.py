@@ -67,6 +67,37 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _minus(d: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` without the values that equal ``defaults`` (recursively; empty sections dropped)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k not in defaults:
+            out[k] = v
+        elif isinstance(v, Mapping) and isinstance(defaults[k], Mapping):
+            sub = _minus(v, defaults[k])
+            if sub:
+                out[k] = sub
+        elif v != defaults[k]:
+            out[k] = v
+    return out
+
+
+_DEFAULTS: dict[str, Any] = {}
+
+
+def _default_raw() -> dict[str, Any]:
+    """The normalised form of a config that sets nothing (the demo corpus, as data is required)."""
+    if not _DEFAULTS:
+        _DEFAULTS.update(parse_config({"data": {"demo": True}}, base_dir=Path("/")).raw)
+    return _DEFAULTS
+
+
+def _hash_of(d: Mapping[str, Any]) -> str:
+    """sha256 of what differs from the defaults: a field moqwk adds later, at its default, does
+    not change the hash of a config written before it existed (its runs stay resumable)."""
+    return _sha(_minus(d, _default_raw()))
+
+
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Dotted paths whose values differ between two normalised configs (sorted)."""
     out = []
@@ -126,7 +157,7 @@ class Config:
 
     def scoring_hash(self) -> str:
         """sha256 of :meth:`scoring_dict`: runs that share it can be compared and selected."""
-        return _sha(self.scoring_dict())
+        return _hash_of(self.scoring_dict())
 
     def study_dict(self) -> dict[str, Any]:
         """What a study's trials depend on: the scoring, the baseline and the search settings,
@@ -143,7 +174,7 @@ class Config:
         predictions are identical for any thread count (tested), so workers on machines with
         other core counts can share a study.
         """
-        return _sha(self.study_dict())
+        return _hash_of(self.study_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.raw, default=str))
