@@ -28,7 +28,7 @@ EXIT_CODES_DOC = """exit codes:
   4  storage unreachable or incompatible
   5  select: no feasible trial (see --allow-tail-regression)
   6  select: no candidate passed the stability gate
-  7  run directory lacks what the command needs
+  7  run or model directory lacks what the command needs
   130 interrupted (finished trials are kept; re-run to resume)
 """
 
