@@ -34,7 +34,8 @@ EXIT_CODES_DOC = """exit codes:
 
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(add)``.
-COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "demo")
+COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "fit",
+                   "predict", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
