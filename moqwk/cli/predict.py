@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,10 +33,15 @@ def run(args: argparse.Namespace) -> int:
                   f"were mapped as one batch (at least {mapping['min_batch']} per prompt), so a "
                   "score depends on the essays scored with it")
     if out is None:
-        scores.to_csv(sys.stdout, index=False)
+        try:
+            scores.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
         atomic_write(out, lambda p: scores.to_csv(p, index=False))
-        con.print(f"Scored {len(scores)} essays ({scores['prompt'].nunique()} prompts); "
+        n = scores["prompt"].nunique()
+        con.print(f"Scored {len(scores)} essays ({n} prompt{'s' if n != 1 else ''}); "
                   f"wrote {out}")
     return 0
 

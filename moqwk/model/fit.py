@@ -218,6 +218,7 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is an ordinary one
         files = features.save(tmp)
         atomic_write_bytes(tmp / BOOSTER_FILE, bytes(booster.save_raw(raw_format="ubj")))
         files[BOOSTER_FILE] = artifacts.sha256_file(tmp / BOOSTER_FILE)
