@@ -26,6 +26,10 @@ SMALL = {"word": {"ngram_range": [1, 2], "min_df": 2, "svd_components": 16},
 VARIANT = {"word": {"ngram_range": [2, 3], "min_df": 0.01, "max_df": 0.5,
                     "sublinear_tf": False, "svd_components": 8},
            "char": {"enabled": False}, "seed": 5}
+#: No word n-grams (the spelling proxy counts unigrams itself); no handcrafted features.
+CHAR_ONLY = {"word": {"enabled": False},
+             "char": {"ngram_range": [1, 3], "min_df": 2, "svd_components": 8}}
+NO_HANDCRAFTED = {"handcrafted": False, "word": {"svd_components": 8}, "char": {"enabled": False}}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,8 @@ def fit_and_fold(frame: pd.DataFrame, cfg: FeatureConfig, prompt: str, cache: Pa
 
 
 @pytest.mark.parametrize(("features", "prompt"), [(SMALL, "P03"), (SMALL, "P10"),
-                                                  (VARIANT, "P02")])
+                                                  (VARIANT, "P02"), (CHAR_ONLY, "P07"),
+                                                  (NO_HANDCRAFTED, "P01")])
 def test_fit_on_train_transform_val_equals_the_store_fold(demo, tmp_path, features, prompt):
     cfg = FeatureConfig.from_mapping(features)
     fold, fitted, X_train, val_texts, _ = fit_and_fold(demo, cfg, prompt, tmp_path / "cache")

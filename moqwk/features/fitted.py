@@ -189,12 +189,11 @@ class FittedFeatures:
         blocks: list[np.ndarray] = []
         spelling: FittedSpelling | None = None
         counts: dict[str, CorpusCounts] = {}
-        if config.handcrafted or config.word.enabled:
+        if config.word.enabled:
             counts["word"] = count_corpus(sorted_texts, "word", config.word.ngram_range)
-        if config.handcrafted:
-            word = config.word
-            uni = (counts["word"].unigrams() if word.enabled and word.ngram_range[0] == 1
-                   else count_corpus(sorted_texts, "word", (1, 1)))
+        if config.handcrafted:  # the word unigrams, counted as the store counts them
+            uni = (counts["word"].unigrams() if "word" in counts and
+                   config.word.ngram_range[0] == 1 else count_corpus(sorted_texts, "word", (1, 1)))
             df = document_frequency(uni.counts, rows)
             spelling = FittedSpelling(tuple(t for t, d in zip(uni.terms, df, strict=True)
                                             if d >= SPELL_MIN_DOCS))
@@ -208,9 +207,8 @@ class FittedFeatures:
         for kind, ncfg in (("word", config.word), ("char", config.char)):
             if not ncfg.enabled:
                 continue
-            if kind not in counts:
-                counts[kind] = count_corpus(sorted_texts, _ANALYZER[kind], ncfg.ngram_range)
-            corpus = counts[kind]
+            corpus = counts.get(kind) or count_corpus(sorted_texts, _ANALYZER[kind],
+                                                      ncfg.ngram_range)
             tfidf = fold_tfidf(corpus, rows, np.arange(0), ncfg, f"features.{kind}")
             df = document_frequency(corpus.counts, rows)[tfidf.columns].astype(np.float64) + 1.0
             idf = np.full_like(df, fill_value=len(rows) + 1, dtype=np.float64)

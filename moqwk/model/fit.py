@@ -111,8 +111,8 @@ def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
         "selection_corrected": entry.get("selection_corrected"),
         "note": _ESTIMATES_NOTE,
     }
-    mapping = mapping_record(entry.get("mapping"),
-                             source=f"{source}" if entry.get("mapping") else
+    recorded = entry.get("mapping")
+    mapping = mapping_record(recorded, source=source if recorded else
                              f"{source}: no mapping recorded, so round (the CV engine's)")
     return FitSource(dict(params), number, source, estimates, mapping)
 

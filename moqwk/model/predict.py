@@ -218,6 +218,14 @@ def load_model(path: str | Path) -> Model:
     """Load a model directory written by ``moqwk fit``; executes nothing from it."""
     path = Path(path)
     manifest = read_manifest(path)
+    try:
+        return _load(path, manifest)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{path / 'model.json'} lacks a field or has a bad value ({e!r}); "
+                         "fit the model again") from None
+
+
+def _load(path: Path, manifest: dict[str, Any]) -> Model:
     files = manifest.get("files") or {}
     for name in (BOOSTER_FILE, "features.json", "features.npz"):
         f = path / name
