@@ -27,7 +27,7 @@ from moqwk.corpus import Corpus, load_corpus, validate_frame
 from moqwk.cv import CVEngine
 from moqwk.errors import ConfigError, DataError, ModelError, RunDirError
 from moqwk.model import OUTPUT_COLUMNS, FitSource, apply_score_mapping, fit_model, load_model
-from moqwk.model.mapping import batch_plan, mapping_record
+from moqwk.model.mapping import mapping_record, small_prompts
 
 HELD_OUT = "P03"
 PARAMS = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 40, "subsample": 0.8,
@@ -318,7 +318,8 @@ def test_round_is_the_cv_engines_rounding():
 
 def test_other_methods_are_refused_by_name():
     es = scale_of(3)
-    m = mapping_record({"method": "stretch", "params": {"a": 1.2, "b": -0.1}}, source="t")
+    m = mapping_record({"method": "stretch", "params": {"slope": 1.2}, "numbers": {"mean": 0.5},
+                        "transductive": False}, source="t")
     with pytest.raises(ModelError, match=r"score mapping 'stretch' cannot be applied.*round"):
         apply_score_mapping(m, np.zeros(3), np.array(["a", "b", "c"]), es)
     with pytest.raises(ModelError, match="no method name"):
@@ -326,17 +327,21 @@ def test_other_methods_are_refused_by_name():
 
 
 def test_a_transductive_mapping_needs_a_batch_per_prompt():
-    m = mapping_record({"method": "prompt_standardize", "transductive": True, "min_batch": 3,
-                        "fallback": "round"}, source="t")
+    """A per-prompt mapping is refused below min_batch essays of a prompt, unless allowed."""
+    m = mapping_record({"method": "prompt_standardize", "transductive": True,
+                        "params": {"min_batch": 3, "fallback": "none"},
+                        "numbers": {"min_batch": 3}}, source="t")
     prompts = np.array(["a", "a", "a", "b"])
-    with pytest.raises(DataError, match=r"needs at least 3 essays per prompt.*b \(1\).*fallback"):
-        batch_plan(m, prompts)
-    assert batch_plan(m, prompts, small_batch="fallback") == {"a": "prompt_standardize",
-                                                               "b": "round"}
-    # every prompt below the minimum and the fallback allowed: all rounded, nothing else needed
-    es = scale_of(2)
-    raw = np.array([0.31, 0.77])
-    out = apply_score_mapping(m, raw, np.array(["a", "b"]), es, small_batch="fallback")
-    np.testing.assert_array_equal(out, es.to_scale(raw))
+    with pytest.raises(DataError, match=r"at least 3 essays per prompt.*b \(1\).*fallback "
+                                        r"\('none'\)"):
+        small_prompts(m, prompts)
+    assert small_prompts(m, prompts, small_batch="fallback") == {"b": 1}
+    assert small_prompts(m, prompts[:3]) == {}
+    # the batch check comes first: a small batch is refused before the method is looked at
+    with pytest.raises(DataError, match="needs at least 3"):
+        apply_score_mapping(m, np.zeros(4), prompts, scale_of(4))
+    with pytest.raises(ModelError, match="'prompt_standardize' cannot be applied"):
+        apply_score_mapping(m, np.zeros(4), prompts, scale_of(4), small_batch="fallback")
+    assert small_prompts(mapping_record(None, source="t"), prompts) == {}
     with pytest.raises(ModelError, match="needs min_batch >= 1"):
         mapping_record({"method": "prompt_center", "transductive": True}, source="t")

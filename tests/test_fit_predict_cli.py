@@ -238,23 +238,21 @@ def test_fit_errors(selected, fitted, capsys, tmp_path):
     assert sorted(p.name for p in bare.iterdir()) == ["config.yaml"]
 
 
-def test_a_transductive_mapping_scores_prompts_as_batches(selected, fitted, capsys, tmp_path):
-    """The manifest's mapping drives predict: a batch too small is refused or falls back."""
+def test_a_transductive_mapping_refuses_a_small_batch(selected, fitted, capsys, tmp_path):
+    """The manifest's mapping drives predict: a prompt batch below min_batch is refused before
+    anything is written; allowed, the method is applied (this version applies only round)."""
     model = tmp_path / "model"
     shutil.copytree(fitted, model)
     m = read_json(model / "model.json")
-    m["mapping"].update(method="prompt_standardize", transductive=True, min_batch=500,
-                        fallback="round")
+    m["mapping"].update(method="prompt_standardize", transductive=True,
+                        params={"min_batch": 500, "fallback": "none"}, numbers={"min_batch": 500})
     (model / "model.json").write_text(json.dumps(m))
     held = str(selected.tmp / "held_out.csv")
-    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o",
-                      str(tmp_path / "s.csv"))
+    out = tmp_path / "s.csv"
+    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out))
     assert_one_error(rc, err, 3, "'prompt_standardize'", "at least 500 essays per prompt",
                      f"{HELD_OUT} ({len(selected.held)})", "--small-batch fallback")
-    assert not (tmp_path / "s.csv").exists()
-    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o",
-                      str(tmp_path / "s.csv"), "--small-batch", "fallback")
-    assert rc == 0, err
-    assert "is transductive" in err
-    rounded = load_model(fitted).predict(selected.held)
-    pd.testing.assert_frame_equal(read_scores(tmp_path / "s.csv"), rounded, check_dtype=False)
+    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out),
+                      "--small-batch", "fallback")
+    assert_one_error(rc, err, 7, "'prompt_standardize' cannot be applied by this moqwk")
+    assert not out.exists()

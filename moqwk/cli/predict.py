@@ -13,6 +13,7 @@ from moqwk.errors import ConfigError
 
 def run(args: argparse.Namespace) -> int:
     from moqwk.atomic import atomic_write
+    from moqwk.model.mapping import min_batch
     from moqwk.model.predict import load_model, read_essays
 
     data = Path(args.data)
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     mapping = model.mapping
     if mapping["transductive"]:
         con.print(f"Score mapping {mapping['method']} is transductive: each prompt's essays "
-                  f"were mapped as one batch (at least {mapping['min_batch']} per prompt), so a "
+                  f"were mapped as one batch (at least {min_batch(mapping)} per prompt), so a "
                   "score depends on the essays scored with it")
     if out is None:
         try:
