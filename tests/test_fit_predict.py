@@ -285,6 +285,17 @@ def test_fit_refuses_to_replace_what_is_not_a_model(global_case, tmp_path, _demo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
 
+def test_fit_refuses_a_mapping_it_cannot_fit(global_case, tmp_path, _demo_frame_cached):
+    """A mapping that fits numbers must be refitted on the whole corpus: not copied, refused."""
+    config = global_case[0]
+    stretch = {"method": "stretch", "params": {"slope": 1.3}, "numbers": {"mean": 0.5},
+               "fitted_on": {"essays": 500}, "transductive": False}
+    with pytest.raises(ModelError, match=r"score mapping of a test is 'stretch'.*only round"):
+        fit_model(config, without(_demo_frame_cached, config, HELD_OUT),
+                  source(PARAMS, stretch), out=tmp_path / "m")
+    assert not list(tmp_path.iterdir())
+
+
 def test_fit_replaces_a_model_only_with_overwrite(global_case, tmp_path, _demo_frame_cached):
     config = global_case[0]
     corpus = without(_demo_frame_cached, config, HELD_OUT)

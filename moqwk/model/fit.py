@@ -28,11 +28,11 @@ from moqwk.atomic import _fsync_path, atomic_write_bytes
 from moqwk.config import Config, DataConfig
 from moqwk.corpus import Corpus, load_corpus, read_table, validate_frame
 from moqwk.cv import booster_params, xgb_threads
-from moqwk.errors import DataError, RunDirError
+from moqwk.errors import DataError, ModelError, RunDirError
 from moqwk.features.fitted import FittedFeatures
 from moqwk.features.store import FEATURE_CODE_VERSION
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
-from moqwk.model.mapping import mapping_record
+from moqwk.model.mapping import APPLIED, mapping_record
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
 from moqwk.run.record import read_run_record, run_config
 
@@ -170,12 +170,28 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _check_mapping(source: FitSource) -> None:
+    method = source.mapping["method"]
+    if method not in APPLIED:
+        raise ModelError(
+            f"the score mapping of {source.source} is {method!r}; this moqwk fits and applies "
+            f"only {', '.join(APPLIED)}: fit a trial whose mapping is round (--trial N), or "
+            "upgrade moqwk")
+
+
 def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
               run_dir: Path | None = None, run_data_hash: str | None = None,
               nthread: int | None = None, overwrite: bool = False) -> FitResult:
-    """Fit features and booster on every essay of ``corpus``; write the model directory ``out``."""
+    """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
+
+    The score mapping is recorded as ``source.mapping`` says. Only ``round`` is supported: it
+    fits nothing. A mapping that fits numbers must be fitted again here, on ``corpus``, as CV
+    fits it on a fold's training essays (numbers fitted on a fold are not the whole-corpus
+    model's), so any other method is refused until that step exists.
+    """
     out = Path(out).absolute()
     _check_out(out, overwrite)
+    _check_mapping(source)
     t0 = time.perf_counter()
     features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), config.features)
     t_features = time.perf_counter() - t0
@@ -246,6 +262,7 @@ def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
     out = Path(out) if out is not None else run_dir / DEFAULT_MODEL_DIR
     _check_out(out.absolute(), overwrite)  # before the work, not only after it
     source = fit_source(run_dir, trial=trial)
+    _check_mapping(source)  # before the work
     record = read_run_record(run_dir)
     run_hash = record.data_hash if record is not None else None
     corpus = fit_corpus(config, data)
