@@ -49,3 +49,9 @@ class RunDirError(MoqwkError):
     """The run directory lacks the artifacts a command needs (for example select before search)."""
 
     exit_code = 7
+
+
+class ModelError(MoqwkError):
+    """A model directory is missing, damaged, or from a moqwk whose features differ."""
+
+    exit_code = 7

@@ -28,13 +28,14 @@ EXIT_CODES_DOC = """exit codes:
   4  storage unreachable or incompatible
   5  select: no feasible trial (see --allow-tail-regression)
   6  select: no candidate passed the stability gate
-  7  run directory lacks what the command needs
+  7  run or model directory lacks what the command needs
   130 interrupted (finished trials are kept; re-run to resume)
 """
 
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(add)``.
-COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "demo")
+COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "fit",
+                   "predict", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ RUN_DIR/
   progress.json             counts, best feasible values, ETA (rewritten after each trial)
   artifacts/                machine-readable results (JSON, CSV)
   reports/                  the same results for people (Markdown)
+  model/                    `moqwk fit`'s model directory (default --out; see moqwk.model)
 ```
 """
 
@@ -32,6 +33,8 @@ SELECTION_FAILED = "artifacts/selection_failed.json"
 
 DIAGNOSTICS = "reports/residual_diagnostics.md"
 SUMMARY = "reports/optuna_summary.md"
+
+MODEL_DIR = "model"
 
 
 def default_storage_url(run_dir: Path) -> str:

@@ -1,0 +1,54 @@
+"""``moqwk fit``: train the selected pipeline on the whole corpus; write a model directory."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from moqwk.cli._common import add_run_dir
+from moqwk.console import make_console
+
+
+def run(args: argparse.Namespace) -> int:
+    from moqwk.model.fit import fit_run
+
+    result = fit_run(Path(args.run_dir), out=Path(args.out) if args.out else None,
+                     trial=args.trial, data=Path(args.data) if args.data else None,
+                     overwrite=args.overwrite)
+    m = result.manifest
+    con = make_console()
+    data = m["data"]
+    con.print(f"Fitted trial {m['trial']['number']} on {data['n_essays']} essays "
+              f"({data['n_prompts']} prompts) from {data['source']}")
+    if data["same_as_run"] is False:
+        con.print("Note: not the run's corpus (--data); model.json records both data hashes")
+    est = m["cv_estimates"]["in_sample"] or {}
+    order = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+    names = [k for k in order if k in est] + sorted(k for k in est if k not in order)
+    shown = ", ".join(f"{k} {est[k]:.3f}" for k in names if isinstance(est[k], int | float))
+    if shown:
+        con.print(f"CV estimate (in-sample, prompt_holdout; optimistic): {shown}")
+    mapping = m["mapping"]
+    con.print(f"Score mapping: {mapping['method']}"
+              + (" (transductive: per-prompt batch statistics)" if mapping["transductive"]
+                 else ""))
+    con.print(f"wrote {result.out}")
+    con.print("Next: " + " ".join(shlex.quote(c) for c in
+                                  ["moqwk", "predict", "--model", str(result.out), "--data",
+                                   "essays.csv", "-o", "scores.csv"]))
+    return 0
+
+
+def register(add) -> None:
+    p = add("fit", "train the selected trial's pipeline on the whole corpus and write a model "
+                   "directory for `moqwk predict`", run)
+    add_run_dir(p, help="a run directory with artifacts/selected_params.json (after select)")
+    p.add_argument("--out", help="the model directory to write (default: RUN_DIR/model); "
+                                 "built under a temporary name and renamed into place")
+    p.add_argument("--trial", type=int, help="fit this trial of artifacts/optuna_trials.json "
+                                             "instead of the selected one")
+    p.add_argument("--data", help="fit on this CSV/Parquet file instead of the run's corpus "
+                                  "(same columns and scale as the run's config)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing model directory at --out")

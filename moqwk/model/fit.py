@@ -1,0 +1,274 @@
+"""``moqwk fit``: the selected pipeline trained on a whole corpus, written as a model directory.
+
+The features are fitted on every essay (:class:`moqwk.features.fitted.FittedFeatures`), XGBoost
+is trained with the trial's params exactly as the CV engine trains a fold (same
+:func:`moqwk.cv.booster_params`, same seed, same normalised target), and the directory is built
+under a temporary name next to ``out`` and renamed into place: a failed fit leaves no half model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from moqwk import artifacts
+from moqwk.atomic import _fsync_path, atomic_write_bytes
+from moqwk.config import Config, DataConfig
+from moqwk.corpus import Corpus, load_corpus, read_table, validate_frame
+from moqwk.cv import booster_params, xgb_threads
+from moqwk.errors import DataError, ModelError, RunDirError
+from moqwk.features.fitted import FittedFeatures
+from moqwk.features.store import FEATURE_CODE_VERSION
+from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
+from moqwk.model.mapping import APPLIED, mapping_record
+from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
+from moqwk.run.record import read_run_record, run_config
+
+#: Where a run's fitted model goes unless ``--out`` says otherwise.
+DEFAULT_MODEL_DIR = MODEL_DIR
+
+_ESTIMATES_NOTE = (
+    "in_sample: the search's own numbers for this trial on the prompt_holdout folds it was "
+    "selected on, so optimistic. stability_gate: the same trial under stratified_text, as the "
+    "selector ran it. fresh and selection_corrected are null when the run directory does not "
+    "record them: re-score on fresh folds with `moqwk compare`.")
+
+
+@dataclass(frozen=True)
+class FitSource:
+    """What is fitted: the trial's params, where they came from, and what justified them."""
+
+    params: dict[str, Any]
+    trial_number: int | None
+    source: str
+    cv_estimates: dict[str, Any]
+    mapping: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    out: Path
+    manifest: dict[str, Any]
+
+
+def _gate_of(sel: Mapping[str, Any] | None, number: int | None) -> dict[str, Any] | None:
+    if not sel or number is None:
+        return None
+    gate = sel.get("stability_gate") or {}
+    for r in gate.get("results", []):
+        if r.get("trial_number") == number:
+            return {"scheme": gate.get("scheme"), "margin": gate.get("margin"),
+                    "passed": r.get("passed"), "metrics": r.get("metrics"),
+                    "baseline": gate.get("baseline")}
+    return None
+
+
+def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
+    """The selected trial of ``run_dir`` (``selected_params.json``), or trial ``trial``."""
+    run_dir = Path(run_dir)
+    sel_path = run_dir / SELECTED
+    sel = artifacts.read_json(sel_path) if sel_path.exists() else None
+    if trial is None:
+        if sel is None:
+            raise RunDirError(f"{run_dir} has no {SELECTED}; run `moqwk select --run-dir "
+                              f"{run_dir}` first, or fit a trial with --trial N")
+        number, params, values = sel["trial_number"], sel["params"], sel["values"]
+        source, entry = f"{sel_path} (the selected trial)", sel
+    else:
+        trials_path = run_dir / TRIALS_JSON
+        if not trials_path.exists():
+            raise RunDirError(f"{run_dir} has no {TRIALS_JSON}; --trial needs a search or grid "
+                              "run directory")
+        rec = next((t for t in artifacts.read_json(trials_path) if t["number"] == trial), None)
+        if rec is None or rec["state"] != "complete":
+            state = "no such trial" if rec is None else f"its state is {rec['state']}"
+            raise RunDirError(f"--trial {trial}: {state} in {trials_path}; pick a complete "
+                              "trial (see `moqwk status` or the summary report)")
+        number, params, values = trial, rec["params"], rec["values"]
+        source, entry = f"{trials_path} (trial {trial}, given by --trial)", rec
+    chosen = sel is not None and sel.get("trial_number") == number
+    estimates = {
+        "scheme": "prompt_holdout",
+        "in_sample": values,
+        "stability_gate": _gate_of(sel, number),
+        "reproduced_on_prompt_holdout": sel.get("reproduced_on_prompt_holdout")
+        if chosen and sel else None,
+        "baseline_in_sample": (sel or {}).get("baseline", {}).get("values"),
+        "success_criterion": sel.get("success_criterion") if chosen and sel else None,
+        "fresh": entry.get("fresh"),
+        "selection_corrected": entry.get("selection_corrected"),
+        "note": _ESTIMATES_NOTE,
+    }
+    recorded = entry.get("mapping")
+    mapping = mapping_record(recorded, source=source if recorded else
+                             f"{source}: no mapping recorded, so round (the CV engine's)")
+    return FitSource(dict(params), number, source, estimates, mapping)
+
+
+def fit_corpus(config: Config, data: Path | None = None) -> Corpus:
+    """The corpus to fit on: the config's, or ``data`` read with the config's columns and scale.
+
+    Fitting uses no folds, so the loader's fold count check is not applied; its warning about
+    prompts below ``cv.min_prompt_n`` (which concerns the objectives) is not shown.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if data is None:
+            return load_corpus(config)
+        dc = config.data
+        if dc.demo and dc.path is None:  # the demo corpus's columns
+            dc = DataConfig(path=None)
+        frame = read_table(Path(data))
+        return validate_frame(frame, dc, config.scale, n_folds=1,
+                              min_prompt_n=config.cv.min_prompt_n, source=str(data))
+
+
+def _columns(config: Config) -> dict[str, str]:
+    dc = config.data if not (config.data.demo and config.data.path is None) \
+        else DataConfig(path=None)
+    return {"id": dc.id_column, "text": dc.text_column, "prompt": dc.prompt_column}
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    if not (out / MODEL_JSON).is_file():
+        raise RunDirError(f"--out {out} exists and is not a model directory; choose another "
+                          "--out (fit never replaces other files)")
+    if not overwrite:
+        raise RunDirError(f"--out {out} already holds a model; pass --overwrite to replace it, "
+                          "or choose another --out")
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` directory to ``out`` (replacing a model with ``overwrite``)."""
+    _check_out(out, overwrite)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    _fsync_path(out.parent, directory=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_mapping(source: FitSource) -> None:
+    method = source.mapping["method"]
+    if method not in APPLIED:
+        raise ModelError(
+            f"the score mapping of {source.source} is {method!r}; this moqwk fits and applies "
+            f"only {', '.join(APPLIED)}: fit a trial whose mapping is round (--trial N), or "
+            "upgrade moqwk")
+
+
+def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
+              run_dir: Path | None = None, run_data_hash: str | None = None,
+              nthread: int | None = None, overwrite: bool = False) -> FitResult:
+    """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
+
+    The score mapping is recorded as ``source.mapping`` says. Only ``round`` is supported: it
+    fits nothing. A mapping that fits numbers must be fitted again here, on ``corpus``, as CV
+    fits it on a fold's training essays (numbers fitted on a fold are not the whole-corpus
+    model's), so any other method is refused until that step exists.
+    """
+    out = Path(out).absolute()
+    _check_out(out, overwrite)
+    _check_mapping(source)
+    t0 = time.perf_counter()
+    features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), config.features)
+    t_features = time.perf_counter() - t0
+    threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
+    bp, rounds = booster_params(source.params, objective=config.model.objective,
+                                nthread=threads, seed=config.cv.seed)
+    dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
+    booster = xgb.train(bp, dtrain, num_boost_round=rounds)
+    t_train = time.perf_counter() - t0 - t_features
+    prompts, counts = np.unique(corpus.prompts.astype(str), return_counts=True)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": artifacts.versions(),
+        "feature_code_version": FEATURE_CODE_VERSION,
+        "run": {"run_dir": str(run_dir) if run_dir is not None else None,
+                "config_hash": config.hash(), "scoring_hash": config.scoring_hash(),
+                "study_hash": config.study_hash()},
+        "trial": {"number": source.trial_number, "source": source.source,
+                  "params": source.params},
+        "config": config.to_dict(),
+        "columns": _columns(config),
+        "data": {"source": corpus.source, "data_hash": corpus.data_hash,
+                 "run_data_hash": run_data_hash,
+                 "same_as_run": None if run_data_hash is None
+                 else run_data_hash == corpus.data_hash,
+                 "n_essays": len(corpus), "n_prompts": len(prompts),
+                 "prompts": {str(p): int(n) for p, n in zip(prompts, counts, strict=True)}},
+        "scale": corpus.scales.as_dict(),
+        "target": "normalised score (score - min) / (max - min) of each essay's scale",
+        "booster": {"file": BOOSTER_FILE, "format": "ubj", "num_boost_round": rounds,
+                    "params": {k: v for k, v in bp.items() if k != "nthread"}},
+        "features": {"key": features.key, "feature_names": list(features.feature_names),
+                     "fitted_on": features.fitted_on},
+        "mapping": source.mapping,
+        "cv_estimates": source.cv_estimates,
+        "timings": {"features_s": t_features, "train_s": t_train},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is an ordinary one
+        files = features.save(tmp)
+        atomic_write_bytes(tmp / BOOSTER_FILE, bytes(booster.save_raw(raw_format="ubj")))
+        files[BOOSTER_FILE] = artifacts.sha256_file(tmp / BOOSTER_FILE)
+        manifest["files"] = files
+        artifacts.write_json(tmp / MODEL_JSON, manifest)
+        _publish(tmp, out, overwrite)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+        raise
+    return FitResult(out, artifacts.read_json(out / MODEL_JSON))
+
+
+def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
+            data: Path | None = None, nthread: int | None = None,
+            overwrite: bool = False) -> FitResult:
+    """``moqwk fit``: the run's selected trial (or ``trial``) on the run's whole corpus (or
+    ``data``, read with the run's columns and scale), written to ``out`` (default
+    ``RUN_DIR/model``)."""
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    if config is None:
+        raise RunDirError(f"{run_dir} has no config.yaml: not a run directory; give the "
+                          "--run-dir of a search or grid you selected from")
+    out = Path(out) if out is not None else run_dir / DEFAULT_MODEL_DIR
+    _check_out(out.absolute(), overwrite)  # before the work, not only after it
+    source = fit_source(run_dir, trial=trial)
+    _check_mapping(source)  # before the work
+    record = read_run_record(run_dir)
+    run_hash = record.data_hash if record is not None else None
+    corpus = fit_corpus(config, data)
+    if data is None and run_hash is not None and corpus.data_hash != run_hash:
+        raise DataError(f"{config.data.path or 'the corpus'} has changed since {run_dir} was "
+                        f"made (data hash {run_hash[:12]}…, now {corpus.data_hash[:12]}…); "
+                        "give the corpus to fit on with --data")
+    return fit_model(config, corpus, source, out=out, run_dir=run_dir.absolute(),
+                     run_data_hash=run_hash, nthread=nthread, overwrite=overwrite)

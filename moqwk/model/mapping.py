@@ -1,0 +1,114 @@
+"""The score mapping of a fitted model: raw normalised predictions to scores on each scale.
+
+A model directory's ``model.json`` holds one ``mapping`` record (:func:`mapping_record`). Its
+fields are those of a fitted mapping's JSON record (``method``, ``params``, ``numbers``,
+``fitted_on``, ``transductive``) plus ``source``, where the record was read:
+
+```json
+{"method": "round", "params": {}, "numbers": {}, "fitted_on": {}, "transductive": false,
+ "source": "RUN/artifacts/selected_params.json (the selected trial): no mapping recorded, ..."}
+```
+
+- ``method``: the mapping's name; ``round`` (rounded to the step, clipped to the range: the CV
+  engine's behaviour) is the only one this version applies;
+- ``params`` / ``numbers``: the method's settings and what it fitted (JSON values only);
+- ``fitted_on``: which essays the numbers came from;
+- ``transductive``: true when the method maps each prompt's essays with statistics of that
+  prompt's essays in the batch being scored. ``min_batch`` (in ``numbers`` or ``params``) is the
+  fewest essays of a prompt it maps that way; a prompt with fewer is refused, or, when the
+  caller allows it, takes the method's ``fallback`` (``params.fallback``).
+
+:func:`apply_score_mapping` is the one place predictions become scores; another method plugs in
+there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from moqwk.core.scale import EssayScale
+from moqwk.errors import DataError, ModelError
+
+SMALL_BATCH = ("refuse", "fallback")
+#: The methods :func:`apply_score_mapping` applies.
+APPLIED = ("round",)
+
+
+def mapping_record(entry: Mapping[str, Any] | None, *, source: str) -> dict[str, Any]:
+    """The manifest's ``mapping`` record from a selection's ``mapping`` entry (None: ``round``).
+
+    Methods this version cannot apply are recorded as they are (fitting does not apply them; a
+    later moqwk may). Missing fields get empty defaults.
+    """
+    m = dict(entry or {"method": "round"})
+    method = m.get("method")
+    if not isinstance(method, str) or not method:
+        raise ModelError(f"{source}: the score mapping has no method name ({entry!r})")
+    out = {"method": method, "params": dict(m.get("params") or {}),
+           "numbers": dict(m.get("numbers") or {}), "fitted_on": dict(m.get("fitted_on") or {}),
+           "transductive": bool(m.get("transductive", False)), "source": source}
+    if out["transductive"]:
+        need = min_batch(out)
+        if not isinstance(need, int) or isinstance(need, bool) or need < 1:
+            raise ModelError(f"{source}: transductive mapping {method!r} needs min_batch >= 1 "
+                             f"in its numbers or params, got {need!r}")
+    return out
+
+
+def min_batch(mapping: Mapping[str, Any]) -> Any:
+    """A transductive mapping's fewest essays per prompt and batch (None: not transductive)."""
+    if not mapping.get("transductive"):
+        return None
+    numbers, params = mapping.get("numbers") or {}, mapping.get("params") or {}
+    return numbers.get("min_batch", params.get("min_batch"))
+
+
+def small_prompts(mapping: Mapping[str, Any], prompts: np.ndarray, *,
+                  small_batch: str = "refuse") -> dict[str, int]:
+    """Prompts of the batch with fewer essays than a transductive mapping needs: ``{prompt: n}``.
+
+    Raises :class:`DataError` for any with ``small_batch="refuse"``; with ``"fallback"`` they are
+    returned, and the method maps them with its fallback. Empty for other mappings.
+    """
+    if small_batch not in SMALL_BATCH:
+        raise ValueError(f"small_batch must be one of {SMALL_BATCH}, got {small_batch!r}")
+    need = min_batch(mapping)
+    if need is None:
+        return {}
+    names, counts = np.unique(np.asarray(prompts).astype(str), return_counts=True)
+    small = {str(p): int(n) for p, n in zip(names, counts, strict=True) if n < need}
+    if small and small_batch == "refuse":
+        shown = ", ".join(f"{p} ({n})" for p, n in list(small.items())[:5])
+        fallback = (mapping.get("params") or {}).get("fallback")
+        raise DataError(
+            f"the score mapping {mapping['method']!r} maps each prompt's essays with their own "
+            f"statistics and needs at least {need} essays per prompt in one batch; these prompts "
+            f"have fewer: {shown}; score more of their essays together, or pass --small-batch "
+            f"fallback (small_batch='fallback' in Python) to map them with its fallback "
+            f"({fallback!r})")
+    return small
+
+
+def apply_score_mapping(mapping: Mapping[str, Any], raw_norm: np.ndarray, prompts: np.ndarray,
+                        essay_scale: EssayScale, *, small_batch: str = "refuse") -> np.ndarray:
+    """Scores on each essay's scale from raw normalised predictions, as ``mapping`` says.
+
+    ``raw_norm``, ``prompts`` and ``essay_scale`` are row-aligned, and the rows are one batch:
+    what a transductive method computes its per-prompt statistics on. A prompt below a
+    transductive mapping's ``min_batch`` is refused unless ``small_batch="fallback"``.
+    """
+    raw = np.asarray(raw_norm, dtype=float)
+    prompts = np.asarray(prompts).astype(str)
+    if raw.ndim != 1 or len(prompts) != len(raw) or len(essay_scale.lo) != len(raw):
+        raise ValueError(f"raw_norm, prompts and essay_scale must be row-aligned 1-D, got "
+                         f"{raw.shape}, {prompts.shape}, {essay_scale.lo.shape}")
+    small_prompts(mapping, prompts, small_batch=small_batch)
+    method = mapping["method"]
+    if method == "round":
+        return essay_scale.to_scale(raw)
+    raise ModelError(
+        f"the model's score mapping {method!r} cannot be applied by this moqwk (it applies: "
+        f"{', '.join(APPLIED)}); upgrade moqwk, or fit a trial whose mapping it applies")
