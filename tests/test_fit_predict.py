@@ -34,9 +34,8 @@ PARAMS = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 40, "subsample":
           "colsample_bytree": 0.7}
 
 
-def source(params: dict, mapping: dict | None = None) -> FitSource:
-    return FitSource(dict(params), None, "a test", {"in_sample": None},
-                     mapping_record(mapping, source="a test"))
+def source(params: dict) -> FitSource:
+    return FitSource(dict(params), None, "a test", {"in_sample": None})
 
 
 def config_from(text: str, tmp: Path, **changes) -> Config:
@@ -285,15 +284,49 @@ def test_fit_refuses_to_replace_what_is_not_a_model(global_case, tmp_path, _demo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
 
-def test_fit_refuses_a_mapping_it_cannot_fit(global_case, tmp_path, _demo_frame_cached):
-    """A mapping that fits numbers must be refitted on the whole corpus: not copied, refused."""
+def test_a_label_free_mapping_is_refitted_and_matches_the_cv_engine(
+        global_case, tmp_path, _demo_frame_cached, demo_frame):
+    """prompt_standardize fitted without P03, then P03 scored as one batch: the same scores as
+    the CV engine's fold whose training essays are exactly those (bit for bit)."""
     config = global_case[0]
-    stretch = {"method": "stretch", "params": {"slope": 1.3}, "numbers": {"mean": 0.5},
-               "fitted_on": {"essays": 500}, "transductive": False}
-    with pytest.raises(ModelError, match=r"score mapping of a test is 'stretch'.*only round"):
-        fit_model(config, without(_demo_frame_cached, config, HELD_OUT),
-                  source(PARAMS, stretch), out=tmp_path / "m")
-    assert not list(tmp_path.iterdir())
+    params = {**PARAMS, "mapping.method": "prompt_standardize"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        corpus = load_corpus(config)
+    oof = CVEngine(config, corpus, lopo(corpus, config.cv.seed)).run(params).oof
+    fit_model(config, without(_demo_frame_cached, config, HELD_OUT), source(params),
+              out=tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    m = model.manifest["mapping"]
+    assert m["method"] == "prompt_standardize" and m["transductive"] is True
+    assert m["fitted_on"]["essays"] == len(corpus) - int((corpus.prompts == HELD_OUT).sum())
+    pred = model.predict(demo_frame[demo_frame["prompt"] == HELD_OUT])
+    ref = oof[oof["prompt"] == HELD_OUT].set_index("id").loc[pred["id"]]
+    np.testing.assert_array_equal(pred["y_pred"].to_numpy(), ref["y_pred"].to_numpy())
+    assert not np.array_equal(pred["y_pred"].to_numpy(),  # the mapping did something
+                              ref["y_pred_raw"].pipe(lambda r: np.rint((r - 1) / .5) * .5 + 1))
+
+
+def test_a_label_based_mapping_is_fitted_on_a_cross_fit_of_the_whole_corpus(
+        global_case, tmp_path, _demo_frame_cached, demo_frame):
+    """A fitted stretch is refitted on the fit corpus's own cross-fitted predictions (numbers
+    fitted on a CV fold are not the whole-corpus model's) and applied to new essays."""
+    config = global_case[0]
+    params = {**PARAMS, "mapping.method": "stretch"}
+    corpus = without(_demo_frame_cached, config, HELD_OUT)
+    fit_model(config, corpus, source(params), out=tmp_path / "m")
+    model = load_model(tmp_path / "m")
+    m = model.manifest["mapping"]
+    assert m["method"] == "stretch" and m["transductive"] is False
+    assert "cross-fit over the fitted corpus" in m["fitted_on"]["predictions"]
+    assert m["fitted_on"]["essays"] == len(corpus)
+    n = m["numbers"]
+    assert n["slope"] > 1  # out-of-sample predictions shrink: the stretch widens them
+    pred = model.predict(demo_frame[demo_frame["prompt"] == HELD_OUT])
+    z = n["center_score"] + n["slope"] * (pred["y_pred_norm"].to_numpy() - n["center_pred"])
+    np.testing.assert_array_equal(pred["y_pred"].to_numpy(), scale_of(len(z)).to_scale(z))
+    assert (pred["y_pred"].to_numpy() != scale_of(len(z)).to_scale(
+        pred["y_pred_norm"].to_numpy())).any()
 
 
 def test_fit_replaces_a_model_only_with_overwrite(global_case, tmp_path, _demo_frame_cached):
@@ -327,12 +360,14 @@ def test_round_is_the_cv_engines_rounding():
     np.testing.assert_array_equal(out, [1.0, 1.0, 1.0, 1.5, 3.0, 4.5, 5.0])
 
 
-def test_other_methods_are_refused_by_name():
+def test_unknown_methods_and_damaged_records_are_refused():
     es = scale_of(3)
-    m = mapping_record({"method": "stretch", "params": {"slope": 1.2}, "numbers": {"mean": 0.5},
-                        "transductive": False}, source="t")
-    with pytest.raises(ModelError, match=r"score mapping 'stretch' cannot be applied.*round"):
-        apply_score_mapping(m, np.zeros(3), np.array(["a", "b", "c"]), es)
+    with pytest.raises(ModelError, match=r"unknown score mapping 'isotonic'"):
+        mapping_record({"method": "isotonic"}, source="t")
+    damaged = mapping_record({"method": "stretch", "params": {}, "numbers": {"mean": 0.5},
+                              "transductive": False}, source="t")
+    with pytest.raises(ModelError, match="damaged"):
+        apply_score_mapping(damaged, np.zeros(3), np.array(["a", "b", "c"]), es)
     with pytest.raises(ModelError, match="no method name"):
         mapping_record({"params": {}}, source="t")
 
@@ -348,11 +383,9 @@ def test_a_transductive_mapping_needs_a_batch_per_prompt():
         small_prompts(m, prompts)
     assert small_prompts(m, prompts, small_batch="fallback") == {"b": 1}
     assert small_prompts(m, prompts[:3]) == {}
-    # the batch check comes first: a small batch is refused before the method is looked at
+    # the batch check comes first: a small batch is refused before the method is applied
     with pytest.raises(DataError, match="needs at least 3"):
         apply_score_mapping(m, np.zeros(4), prompts, scale_of(4))
-    with pytest.raises(ModelError, match="'prompt_standardize' cannot be applied"):
-        apply_score_mapping(m, np.zeros(4), prompts, scale_of(4), small_batch="fallback")
     assert small_prompts(mapping_record(None, source="t"), prompts) == {}
     with pytest.raises(ModelError, match="needs min_batch >= 1"):
         mapping_record({"method": "prompt_center", "transductive": True}, source="t")

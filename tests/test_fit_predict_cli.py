@@ -240,19 +240,27 @@ def test_fit_errors(selected, fitted, capsys, tmp_path):
 
 def test_a_transductive_mapping_refuses_a_small_batch(selected, fitted, capsys, tmp_path):
     """The manifest's mapping drives predict: a prompt batch below min_batch is refused before
-    anything is written; allowed, the method is applied (this version applies only round)."""
+    anything is written; allowed, the small prompt takes the method's fallback (here: the
+    raw prediction, rounded)."""
     model = tmp_path / "model"
     shutil.copytree(fitted, model)
     m = read_json(model / "model.json")
     m["mapping"].update(method="prompt_standardize", transductive=True,
-                        params={"min_batch": 500, "fallback": "none"}, numbers={"min_batch": 500})
+                        params={"min_batch": 500, "fallback": "none", "spread": "within",
+                                "max_slope": 5.0},
+                        numbers={"min_batch": 500, "fallback": "none", "mean_score": 0.5,
+                                 "sd_score": 0.2, "spread": "within"})
     (model / "model.json").write_text(json.dumps(m))
     held = str(selected.tmp / "held_out.csv")
     out = tmp_path / "s.csv"
     rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out))
     assert_one_error(rc, err, 3, "'prompt_standardize'", "at least 500 essays per prompt",
                      f"{HELD_OUT} ({len(selected.held)})", "--small-batch fallback")
+    assert not out.exists()
     rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out),
                       "--small-batch", "fallback")
-    assert_one_error(rc, err, 7, "'prompt_standardize' cannot be applied by this moqwk")
-    assert not out.exists()
+    assert rc == 0, err
+    scores = pd.read_csv(out)
+    es = (scores["y_pred_norm"] * 4 + 1)  # the raw prediction in score units, as round maps it
+    np.testing.assert_array_equal(scores["y_pred"], np.clip(np.rint((es - 1) / 0.5) * 0.5 + 1,
+                                                            1, 5))

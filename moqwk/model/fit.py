@@ -26,13 +26,21 @@ import xgboost as xgb
 from moqwk import artifacts
 from moqwk.atomic import _fsync_path, atomic_write_bytes
 from moqwk.config import Config, DataConfig
+from moqwk.core.mapping import (
+    FittedMapping,
+    MappingSpec,
+    fit_mapping,
+    model_params,
+    needs_train_pred,
+    spec_from_params,
+)
 from moqwk.corpus import Corpus, load_corpus, read_table, validate_frame
 from moqwk.cv import booster_params, xgb_threads
 from moqwk.errors import DataError, ModelError, RunDirError
 from moqwk.features.fitted import FittedFeatures
 from moqwk.features.store import FEATURE_CODE_VERSION
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
-from moqwk.model.mapping import APPLIED, mapping_record
+from moqwk.model.mapping import mapping_record
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
 from moqwk.run.record import read_run_record, run_config
 
@@ -54,7 +62,6 @@ class FitSource:
     trial_number: int | None
     source: str
     cv_estimates: dict[str, Any]
-    mapping: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -111,10 +118,7 @@ def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
         "selection_corrected": entry.get("selection_corrected"),
         "note": _ESTIMATES_NOTE,
     }
-    recorded = entry.get("mapping")
-    mapping = mapping_record(recorded, source=source if recorded else
-                             f"{source}: no mapping recorded, so round (the CV engine's)")
-    return FitSource(dict(params), number, source, estimates, mapping)
+    return FitSource(dict(params), number, source, estimates)
 
 
 def fit_corpus(config: Config, data: Path | None = None) -> Corpus:
@@ -170,13 +174,40 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _check_mapping(source: FitSource) -> None:
-    method = source.mapping["method"]
-    if method not in APPLIED:
-        raise ModelError(
-            f"the score mapping of {source.source} is {method!r}; this moqwk fits and applies "
-            f"only {', '.join(APPLIED)}: fit a trial whose mapping is round (--trial N), or "
-            "upgrade moqwk")
+def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
+                             nthread: int | None = None) -> tuple[np.ndarray, str]:
+    """Out-of-sample predictions for every essay of ``corpus``: the inner cross-fit a
+    label-based mapping is fitted on, as the CV engine fits it inside each fold
+    (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part)."""
+    from moqwk.core.splits import prompt_holdout
+    from moqwk.cv import CVEngine
+
+    k = min(config.mapping.inner_folds, len(corpus.prompt_names))
+    if k < 2:
+        raise ModelError("a label-based score mapping needs at least 2 prompts to fit on; fit "
+                         "on more prompts, or choose a trial whose mapping is label-free")
+    seed = int(np.random.default_rng([config.cv.seed, 29]).integers(2**31))
+    splits = prompt_holdout(corpus.ids, corpus.prompt_codes, n_folds=k, repeats=1, seed=seed)
+    engine = CVEngine(config, corpus, splits, nthread=nthread)
+    timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "cache_hits"), 0.0)
+    z, _ = engine.raw_predictions(params, inner=False, timings=timings)
+    return z[0], (f"cross-fit over the fitted corpus: {k} prompt-grouped folds, features "
+                  "refitted on each training part")
+
+
+def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
+                      nthread: int | None = None) -> FittedMapping:
+    """The trial's score mapping fitted on every essay of ``corpus`` (numbers fitted on one CV
+    fold are not the whole-corpus model's): label-based methods on cross-fitted predictions,
+    label-free ones on the essays' scores only."""
+    spec: MappingSpec = spec_from_params(params, config.mapping.spec)
+    pred, source = None, ""
+    if needs_train_pred(spec):
+        pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread)
+    es = corpus.essay_scale
+    return fit_mapping(spec, train_y_norm=corpus.y_norm, train_prompt_codes=corpus.prompt_codes,
+                       train_lo=es.lo, train_hi=es.hi, train_step=es.step, train_pred=pred,
+                       source=source)
 
 
 def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
@@ -184,19 +215,22 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
               nthread: int | None = None, overwrite: bool = False) -> FitResult:
     """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
 
-    The score mapping is recorded as ``source.mapping`` says. Only ``round`` is supported: it
-    fits nothing. A mapping that fits numbers must be fitted again here, on ``corpus``, as CV
-    fits it on a fold's training essays (numbers fitted on a fold are not the whole-corpus
-    model's), so any other method is refused until that step exists.
+    The trial's score mapping (its ``mapping.*`` params, else the config's ``mapping:``) is
+    fitted again here on ``corpus`` (:func:`fit_score_mapping`), as CV fits it on a fold's
+    training essays.
     """
     out = Path(out).absolute()
     _check_out(out, overwrite)
-    _check_mapping(source)
+    t0 = time.perf_counter()
+    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread)
+    mapping = mapping_record(fitted.to_dict(), source=f"fitted on {corpus.source} "
+                             f"({len(corpus)} essays) for trial {source.trial_number}")
+    t_mapping = time.perf_counter() - t0
     t0 = time.perf_counter()
     features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), config.features)
     t_features = time.perf_counter() - t0
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
-    bp, rounds = booster_params(source.params, objective=config.model.objective,
+    bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
                                 nthread=threads, seed=config.cv.seed)
     dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
     booster = xgb.train(bp, dtrain, num_boost_round=rounds)
@@ -227,9 +261,9 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
                     "params": {k: v for k, v in bp.items() if k != "nthread"}},
         "features": {"key": features.key, "feature_names": list(features.feature_names),
                      "fitted_on": features.fitted_on},
-        "mapping": source.mapping,
+        "mapping": mapping,
         "cv_estimates": source.cv_estimates,
-        "timings": {"features_s": t_features, "train_s": t_train},
+        "timings": {"mapping_s": t_mapping, "features_s": t_features, "train_s": t_train},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -262,7 +296,6 @@ def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
     out = Path(out) if out is not None else run_dir / DEFAULT_MODEL_DIR
     _check_out(out.absolute(), overwrite)  # before the work, not only after it
     source = fit_source(run_dir, trial=trial)
-    _check_mapping(source)  # before the work
     record = read_run_record(run_dir)
     run_hash = record.data_hash if record is not None else None
     corpus = fit_corpus(config, data)

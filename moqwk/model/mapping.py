@@ -9,8 +9,7 @@ fields are those of a fitted mapping's JSON record (``method``, ``params``, ``nu
  "source": "RUN/artifacts/selected_params.json (the selected trial): no mapping recorded, ..."}
 ```
 
-- ``method``: the mapping's name; ``round`` (rounded to the step, clipped to the range: the CV
-  engine's behaviour) is the only one this version applies;
+- ``method``: the mapping's name, one of :data:`moqwk.core.mapping.METHODS`;
 - ``params`` / ``numbers``: the method's settings and what it fitted (JSON values only);
 - ``fitted_on``: which essays the numbers came from;
 - ``transductive``: true when the method maps each prompt's essays with statistics of that
@@ -18,8 +17,8 @@ fields are those of a fitted mapping's JSON record (``method``, ``params``, ``nu
   fewest essays of a prompt it maps that way; a prompt with fewer is refused, or, when the
   caller allows it, takes the method's ``fallback`` (``params.fallback``).
 
-:func:`apply_score_mapping` is the one place predictions become scores; another method plugs in
-there.
+:func:`apply_score_mapping` is the one place a model's predictions become scores; it applies the
+recorded numbers with :func:`moqwk.core.mapping.apply_mapping`, as the CV engine does.
 """
 
 from __future__ import annotations
@@ -29,24 +28,23 @@ from typing import Any
 
 import numpy as np
 
+from moqwk.core.mapping import METHODS, FittedMapping, apply_mapping
 from moqwk.core.scale import EssayScale
 from moqwk.errors import DataError, ModelError
 
 SMALL_BATCH = ("refuse", "fallback")
-#: The methods :func:`apply_score_mapping` applies.
-APPLIED = ("round",)
 
 
 def mapping_record(entry: Mapping[str, Any] | None, *, source: str) -> dict[str, Any]:
-    """The manifest's ``mapping`` record from a selection's ``mapping`` entry (None: ``round``).
-
-    Methods this version cannot apply are recorded as they are (fitting does not apply them; a
-    later moqwk may). Missing fields get empty defaults.
-    """
+    """The manifest's ``mapping`` record: a fitted mapping's JSON record (None: ``round``) plus
+    ``source``, where it came from. A method this moqwk does not know is refused."""
     m = dict(entry or {"method": "round"})
     method = m.get("method")
     if not isinstance(method, str) or not method:
         raise ModelError(f"{source}: the score mapping has no method name ({entry!r})")
+    if method not in METHODS:
+        raise ModelError(f"{source}: unknown score mapping {method!r} (this moqwk knows "
+                         f"{', '.join(METHODS)}); upgrade moqwk or refit the model")
     out = {"method": method, "params": dict(m.get("params") or {}),
            "numbers": dict(m.get("numbers") or {}), "fitted_on": dict(m.get("fitted_on") or {}),
            "transductive": bool(m.get("transductive", False)), "source": source}
@@ -106,9 +104,13 @@ def apply_score_mapping(mapping: Mapping[str, Any], raw_norm: np.ndarray, prompt
         raise ValueError(f"raw_norm, prompts and essay_scale must be row-aligned 1-D, got "
                          f"{raw.shape}, {prompts.shape}, {essay_scale.lo.shape}")
     small_prompts(mapping, prompts, small_batch=small_batch)
-    method = mapping["method"]
-    if method == "round":
+    if mapping["method"] == "round":
         return essay_scale.to_scale(raw)
-    raise ModelError(
-        f"the model's score mapping {method!r} cannot be applied by this moqwk (it applies: "
-        f"{', '.join(APPLIED)}); upgrade moqwk, or fit a trial whose mapping it applies")
+    _, codes = np.unique(prompts, return_inverse=True)  # a prompt's essays are one batch
+    try:
+        fitted = FittedMapping.from_dict({k: v for k, v in mapping.items() if k != "source"})
+        return apply_mapping(fitted, pred=raw, prompt_codes=codes.astype(np.int64),
+                             lo=essay_scale.lo, hi=essay_scale.hi, step=essay_scale.step).y_pred
+    except (KeyError, TypeError) as e:  # a number the method needs is missing or malformed
+        raise ModelError(f"the model's score mapping record is damaged (missing or malformed "
+                         f"{e}); refit the model") from None
