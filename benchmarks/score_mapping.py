@@ -233,6 +233,9 @@ def main() -> int:
     ap.add_argument("--nthread", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "score_mapping.json"))
     args = ap.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per unit is ours to print
     base = Path(args.config)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="moqwk-sm-"))
     os.environ.setdefault("MOQWK_CACHE_DIR", str(work / "cache"))
