@@ -23,6 +23,10 @@ def write_text(path: Path, text: str) -> Path:
     return atomic_write_text(path, text)
 
 
+def write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic(path, lambda p: p.write_bytes(data))
+
+
 def _clean(obj: Any) -> Any:
     """JSON-safe: NaN/inf to None, numpy scalars to Python, paths to strings."""
     if isinstance(obj, dict):
