@@ -147,3 +147,35 @@ def postgres_url() -> str:
             pytest.fail(f"MOQWK_REQUIRE_POSTGRES=1 but {why}", pytrace=False)
         pytest.skip(why)
     return url
+
+
+# --------------------------------------------------------------------------- a selected run
+
+
+@pytest.fixture(scope="session")
+def selected_run(tmp_path_factory: pytest.TempPathFactory, write_search_config):
+    """A real demo-corpus run, searched (8 trials), selected and compared; do not modify it.
+
+    Settings as in test_select.py (tolerance 0, a middling baseline, NSGA-II seed 4): some trials
+    break a tail guardrail, others beat the baseline within both, so every figure has something
+    to show. ``compare`` writes ``RUN/compare/compare.json`` (fresh folds, one repeat).
+    Namespace fields: ``config``, ``run_dir``, ``root``.
+    """
+    from types import SimpleNamespace
+
+    from moqwk.cli import main
+
+    root = tmp_path_factory.mktemp("selected-run")
+    cfg = write_search_config(
+        root / "config.yaml", tolerance=0.0,
+        baseline={"max_depth": 4, "learning_rate": 0.2, "n_estimators": 60,
+                  "min_child_weight": 4.0, "subsample": 0.8},
+        search={"population_size": 8, "seed_neighbours": 0, "seed": 4})
+    run_dir = root / "run"
+    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir),
+                 "--n-trials", "8"]) == 0
+    assert main(["select", "--config", str(cfg), "--run-dir", str(run_dir),
+                 "--gate-margin", "0.5"]) == 0
+    assert main(["compare", str(run_dir), "--config", str(cfg), "--out",
+                 str(run_dir / "compare"), "--fresh-repeats", "1"]) == 0
+    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir)

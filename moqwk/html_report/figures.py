@@ -156,24 +156,26 @@ def pareto_projections(trials: Sequence[dict], *, directions: Mapping[str, str],
     for ax, (a, b) in zip(axes, pairs, strict=False):
         if tie_band is not None:
             if a == TIE_AXIS:
-                ax.axvspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0)
+                ax.axvspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0, gid=f"tie:{a}:{b}")
             elif b == TIE_AXIS:
-                ax.axhspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0)
+                ax.axhspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0, gid=f"tie:{a}:{b}")
         for o, limit in guard.items():
             if o in (a, b):
                 _guard_line(ax, limit, [t["values"][o] for g in groups.values() for t in g],
                             vertical=o == a)
+        # gid: the artist's role (tests find points by it; SVG output names the group after it)
         ax.scatter(*xy(groups["infeasible"], a, b), marker="x", s=28, color=INFEASIBLE, lw=1.2,
-                   zorder=2)
+                   zorder=2, gid=f"infeasible:{a}:{b}")
         ax.scatter(*xy(groups["dominated"], a, b), marker="o", s=30, facecolor="white",
-                   edgecolor=DOMINATED, lw=1.3, zorder=3)
-        ax.scatter(*xy(groups["front"], a, b), marker="o", s=38, color=FRONT, zorder=4)
+                   edgecolor=DOMINATED, lw=1.3, zorder=3, gid=f"dominated:{a}:{b}")
+        ax.scatter(*xy(groups["front"], a, b), marker="o", s=38, color=FRONT, zorder=4,
+                   gid=f"front:{a}:{b}")
         if base and base.get("values"):
             ax.scatter(*xy([base], a, b), marker="s", s=70, facecolor="none",
-                       edgecolor=BASELINE, lw=1.8, zorder=5)
+                       edgecolor=BASELINE, lw=1.8, zorder=5, gid=f"baseline:{a}:{b}")
         if sel and sel.get("values"):
             ax.scatter(*xy([sel], a, b), marker="*", s=190, color=SELECTED, edgecolor="white",
-                       lw=0.6, zorder=6)
+                       lw=0.6, zorder=6, gid=f"selected:{a}:{b}")
         ax.set_xlabel(f"{label(a)}\n({_better(directions[a])})")
         ax.set_ylabel(f"{label(b)}\n({_better(directions[b])})")
     for ax in axes[len(pairs):]:
@@ -372,14 +374,14 @@ def search_history(trials: Sequence[dict], *, directions: Mapping[str, str], bas
         feas = [t for t in done if t["feasible"]]
         infeas = [t for t in done if not t["feasible"]]
         ax.scatter([t["number"] for t in infeas], [t["values"][o] for t in infeas], marker="x",
-                   color=INFEASIBLE, s=26, lw=1.2, zorder=2)
+                   color=INFEASIBLE, s=26, lw=1.2, zorder=2, gid=f"infeasible:{o}")
         ax.scatter([t["number"] for t in feas], [t["values"][o] for t in feas], marker="o",
-                   color=DOMINATED, s=22, zorder=3)
+                   color=DOMINATED, s=22, zorder=3, gid=f"feasible:{o}")
         best = running_best(trials, o, directions[o])
         if best:
             xs = [n for n, _ in best] + [last]
             ys = [v for _, v in best] + [best[-1][1]]
-            ax.step(xs, ys, where="post", color=FRONT, lw=1.8, zorder=4)
+            ax.step(xs, ys, where="post", color=FRONT, lw=1.8, zorder=4, gid=f"best:{o}")
         if base and base.get("values"):
             ax.axhline(base["values"][o], color=BASELINE, ls=":", lw=1.1, zorder=1)
         if guardrails and o in GUARDRAIL_OF and guardrails.get(GUARDRAIL_OF[o]) is not None:
