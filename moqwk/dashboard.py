@@ -14,6 +14,8 @@ hold each value twice (``{"0": .., "1": .., "low_tail_guardrail": .., ...}``) fo
 samplers and moqwk's own artifacts; and finished trials cannot be updated, so existing runs would
 stay blank. Only public interfaces are used (``BaseStorage``, ``FrozenTrial``).
 
+The view also shows each constraint by name as a user attribute (``constraint:<name>``, and
+``constraint:feasible``), since the dashboard's trial page lists no constraint value itself.
 The view is read-only: the dashboard's buttons that write (notes, rename, delete study, tell)
 are refused, so looking at a run cannot change it.
 """
@@ -32,6 +34,8 @@ from moqwk.errors import ConfigError, RunDirError, StorageError
 
 #: The trial system attribute optuna-dashboard reads constraints from (a list of floats).
 DASHBOARD_CONSTRAINTS_KEY = "constraints"
+#: Prefix of the user attributes the view adds: one per constraint, and ``constraint:feasible``.
+USER_ATTR_PREFIX = "constraint:"
 STUDY_RECORD = "artifacts/optuna_study.json"
 DEFAULT_PORT = 8080
 
@@ -75,11 +79,18 @@ def _make_storage_class() -> type:
 
         def with_list(self, t: FrozenTrial) -> FrozenTrial:
             named = t.constraints
-            if not named or DASHBOARD_CONSTRAINTS_KEY in t.system_attrs:
+            if not named:
                 return t
             out = copy.copy(t)
-            out.system_attrs = {**t.system_attrs,
-                                DASHBOARD_CONSTRAINTS_KEY: constraint_list(named, self.order)}
+            if DASHBOARD_CONSTRAINTS_KEY not in t.system_attrs:
+                out.system_attrs = {**t.system_attrs,
+                                    DASHBOARD_CONSTRAINTS_KEY: constraint_list(named, self.order)}
+            # 0.21 uses the list for feasibility (infeasible trials grey in its plots) but shows
+            # no constraint value on a trial's page; as user attributes, by name, the values
+            # appear there and as sortable columns of its trial table.
+            out.user_attrs = {**t.user_attrs,
+                              **{f"{USER_ATTR_PREFIX}{n}": float(v) for n, v in named.items()},
+                              f"{USER_ATTR_PREFIX}feasible": all(v <= 0 for v in named.values())}
             return out
 
         # Reads: trials get the list; everything else is passed through.

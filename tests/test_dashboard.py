@@ -123,6 +123,11 @@ def test_dashboard_shows_every_trial_with_metric_names_and_constraints(selected_
         assert shown == pytest.approx([r["constraints"][c] for c in CONSTRAINTS]), r["number"]
         if r["state"] == "complete":  # the dashboard's feasibility rule: every value <= 0
             assert all(v <= 0 for v in shown) == r["feasible"]
+        attrs = {a["key"]: a["value"] for a in by_number[r["number"]]["user_attrs"]}
+        for c in CONSTRAINTS:
+            assert float(attrs[f"constraint:{c}"]) == pytest.approx(r["constraints"][c])
+        if r["state"] == "complete":
+            assert attrs["constraint:feasible"] == str(r["feasible"])
     assert any("0 = low_tail_guardrail, 1 = high_tail_guardrail" in ln for ln in dashboard.lines)
 
 

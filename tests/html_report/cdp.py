@@ -73,9 +73,9 @@ class Chromium:
 
         args = [binary, *QUIET_FLAGS, "--remote-debugging-pipe",
                 f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}",
-                # Belt and braces: any host name resolves to nothing. Requests still show up
-                # as events, which is how the test sees an attempt to leave the machine.
-                "--host-resolver-rules=MAP * ~NOTFOUND"]
+                # Belt and braces: any host but this machine resolves to nothing. Requests still
+                # show up as events, which is how a test sees an attempt to leave the machine.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"]
         if os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
         args.append("about:blank")
