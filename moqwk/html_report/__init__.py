@@ -63,6 +63,10 @@ def _oof_figures(data: RunData, *, n_boot: int) -> list[fig_mod.BuiltFigure]:
         return []
     configs: dict[str, pd.DataFrame] = {k: data.oof[k] for k in ("baseline", "selected")
                                         if k in data.oof}
+    if data.selected_number == data.baseline_number and "selected" in configs:
+        configs.pop("baseline", None)  # one config: drawing it twice would suggest two
+        data.notes.append(f"The selected trial is the baseline (trial {data.baseline_number}): "
+                          "the per-prompt and calibration figures show it once.")
     first = next(iter(configs.values()))
     essays = first[first["repeat"] == 0]
     lo, hi, step = scale_arrays(essays["prompt"].to_numpy(str), cv["scale"])
