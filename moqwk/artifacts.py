@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.atomic import atomic_write, atomic_write_text
+from moqwk.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -24,7 +24,7 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    return _atomic(path, lambda p: p.write_bytes(data))
+    return atomic_write_bytes(path, data)
 
 
 def _clean(obj: Any) -> Any:

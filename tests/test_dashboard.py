@@ -18,8 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 from moqwk.cli import main
-from moqwk.dashboard import constraint_list, constraint_names, storage_url
 from moqwk.errors import RunDirError
+from moqwk.status import storage_for
+from moqwk.study.dashboard import constraint_list, constraint_names
 
 pytest.importorskip("optuna_dashboard", reason="the 'dashboard' extra is not installed")
 
@@ -33,17 +34,24 @@ def test_constraint_list_follows_the_given_order_then_names():
     assert constraint_list(named) == [1.0, 2.0, 0.5, -1.0]  # by name: a, b, high, low
 
 
-def test_storage_url_prefers_the_run_db_and_refuses_a_masked_record(tmp_path):
-    (tmp_path / "artifacts").mkdir()
-    rec = tmp_path / "artifacts/optuna_study.json"
-    rec.write_text(json.dumps({"storage": "postgresql+psycopg://u:***@db:5432/x"}))
-    with pytest.raises(RunDirError, match="--storage"):
-        storage_url(tmp_path)
-    rec.write_text(json.dumps({"storage": "postgresql+psycopg://u@db:5432/x"}))
-    assert storage_url(tmp_path) == "postgresql+psycopg://u@db:5432/x"
+def test_the_runs_storage_is_its_record_s_or_its_study_db(tmp_path):
+    """What `moqwk dashboard` (and status) open: --storage, else the run record's storage
+    unless its password was masked, else RUN_DIR/study.db."""
+    from moqwk.run.record import RunRecord, write_run_record
+
+    with pytest.raises(RunDirError, match="moqwk search"):
+        storage_for(tmp_path, None)
     (tmp_path / "study.db").write_bytes(b"")
-    assert storage_url(tmp_path).endswith("/study.db")
-    assert storage_url(tmp_path, "sqlite:///other.db") == "sqlite:///other.db"
+    assert storage_for(tmp_path, None).endswith("/study.db")
+    record = RunRecord(kind="search", scoring_hash="s", data_hash="d",
+                       storage="postgresql+psycopg://u:***@db:5432/x")
+    write_run_record(tmp_path, record)
+    with pytest.raises(RunDirError, match="--storage"):
+        storage_for(tmp_path, None)
+    write_run_record(tmp_path, RunRecord(kind="search", scoring_hash="s", data_hash="d",
+                                         storage="postgresql+psycopg://u@db:5432/x"))
+    assert storage_for(tmp_path, None) == "postgresql+psycopg://u@db:5432/x"
+    assert storage_for(tmp_path, "sqlite:///other.db") == "sqlite:///other.db"
 
 
 def test_dashboard_on_a_run_without_a_study_exits_7(tmp_path, capsys):
@@ -148,7 +156,7 @@ def test_dashboard_on_postgresql_masks_the_password(selected_run, postgres_url, 
     import optuna
 
     from moqwk.artifacts import mask_url
-    from moqwk.study import default_storage_url
+    from moqwk.run.layout import default_storage_url
 
     name = f"dashboard-{os.getpid()}"
     optuna.copy_study(from_study_name="moqwk",

@@ -34,7 +34,8 @@ EXIT_CODES_DOC = """exit codes:
 
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(add)``.
-COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "demo")
+COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "report",
+                   "dashboard", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Warnings print as one line each while moqwk runs; the caller's settings come back after.
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line
-        if args.command in ("search", "select", "demo", "grid", "compare", "status"):
+        if args.command in ("search", "select", "demo", "grid", "compare", "status", "report",
+                            "dashboard"):
             with _optuna_quiet(args.debug):
                 return _run(args)
         return _run(args)

@@ -1,14 +1,16 @@
 """What the HTML report reads from a run directory, as plain records and frames.
 
-Everything comes from the run's artifacts (JSON and CSV). One gap remains: runs do not write the
-baseline's per-essay out-of-fold predictions, so the per-prompt intervals and the calibration
-curve of the baseline come from ``artifacts/residuals_baseline_oof.csv`` when a run has it, and
-otherwise from the ``oof_level`` user attribute of the baseline trial in the study storage.
+Everything comes from the run's artifacts (JSON and CSV; file names in :mod:`moqwk.run.layout`).
+The baseline's per-essay out-of-fold rows are ``artifacts/residuals_baseline_oof.csv``, which
+``moqwk select`` writes. Runs selected by an older moqwk lack that file; for them the rows are
+rebuilt from the ``oof_level`` user attribute of the baseline trial in the study storage.
 :attr:`RunData.sources` says which file or storage each part came from.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,17 +19,21 @@ import numpy as np
 import pandas as pd
 
 from moqwk import artifacts
-from moqwk.errors import RunDirError
+from moqwk.core.objectives import ObjectiveSet
+from moqwk.errors import MoqwkError, RunDirError
+from moqwk.reports.markdown import objectives_of
+from moqwk.run.layout import (
+    BASELINE_OOF,
+    CV_METRICS,
+    FRONT,
+    OOF_CSV,
+    SELECTED,
+    SELECTION_FAILED,
+    STUDY_JSON,
+    TRIALS_JSON,
+)
 
-TRIALS = "artifacts/optuna_trials.json"
-STUDY = "artifacts/optuna_study.json"
-SELECTED = "artifacts/selected_params.json"
-SELECTION_FAILED = "artifacts/selection_failed.json"
-FRONT = "artifacts/pareto_front.json"
-CV_METRICS = "artifacts/cv_metrics.json"
-OOF = "artifacts/residuals_cv_val_oof.csv"
-#: Proposed artifact: the baseline's out-of-fold rows, same columns as :data:`OOF`.
-BASELINE_OOF = "artifacts/residuals_baseline_oof.csv"
+#: Where the report looks for a ``moqwk compare`` result, relative to the run directory.
 COMPARE_CANDIDATES = ("compare.json", "artifacts/compare.json", "compare/compare.json")
 
 OOF_COLUMNS = ("id", "prompt", "repeat", "y_true", "y_pred")
@@ -65,12 +71,9 @@ class RunData:
         return None if n is None else int(n)
 
     @property
-    def directions(self) -> dict[str, str]:
-        """Objective name -> "maximize"/"minimize", in the study's objective order."""
-        if self.study and self.study.get("directions"):
-            return dict(self.study["directions"])
-        first: dict = next((t["values"] for t in self.trials if t.get("values")), {})
-        return {k: ("maximize" if k.endswith("qwk") else "minimize") for k in first}
+    def objectives(self) -> ObjectiveSet:
+        """The objectives the selection was made on (names, roles, directions, labels)."""
+        return objectives_of(self.selection)
 
 
 def _read(run_dir: Path, rel: str) -> Any:
@@ -81,29 +84,52 @@ def _read(run_dir: Path, rel: str) -> Any:
                           "wrote it") from None
 
 
-def load_run(run_dir: Path, *, storage: str | None = None, study_name: str = "moqwk",
-             compare: Path | None = None) -> RunData:
-    """Read a selected run's artifacts; ``storage`` is only read for the baseline's predictions.
+def _latest_selection(run_dir: Path) -> str:
+    """``selected_params.json`` or ``selection_failed.json``, whichever select wrote last.
 
-    Raises :class:`RunDirError` when the search or the selection has not been run.
+    A selection whose gate fails keeps the earlier ``selected_params.json``; the report then
+    shows the failure, like ``optuna_summary.md`` does.
+    """
+    present = [rel for rel in (SELECTED, SELECTION_FAILED) if (run_dir / rel).exists()]
+    if not present:
+        raise RunDirError(f"{run_dir} has no {SELECTED}; run `moqwk select` on it first")
+    return max(present, key=lambda rel: os.stat(run_dir / rel).st_mtime_ns)
+
+
+def load_run(run_dir: Path, *, selection: Mapping | None = None,
+             trials: Sequence[dict] | None = None, storage: str | None = None,
+             study_name: str = "moqwk", compare: Path | None = None) -> RunData:
+    """Read a selected run's artifacts.
+
+    ``selection`` is the selection record to report and ``trials`` the trial records
+    (``select`` passes the ones it has just decided on, read from the study's storage); without
+    them the newer of ``selected_params.json`` and ``selection_failed.json``, and
+    ``optuna_trials.json``, are read. ``storage`` is only read for an older run's baseline
+    predictions. Raises :class:`RunDirError` when the search or the selection has not been run.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / TRIALS).exists():
-        raise RunDirError(f"{run_dir} has no {TRIALS}; run `moqwk search` and `moqwk select` "
-                          "on it first")
-    sel_rel = SELECTED if (run_dir / SELECTED).exists() else SELECTION_FAILED
-    if not (run_dir / sel_rel).exists():
-        raise RunDirError(f"{run_dir} has no {SELECTED}; run `moqwk select` on it first")
-    trials = _read(run_dir, TRIALS)
-    selection = _read(run_dir, sel_rel)
+    if trials is None and not (run_dir / TRIALS_JSON).exists():
+        raise RunDirError(f"{run_dir} has no {TRIALS_JSON}; run `moqwk search` and `moqwk "
+                          "select` on it first")
+    if selection is None:
+        sel_rel = _latest_selection(run_dir)
+        record = _read(run_dir, sel_rel)
+    else:
+        record = dict(selection)
+        sel_rel = SELECTED if record.get("trial_number") is not None else SELECTION_FAILED
+    trial_records = list(trials) if trials is not None else _read(run_dir, TRIALS_JSON)
     front_rec = _read(run_dir, FRONT) if (run_dir / FRONT).exists() else {"trials": []}
-    data = RunData(run_dir=run_dir, trials=trials, selection=selection,
-                   selection_failed=sel_rel == SELECTION_FAILED,
+    data = RunData(run_dir=run_dir, trials=trial_records, selection=record,
+                   selection_failed=record.get("trial_number") is None,
                    front=[int(t["number"]) for t in front_rec["trials"]],
-                   sources={"trials": TRIALS, "selection": sel_rel, "front": FRONT})
-    if (run_dir / STUDY).exists():
-        data.study = _read(run_dir, STUDY)
-        data.sources["study"] = STUDY
+                   sources={"trials": TRIALS_JSON if trials is None else "the study",
+                            "selection": sel_rel, "front": FRONT})
+    if data.selection_failed and (run_dir / SELECTED).exists():
+        data.notes.append(f"This selection failed the stability gate; {SELECTED} still holds "
+                          "an earlier selection, which this report does not show.")
+    if (run_dir / STUDY_JSON).exists():
+        data.study = _read(run_dir, STUDY_JSON)
+        data.sources["study"] = STUDY_JSON
     if (run_dir / CV_METRICS).exists():
         data.cv_metrics = _read(run_dir, CV_METRICS)
         data.sources["cv_metrics"] = CV_METRICS
@@ -120,7 +146,7 @@ def _read_oof(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _same_params(a: dict | None, b: dict | None) -> bool:
+def _same_params(a: Mapping | None, b: Mapping | None) -> bool:
     if not a or not b:
         return False
     keys = set(a) | set(b)
@@ -132,15 +158,15 @@ def _same_params(a: dict | None, b: dict | None) -> bool:
 def _load_oof(data: RunData, *, storage: str | None, study_name: str) -> None:
     run_dir = data.run_dir
     skeleton: pd.DataFrame | None = None
-    if (run_dir / OOF).exists():
-        rows = _read_oof(run_dir / OOF)
+    if (run_dir / OOF_CSV).exists():
+        rows = _read_oof(run_dir / OOF_CSV)
         skeleton = rows
         params = (data.cv_metrics or {}).get("params")
         if data.selected_number is not None and _same_params(params, data.selection["params"]):
             data.oof["selected"] = rows
-            data.sources["oof_selected"] = OOF
+            data.sources["oof_selected"] = OOF_CSV
         elif data.selected_number is not None:
-            data.notes.append(f"{OOF} holds the rows of another config than the selected one "
+            data.notes.append(f"{OOF_CSV} holds the rows of another config than the selected one "
                               "(was `moqwk cv` run after `select`?); the selected config's "
                               "predictions are read from the study instead.")
     if (run_dir / BASELINE_OOF).exists():
@@ -152,8 +178,8 @@ def _load_oof(data: RunData, *, storage: str | None, study_name: str) -> None:
     if not missing:
         return
     if skeleton is None:
-        data.notes.append(f"No out-of-fold rows in the run ({OOF} is missing): the per-prompt "
-                          "and calibration figures are left out.")
+        data.notes.append(f"No out-of-fold rows in the run ({OOF_CSV} and {BASELINE_OOF} are "
+                          "missing): the per-prompt and calibration figures are left out.")
         return
     levels, where = _levels_from_study(run_dir, set(missing.values()), storage=storage,
                                        study_name=study_name)
@@ -162,15 +188,15 @@ def _load_oof(data: RunData, *, storage: str | None, study_name: str) -> None:
         lv = levels.get(number)
         if lv is None or scales is None:
             data.notes.append(f"The {key} config's per-essay predictions are not in the run "
-                              f"({BASELINE_OOF} is not written by this version of moqwk, and "
-                              f"the study has no `oof_level` for trial {number}): its "
+                              f"(no {BASELINE_OOF if key == 'baseline' else OOF_CSV} for it, "
+                              f"and no study with an `oof_level` for trial {number}): its "
                               "per-prompt intervals and calibration curve are left out.")
             continue
         try:
             data.oof[key] = rows_from_levels(skeleton, np.asarray(lv), scales)
         except ValueError as e:
             data.notes.append(f"The {key} config's predictions in the study do not fit the "
-                              f"rows of {OOF} ({e}); left out.")
+                              f"rows of {OOF_CSV} ({e}); left out.")
             continue
         data.sources[f"oof_{key}"] = f"{where} (trial {number}, user attribute oof_level)"
 
@@ -178,23 +204,19 @@ def _load_oof(data: RunData, *, storage: str | None, study_name: str) -> None:
 def _levels_from_study(run_dir: Path, numbers: set[int], *, storage: str | None,
                        study_name: str) -> tuple[dict[int, list], str]:
     """``oof_level`` of the given trials, or ``{}`` when the storage cannot be read."""
-    import optuna
+    from moqwk.status import storage_for
+    from moqwk.study.storage import load_study, open_storage
 
-    from moqwk.study import STUDY_DB, default_storage_url
-
-    if storage is None and not (run_dir / STUDY_DB).exists():
-        return {}, ""
-    url = storage or default_storage_url(run_dir)
     try:
-        st = optuna.storages.RDBStorage(url, skip_table_creation=True)
-        study = optuna.load_study(study_name=study_name, storage=st,
-                                  sampler=optuna.samplers.RandomSampler())
-        out = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
-               if t.number in numbers and "oof_level" in t.user_attrs}
-    except Exception:  # noqa: BLE001 - any storage problem only drops a figure, with a note
+        url = storage_for(run_dir, storage)
+        study = load_study(open_storage(url), study_name=study_name)
+    except MoqwkError:  # no study to read: the figure is left out, with a note
         return {}, ""
-    where = STUDY_DB if storage is None else artifacts.mask_url(url) or ""
-    return out, where
+    if study is None:
+        return {}, ""
+    out = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
+           if t.number in numbers and "oof_level" in t.user_attrs}
+    return out, artifacts.mask_url(url) or ""
 
 
 def rows_from_levels(skeleton: pd.DataFrame, levels: np.ndarray, scales: dict) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from moqwk.core.metrics import qwk_by_group
+from moqwk.core.objectives import metric
 
 #: Bootstrap resamples per chunk (bounds memory on large corpora).
 _CHUNK = 100
@@ -167,15 +168,21 @@ def running_best(trials: Sequence[dict], objective: str, direction: str) -> list
     return out
 
 
-def tie_band(selection: Mapping) -> tuple[float, float] | None:
-    """(lower, upper) worst-prompt QWK of the selector's tie band, or ``None`` without a front.
+def tie_band(selection: Mapping, primary: str) -> tuple[float, float] | None:
+    """(lower, upper) of the selector's tie band on the ``primary`` objective (worst-prompt QWK
+    by default), or ``None`` without a front.
 
-    The band is every front trial with worst-prompt QWK >= best - tie_tolerance (see
-    :func:`moqwk.core.selection.rank_lexicographic`).
+    The band is every front trial whose primary value is within ``tie_tolerance`` of the best
+    (see :func:`moqwk.core.selection.rank_lexicographic`), the best following the metric's
+    direction in the registry.
     """
-    cands = [c for c in selection.get("candidates") or []
-             if c.get("worst_prompt_qwk") is not None]
+    cands = [c for c in selection.get("candidates") or [] if c.get(primary) is not None]
     if not cands:
         return None
-    best = max(float(c["worst_prompt_qwk"]) for c in cands)
-    return best - float(selection.get("tie_tolerance") or 0.0), best
+    tol = float(selection.get("tie_tolerance") or 0.0)
+    values = [float(c[primary]) for c in cands]
+    if not metric(primary).maximize:
+        best = min(values)
+        return best, best + tol
+    best = max(values)
+    return best - tol, best

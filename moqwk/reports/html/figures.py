@@ -3,6 +3,10 @@
 Builders use matplotlib's object API (``Figure``, no pyplot state), so they are safe to call from
 any thread and leave nothing open. Colours are the Okabe-Ito palette (distinct under the common
 colour-vision deficiencies), and every highlighted thing also differs by marker shape.
+
+Objective names, labels and directions come from the metric registry
+(:mod:`moqwk.core.objectives`): a builder is given the run's :class:`ObjectiveSet`, whose roles
+say which axis carries the tie band (the primary objective) and which tails the guardrails limit.
 """
 
 from __future__ import annotations
@@ -21,17 +25,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from moqwk.html_report.summaries import running_best
+from moqwk.core.objectives import ObjectiveSet, fmt, metric
+from moqwk.reports.html.summaries import running_best
 
-LABELS = {
-    "worst_prompt_qwk": "worst-prompt QWK",
-    "mean_qwk": "mean per-prompt QWK",
-    "low_tail_mae": "low-tail MAE",
-    "high_tail_mae": "high-tail MAE",
-}
-#: Tail objectives and the guardrail key that limits each.
-GUARDRAIL_OF = {"low_tail_mae": "low_tail_limit", "high_tail_mae": "high_tail_limit"}
-TIE_AXIS = "worst_prompt_qwk"
+#: The guardrail keys (in ``guardrails`` records) that limit the low and the high tail objective.
+GUARDRAIL_KEYS = ("low_tail_limit", "high_tail_limit")
 
 FRONT = "#0072B2"      # blue
 DOMINATED = "#56B4E9"  # sky blue
@@ -79,24 +77,22 @@ def styled(build: Callable[P, BuiltFigure]) -> Callable[P, BuiltFigure]:
     return wrapper
 
 
-def ordered(directions: Mapping[str, str]) -> list[str]:
-    """Objective names in display order: the known four first (as in :data:`LABELS`), then any
-    others by name. The JSON artifacts store objectives with sorted keys, so order is lost there.
-    """
-    known = [o for o in LABELS if o in directions]
-    return known + sorted(o for o in directions if o not in LABELS)
+def label(name: str) -> str:
+    """The metric's label from the registry."""
+    return metric(name).label
 
 
-def label(objective: str) -> str:
-    return LABELS.get(objective, objective.replace("_", " "))
+def _better(name: str) -> str:
+    return "higher is better" if metric(name).maximize else "lower is better"
 
 
-def _better(direction: str) -> str:
-    return "higher is better" if direction == "maximize" else "lower is better"
-
-
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def guardrail_limits(objectives: ObjectiveSet,
+                     guardrails: Mapping[str, float] | None) -> dict[str, float]:
+    """Tail objective -> its guardrail limit (the low tail first), where the run records one."""
+    if not guardrails:
+        return {}
+    return {o: float(guardrails[k]) for o, k in zip(objectives.tails, GUARDRAIL_KEYS, strict=True)
+            if guardrails.get(k) is not None}
 
 
 def _guard_line(ax, value: float, values: Sequence[float], *, vertical: bool) -> None:
@@ -133,13 +129,14 @@ def _split(trials: Sequence[dict], front: Sequence[int]) -> dict[str, list[dict]
 
 
 @styled
-def pareto_projections(trials: Sequence[dict], *, directions: Mapping[str, str],
+def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
                        front: Sequence[int], baseline: int, selected: int | None,
                        tie_band: tuple[float, float] | None,
                        guardrails: Mapping[str, float] | None) -> BuiltFigure:
     """Every pair of objectives: front, dominated, infeasible, baseline, selected, tie band."""
-    objectives = ordered(directions)
-    pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
+    names = objectives.names
+    tie_axis = objectives.primary
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     n_cols = 3 if len(pairs) > 4 else max(1, len(pairs))
     n_rows = math.ceil(len(pairs) / n_cols)
     fig = Figure(figsize=(11.5, 3.6 * n_rows + 0.7), layout="constrained")
@@ -147,17 +144,16 @@ def pareto_projections(trials: Sequence[dict], *, directions: Mapping[str, str],
     groups = _split(trials, front)
     by_number = {t["number"]: t for t in trials}
     base, sel = by_number.get(baseline), by_number.get(selected) if selected is not None else None
-    guard = {o: guardrails[k] for o, k in GUARDRAIL_OF.items()
-             if guardrails and guardrails.get(k) is not None}
+    guard = guardrail_limits(objectives, guardrails)
 
     def xy(recs: list[dict], a: str, b: str) -> tuple[list[float], list[float]]:
         return [r["values"][a] for r in recs], [r["values"][b] for r in recs]
 
     for ax, (a, b) in zip(axes, pairs, strict=False):
         if tie_band is not None:
-            if a == TIE_AXIS:
+            if a == tie_axis:
                 ax.axvspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0, gid=f"tie:{a}:{b}")
-            elif b == TIE_AXIS:
+            elif b == tie_axis:
                 ax.axhspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0, gid=f"tie:{a}:{b}")
         for o, limit in guard.items():
             if o in (a, b):
@@ -176,8 +172,8 @@ def pareto_projections(trials: Sequence[dict], *, directions: Mapping[str, str],
         if sel and sel.get("values"):
             ax.scatter(*xy([sel], a, b), marker="*", s=190, color=SELECTED, edgecolor="white",
                        lw=0.6, zorder=6, gid=f"selected:{a}:{b}")
-        ax.set_xlabel(f"{label(a)}\n({_better(directions[a])})")
-        ax.set_ylabel(f"{label(b)}\n({_better(directions[b])})")
+        ax.set_xlabel(f"{label(a)}\n({_better(a)})")
+        ax.set_ylabel(f"{label(b)}\n({_better(b)})")
     for ax in axes[len(pairs):]:
         ax.set_visible(False)
 
@@ -202,10 +198,10 @@ def pareto_projections(trials: Sequence[dict], *, directions: Mapping[str, str],
 
     n_done = sum(len(v) for v in groups.values())
     caption = (
-        f"Each panel plots two of the {len(objectives)} objectives for the {n_done} finished "
+        f"Each panel plots two of the {len(names)} objectives for the {n_done} finished "
         "trials; the axis labels say which way is better. Filled blue dots are the feasible "
-        f"Pareto front ({len(groups['front'])} trials not beaten on all four objectives at "
-        "once by another trial that keeps both tail guardrails); a front trial can look beaten "
+        f"Pareto front ({len(groups['front'])} trials not beaten on all {len(names)} objectives "
+        "at once by another trial that keeps both tail guardrails); a front trial can look beaten "
         "in one panel because panels show two objectives at a time. Hollow dots are feasible but "
         f"dominated ({len(groups['dominated'])}), grey crosses break a tail guardrail "
         f"({len(groups['infeasible'])}). The black square is the baseline (trial {baseline})"
@@ -213,10 +209,10 @@ def pareto_projections(trials: Sequence[dict], *, directions: Mapping[str, str],
         + ". ")
     if tie_band is not None:
         caption += (
-            f"The yellow band spans worst-prompt QWK {_fmt(tie_band[0])} to {_fmt(tie_band[1])} "
-            f"(the tie tolerance, {_fmt(tie_band[1] - tie_band[0])}, below the front's best): "
-            "front trials inside it count as tied on worst-prompt QWK and the selector ranks "
-            "them by mean QWK. ")
+            f"The yellow band spans {label(tie_axis)} {fmt(tie_band[0])} to {fmt(tie_band[1])} "
+            f"(the tie tolerance, {fmt(tie_band[1] - tie_band[0])}, below the front's best): "
+            f"front trials inside it count as tied on {label(tie_axis)} and the selector ranks "
+            f"them by {label(objectives.secondary)}. ")
     if guard:
         caption += ("Dashed lines are the tail guardrails (the baseline's tail MAE plus the "
                     "tolerance); beyond them a trial is infeasible. A guardrail far from every "
@@ -232,7 +228,7 @@ def per_prompt(table: pd.DataFrame, *, min_prompt_n: int, order_by: str = "selec
                coverage: float = 0.95, n_boot: int, seed: int) -> BuiltFigure:
     """Per-prompt QWK of each config with bootstrap intervals, worst first, cut at min_prompt_n.
 
-    ``table`` is :func:`moqwk.html_report.summaries.per_prompt_qwk`'s output.
+    ``table`` is :func:`moqwk.reports.html.summaries.per_prompt_qwk`'s output.
     """
     configs = list(dict.fromkeys(table["config"]))
     key = order_by if order_by in configs else configs[0]
@@ -294,7 +290,7 @@ def calibration(curves: Mapping[str, pd.DataFrame], *, units: str,
                 raw: pd.DataFrame | None = None) -> BuiltFigure:
     """Mean predicted score by true score, per config, with the identity line and counts.
 
-    ``curves`` maps a config to :func:`moqwk.html_report.summaries.calibration` output;
+    ``curves`` maps a config to :func:`moqwk.reports.html.summaries.calibration` output;
     ``raw`` is the selected config's curve before the score mapping, if known.
     """
     fig = Figure(figsize=(8.5, 6.2), layout="constrained")
@@ -356,13 +352,14 @@ def calibration(curves: Mapping[str, pd.DataFrame], *, units: str,
 
 
 @styled
-def search_history(trials: Sequence[dict], *, directions: Mapping[str, str], baseline: int,
+def search_history(trials: Sequence[dict], *, objectives: ObjectiveSet, baseline: int,
                    selected: int | None,
                    guardrails: Mapping[str, float] | None) -> BuiltFigure:
     """Each objective by trial number, with the running best feasible value."""
-    objectives = ordered(directions)
+    names = objectives.names
+    guard = guardrail_limits(objectives, guardrails)
     n_cols = 2
-    n_rows = math.ceil(len(objectives) / n_cols)
+    n_rows = math.ceil(len(names) / n_cols)
     fig = Figure(figsize=(11.5, 3.3 * n_rows + 0.6), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True).ravel()
     done = [t for t in trials if t.get("state") == "complete" and t.get("values")]
@@ -370,31 +367,30 @@ def search_history(trials: Sequence[dict], *, directions: Mapping[str, str], bas
     by_number = {t["number"]: t for t in trials}
     base, sel = by_number.get(baseline), by_number.get(selected) if selected is not None else None
     last = max((t["number"] for t in trials), default=0)
-    for ax, o in zip(axes, objectives, strict=False):
+    for ax, o in zip(axes, names, strict=False):
         feas = [t for t in done if t["feasible"]]
         infeas = [t for t in done if not t["feasible"]]
         ax.scatter([t["number"] for t in infeas], [t["values"][o] for t in infeas], marker="x",
                    color=INFEASIBLE, s=26, lw=1.2, zorder=2, gid=f"infeasible:{o}")
         ax.scatter([t["number"] for t in feas], [t["values"][o] for t in feas], marker="o",
                    color=DOMINATED, s=22, zorder=3, gid=f"feasible:{o}")
-        best = running_best(trials, o, directions[o])
+        best = running_best(trials, o, str(metric(o).direction))
         if best:
             xs = [n for n, _ in best] + [last]
             ys = [v for _, v in best] + [best[-1][1]]
             ax.step(xs, ys, where="post", color=FRONT, lw=1.8, zorder=4, gid=f"best:{o}")
         if base and base.get("values"):
             ax.axhline(base["values"][o], color=BASELINE, ls=":", lw=1.1, zorder=1)
-        if guardrails and o in GUARDRAIL_OF and guardrails.get(GUARDRAIL_OF[o]) is not None:
-            _guard_line(ax, guardrails[GUARDRAIL_OF[o]], [t["values"][o] for t in done],
-                        vertical=False)
+        if o in guard:
+            _guard_line(ax, guard[o], [t["values"][o] for t in done], vertical=False)
         if sel and sel.get("values"):
             ax.scatter([sel["number"]], [sel["values"][o]], marker="*", s=170, color=SELECTED,
                        edgecolor="white", lw=0.6, zorder=6)
         if failed:
             ax.plot(failed, [0.02] * len(failed), ls="", marker="|", ms=9, color="#444444",
                     transform=ax.get_xaxis_transform(), zorder=5)
-        ax.set_ylabel(f"{label(o)}\n({_better(directions[o])})")
-    for ax in axes[len(objectives):]:
+        ax.set_ylabel(f"{label(o)}\n({_better(o)})")
+    for ax in axes[len(names):]:
         ax.set_visible(False)
     for ax in axes[-n_cols:]:
         ax.set_xlabel("trial number")
@@ -404,8 +400,9 @@ def search_history(trials: Sequence[dict], *, directions: Mapping[str, str], bas
                label="infeasible trial"),
         Line2D([], [], color=FRONT, lw=1.8, label="best feasible so far"),
         Line2D([], [], color=BASELINE, ls=":", lw=1.1, label=f"baseline (trial {baseline})"),
-        Line2D([], [], color=GUARD, ls="--", lw=1.2, label="tail guardrail"),
     ]
+    if guard:
+        handles.append(Line2D([], [], color=GUARD, ls="--", lw=1.2, label="tail guardrail"))
     if sel is not None:
         handles.append(Line2D([], [], marker="*", ls="", color=SELECTED, mec="white", ms=13,
                               label=f"selected (trial {selected})"))
@@ -415,7 +412,7 @@ def search_history(trials: Sequence[dict], *, directions: Mapping[str, str], bas
     fig.legend(handles=handles, loc="outside upper center", ncols=4, frameon=False)
     caption = (
         "Each objective of every finished trial, in the order the trials were numbered (the "
-        "baseline is trial 0, then the seeded first generation, then NSGA-II's offspring). The "
+        f"baseline is trial {baseline}, then what the sampler proposed). The "
         "step line is the best value among feasible trials so far: the running front's edge "
         "in that objective. A line that stops moving early means later trials found nothing "
         "better on that objective; the dotted line is the baseline's value and dashed lines "
@@ -428,10 +425,12 @@ def search_history(trials: Sequence[dict], *, directions: Mapping[str, str], bas
 
 
 @styled
-def in_sample_vs_fresh(compare: Mapping, *, this_run: str | None = None) -> BuiltFigure:
-    """In-sample (the search's folds) against fresh-fold QWK for each compared run."""
+def in_sample_vs_fresh(compare: Mapping, *, objectives: ObjectiveSet,
+                       this_run: str | None = None) -> BuiltFigure:
+    """In-sample (the search's folds) against fresh-fold numbers of the primary and secondary
+    objectives, for each compared run."""
     runs = list(compare["runs"])
-    metrics = ("worst_prompt_qwk", "mean_qwk")
+    metrics = (objectives.primary, objectives.secondary)
     fig = Figure(figsize=(10.5, 1.9 + 0.55 * len(runs)), layout="constrained")
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False).ravel()
     names = []
@@ -441,8 +440,8 @@ def in_sample_vs_fresh(compare: Mapping, *, this_run: str | None = None) -> Buil
                           else ""))
     y = np.arange(len(runs))
     for ax, m in zip(axes, metrics, strict=True):
-        ins = np.array([r["in_sample"].get(m) or np.nan for r in runs], dtype=float)
-        fresh = np.array([r["fresh"].get(m) or np.nan for r in runs], dtype=float)
+        ins = np.array([_num(r["in_sample"].get(m)) for r in runs], dtype=float)
+        fresh = np.array([_num(r["fresh"].get(m)) for r in runs], dtype=float)
         for yi, a, b in zip(y, ins, fresh, strict=True):
             ax.annotate("", xy=(b, yi), xytext=(a, yi),
                         arrowprops={"arrowstyle": "->", "color": "#666666", "lw": 1.2})
@@ -452,12 +451,12 @@ def in_sample_vs_fresh(compare: Mapping, *, this_run: str | None = None) -> Buil
                    zorder=3, label="in-sample (search folds)")
         ax.scatter(fresh, y, marker="o", s=45, color=SELECTED, zorder=4,
                    label="fresh folds")
-        ax.set_xlabel(f"{label(m)} (higher is better)")
+        ax.set_xlabel(f"{label(m)} ({_better(m)})")
         ax.grid(axis="y", visible=False)
     # The same width in every panel, and at least 0.04 QWK: a gap of 0.003 should look small.
     spans = []
     for m in metrics:
-        v = np.array([r[k].get(m) or np.nan for r in runs for k in ("in_sample", "fresh")],
+        v = np.array([_num(r[k].get(m)) for r in runs for k in ("in_sample", "fresh")],
                      dtype=float)
         spans.append((np.nanmin(v), np.nanmax(v)))
     width = max(0.04, *(hi - lo for lo, hi in spans)) * 1.3
@@ -469,13 +468,18 @@ def in_sample_vs_fresh(compare: Mapping, *, this_run: str | None = None) -> Buil
     axes[0].legend(loc="lower left", frameon=True, framealpha=0.9, fontsize=8.5)
     ff = compare.get("fresh_folds", {})
     caption = (
-        "For each compared run, its selected config's QWK on the folds the search used "
+        f"For each compared run, its selected config's {label(metrics[0])} and "
+        f"{label(metrics[1])} on the folds the search used "
         "(hollow) and on fresh prompt-holdout folds the search never saw (filled; "
         f"seed {ff.get('seed', '?')}, {ff.get('repeats', '?')} repeat(s)). The arrow and number "
         "are the change from in-sample to fresh: a negative number is how much the search's "
         "own numbers flatter the winner (selection optimism). Judge configs on the fresh "
         "numbers.")
     return BuiltFigure("in_sample_vs_fresh", "In-sample against fresh folds", fig, caption)
+
+
+def _num(x: float | None) -> float:
+    return math.nan if x is None else float(x)
 
 
 def _short(path: str) -> str:

@@ -3,54 +3,72 @@
 ``build_report(run_dir)`` reads the run's artifacts (:mod:`.load`), computes what the figures
 draw (:mod:`.summaries`), draws them (:mod:`.figures`), and writes, each atomically:
 
-- ``reports/optuna_summary.html``: one file, no script, no network, figures inline as SVG;
-- ``reports/figures/NAME.svg`` and ``NAME.png`` for papers and slides;
-- ``reports/figures/figures.md``: a Markdown section linking them, for ``optuna_summary.md``.
+- ``reports/optuna_summary.html``: one file, no script, no network, figures inline as SVG
+  (:mod:`.page`);
+- ``reports/figures/NAME.svg`` and ``NAME.png`` for papers and slides.
+
+``moqwk select`` calls it after writing its artifacts and links the figures from
+``optuna_summary.md``; ``moqwk report`` rebuilds it (for example after ``moqwk compare``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from moqwk import artifacts
-from moqwk.html_report import figures as fig_mod
-from moqwk.html_report import summaries
-from moqwk.html_report.load import RunData, load_run, scale_arrays
-from moqwk.html_report.page import Rendered, markdown_snippet, page, render
+from moqwk.core.objectives import metric
+from moqwk.reports.decision import decision_sentences
+from moqwk.reports.html import figures as fig_mod
+from moqwk.reports.html import summaries
+from moqwk.reports.html.load import RunData, load_run, scale_arrays
+from moqwk.reports.html.page import Rendered, page, render
+from moqwk.reports.markdown import FigureLink
+from moqwk.run.layout import FIGURES_DIR, HTML_REPORT
 
-HTML = "reports/optuna_summary.html"
-FIGURES_DIR = "reports/figures"
-SNIPPET = "reports/figures/figures.md"
 #: Every figure name this module may write (stale ones are removed when a figure is dropped).
 FIGURE_NAMES = ("pareto_front", "per_prompt_qwk", "calibration", "search_history",
                 "in_sample_vs_fresh")
 DEFAULT_N_BOOT = 1000
 
-__all__ = ["DEFAULT_N_BOOT", "HTML", "RunData", "build_figures", "build_report", "load_run"]
+__all__ = ["DEFAULT_N_BOOT", "FIGURE_NAMES", "Report", "RunData", "build_figures",
+           "build_report", "load_run"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`build_report` wrote: the page, and each figure (for Markdown links)."""
+
+    html: Path
+    figures: list[FigureLink] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def build_figures(data: RunData, *, n_boot: int = DEFAULT_N_BOOT) -> list[fig_mod.BuiltFigure]:
     """Every figure the run's records allow, in page order; what is left out gets a note."""
     sel = data.selection
-    directions = data.directions
+    obj = data.objectives
     guard = sel.get("guardrails") or (data.study or {}).get("guardrails")
     out = [fig_mod.pareto_projections(
-        data.trials, directions=directions, front=data.front, baseline=data.baseline_number,
-        selected=data.selected_number, tie_band=summaries.tie_band(sel), guardrails=guard)]
+        data.trials, objectives=obj, front=data.front, baseline=data.baseline_number,
+        selected=data.selected_number, tie_band=summaries.tie_band(sel, obj.primary),
+        guardrails=guard)]
     out += _oof_figures(data, n_boot=n_boot)
     out.append(fig_mod.search_history(
-        data.trials, directions=directions, baseline=data.baseline_number,
+        data.trials, objectives=obj, baseline=data.baseline_number,
         selected=data.selected_number, guardrails=guard))
     if data.compare and data.compare.get("runs"):
-        out.append(fig_mod.in_sample_vs_fresh(data.compare, this_run=str(data.run_dir)))
+        out.append(fig_mod.in_sample_vs_fresh(data.compare, objectives=obj,
+                                              this_run=str(data.run_dir)))
     else:
         data.notes.append(
             "No compare.json found: the in-sample numbers above come from the folds the search "
-            "chose on, so they flatter the winner. `moqwk compare RUN_DIR --config CONFIG --out "
-            "RUN_DIR/compare` re-scores the selected config on fresh folds; the report then adds "
-            "an in-sample against fresh figure (or pass --compare PATH to `moqwk report`).")
+            "chose on, so they flatter the winner. `moqwk compare RUN_DIR --out RUN_DIR/compare` "
+            "re-scores the selected config on fresh folds; `moqwk report --run-dir RUN_DIR` then "
+            "adds an in-sample against fresh figure (or pass it --compare PATH).")
     return out
 
 
@@ -93,23 +111,30 @@ def _oof_figures(data: RunData, *, n_boot: int) -> list[fig_mod.BuiltFigure]:
 
 def _summary(data: RunData) -> tuple[list[str], list[list[str]]]:
     sel = data.selection
-    objectives = fig_mod.ordered(data.directions)
-    header = ["config", *[fig_mod.label(o) for o in objectives]]
-    rows = []
+    names = data.objectives.names
+    header = ["config", *[metric(o).label for o in names]]
     base = sel["baseline"]
-    rows.append([f"baseline (trial {base['trial_number']})",
-                 *[fig_mod._fmt(base["values"].get(o)) for o in objectives]])
+    rows = [[f"baseline (trial {base['trial_number']})",
+             *[metric(o).format(base["values"].get(o)) for o in names]]]
     if sel.get("values"):
         rows.append([f"selected (trial {sel['trial_number']})",
-                     *[fig_mod._fmt(sel["values"].get(o)) for o in objectives]])
+                     *[metric(o).format(sel["values"].get(o)) for o in names]])
     return header, rows
 
 
-def build_report(run_dir: Path, *, storage: str | None = None, study_name: str = "moqwk",
-                 compare: Path | None = None, n_boot: int = DEFAULT_N_BOOT) -> Path:
-    """Write the HTML report, the figure files and the Markdown snippet; return the HTML path."""
+def build_report(run_dir: Path, *, selection: Mapping | None = None,
+                 trials: Sequence[dict] | None = None, storage: str | None = None,
+                 study_name: str = "moqwk", compare: Path | None = None,
+                 n_boot: int = DEFAULT_N_BOOT) -> Report:
+    """Write the HTML report and the figure files; return what was written.
+
+    ``selection`` and ``trials`` are the records to report (``select`` passes the ones it has
+    just decided on); without them the run's latest selection file and ``optuna_trials.json``
+    are read.
+    """
     run_dir = Path(run_dir)
-    data = load_run(run_dir, storage=storage, study_name=study_name, compare=compare)
+    data = load_run(run_dir, selection=selection, trials=trials, storage=storage,
+                    study_name=study_name, compare=compare)
     built = build_figures(data, n_boot=n_boot)
     rendered: list[Rendered] = [render(b) for b in built]
     fig_dir = run_dir / FIGURES_DIR
@@ -121,7 +146,6 @@ def build_report(run_dir: Path, *, storage: str | None = None, study_name: str =
         if name not in kept:
             for ext in ("svg", "png"):
                 (fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
-    artifacts.write_text(run_dir / SNIPPET, markdown_snippet(rendered))
 
     sel = data.selection
     n_done = sum(t.get("state") == "complete" for t in data.trials)
@@ -144,6 +168,8 @@ def build_report(run_dir: Path, *, storage: str | None = None, study_name: str =
                                                if k != "platform") + ".")
     footer.append(f"Rebuild: moqwk report --run-dir {run_dir}")
     text = page(title=f"moqwk search report: {run_dir.name}", subtitle=subtitle,
-                summary_header=header, summary_rows=rows, figures=rendered, notes=data.notes,
-                footer=footer)
-    return artifacts.write_text(run_dir / HTML, text)
+                decision=decision_sentences(sel), summary_header=header, summary_rows=rows,
+                figures=rendered, notes=data.notes, footer=footer)
+    html = artifacts.write_text(run_dir / HTML_REPORT, text)
+    return Report(html, [FigureLink(r.name, r.title, r.caption) for r in rendered],
+                  list(data.notes))

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from moqwk.html_report import build_report
+from moqwk.reports.html import build_report
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ def page(chromium, selected_run, tmp_path_factory) -> Path:
     """The report of a copy of the run (after ``chromium``: no run is built just to skip)."""
     run = tmp_path_factory.mktemp("browser") / "run"
     shutil.copytree(selected_run.run_dir, run)
-    return build_report(run, n_boot=200)
+    return build_report(run, n_boot=200).html
 
 
 def open_page(chromium: str, url: str, profile: Path) -> tuple[list[str], dict, list[dict]]:

@@ -20,8 +20,8 @@ import pytest
 
 from moqwk.cli import main
 from moqwk.errors import RunDirError
-from moqwk.html_report import build_figures, build_report, load_run, summaries
-from moqwk.html_report.load import scale_arrays
+from moqwk.reports.html import build_figures, build_report, load_run, summaries
+from moqwk.reports.html.load import scale_arrays
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def report(selected_run, tmp_path_factory):
     """A copy of the run with its report built (so tests may read, and others may modify)."""
     run = tmp_path_factory.mktemp("report") / "run"
     shutil.copytree(selected_run.run_dir, run)
-    html = build_report(run, n_boot=N_BOOT)
+    html = build_report(run, n_boot=N_BOOT).html
     return run, html
 
 
@@ -224,7 +224,7 @@ def test_page_is_self_contained_small_and_strict(report):
                 assert (html_path.parent / href).is_file(), href
 
 
-def test_figure_files_and_markdown_snippet(report):
+def test_figure_files(report):
     run, html_path = report
     fig_dir = run / "reports/figures"
     names = {"pareto_front", "per_prompt_qwk", "calibration", "search_history",
@@ -234,11 +234,6 @@ def test_figure_files_and_markdown_snippet(report):
         ET.parse(fig_dir / f"{n}.svg")
         png = (fig_dir / f"{n}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    snippet = (fig_dir / "figures.md").read_text()
-    links = re.findall(r"\]\(([^)]+)\)", snippet)
-    assert {f"figures/{n}.svg" for n in names} <= set(links)
-    for link in links:
-        assert (run / "reports" / link).is_file(), link
 
 
 def test_report_is_byte_for_byte_reproducible(report):
@@ -258,7 +253,7 @@ def test_without_study_or_compare_the_report_says_what_is_missing(report, tmp_pa
     shutil.copytree(run, bare)
     (bare / "study.db").unlink()
     shutil.rmtree(bare / "compare")
-    html = build_report(bare, n_boot=N_BOOT).read_text()
+    html = build_report(bare, n_boot=N_BOOT).html.read_text()
     assert "baseline config&#x27;s per-essay predictions are not in the run" in html
     assert "No compare.json found" in html
     assert not (bare / "reports/figures/in_sample_vs_fresh.svg").exists(), "stale figure removed"

@@ -18,7 +18,7 @@ from typing import Any
 
 import matplotlib
 
-from moqwk.html_report.figures import STYLE, BuiltFigure
+from moqwk.reports.html.figures import STYLE, BuiltFigure
 
 PNG_DPI = 200
 
@@ -57,6 +57,7 @@ main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; background: #
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 19px; margin: 0 0 8px; }
 p.meta { color: #555; margin: 0 0 16px; }
+p.decision { margin: 0 0 12px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 12px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -85,7 +86,7 @@ def _e(text: object) -> str:
 
 def page(*, title: str, subtitle: str, summary_rows: Sequence[Sequence[str]],
          summary_header: Sequence[str], figures: Sequence[Rendered], notes: Sequence[str],
-         footer: Sequence[str], figure_dir: str = "figures") -> str:
+         footer: Sequence[str], decision: Sequence[str] = (), figure_dir: str = "figures") -> str:
     """The whole HTML document (UTF-8 text)."""
     out = [
         "<!DOCTYPE html>",
@@ -102,6 +103,7 @@ def page(*, title: str, subtitle: str, summary_rows: Sequence[Sequence[str]],
         "<main>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">{_e(subtitle)}</p>',
+        *(f'<p class="decision">{_e(d)}</p>' for d in decision),
     ]
     if summary_rows:
         out.append("<table><thead><tr>"
@@ -131,16 +133,3 @@ def page(*, title: str, subtitle: str, summary_rows: Sequence[Sequence[str]],
     out.append("<footer>" + "".join(f"<p>{_e(line)}</p>" for line in footer) + "</footer>")
     out += ["</main>", "</body>", "</html>", ""]
     return "\n".join(out)
-
-
-def markdown_snippet(figures: Sequence[Rendered], *, figure_dir: str = "figures") -> str:
-    """A "Figures" section for ``optuna_summary.md`` (links relative to ``reports/``)."""
-    lines = ["## Figures", "",
-             "The same figures with captions, offline: [optuna_summary.html](optuna_summary.html)."
-             " SVG for papers, PNG for slides.", ""]
-    for f in figures:
-        lines += [f"### {f.title}", "",
-                  f"![{f.title}]({figure_dir}/{f.name}.svg)", "",
-                  f"{f.caption} ([SVG]({figure_dir}/{f.name}.svg), "
-                  f"[PNG]({figure_dir}/{f.name}.png))", ""]
-    return "\n".join(lines)
