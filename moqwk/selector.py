@@ -36,7 +36,15 @@ from moqwk.errors import (
     RunDirError,
     StabilityGateError,
 )
-from moqwk.run.layout import FRONT, SELECTED, SELECTION_FAILED, SPLITS, STUDY_DB, SUMMARY
+from moqwk.run.layout import (
+    BASELINE_OOF,
+    FRONT,
+    SELECTED,
+    SELECTION_FAILED,
+    SPLITS,
+    STUDY_DB,
+    SUMMARY,
+)
 from moqwk.run.workspace import Workspace
 from moqwk.study.records import CONSTRAINTS, objective_names, records
 
@@ -291,7 +299,8 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
 
 
 def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
-                     reproduced: dict | None, commands: list[str]) -> dict:
+                     reproduced: dict | None, commands: list[str],
+                     baseline_reproduced: dict | None = None) -> dict:
     """Everything ``selected_params.json`` holds: the choice, the rule, the gate, the hashes."""
     chosen = sel.chosen
     splits = artifacts.read_json(ws.run_dir / SPLITS)["schemes"]
@@ -320,7 +329,8 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                         for g in sel.gates],
         },
         "baseline": {"trial_number": run.baseline["number"], "params": run.baseline["params"],
-                     "values": run.baseline["values"]},
+                     "values": run.baseline["values"],
+                     "reproduced_on_prompt_holdout": baseline_reproduced},
         "guardrails": run.guardrails,
         "success_criterion": sel.success,
         "reproduced_on_prompt_holdout": reproduced,
@@ -337,33 +347,69 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
     }
 
 
+def _reproduced(run: RunTrials, result: Any, values: Mapping[str, float]) -> dict:
+    again = run.objectives.values(result.metrics)
+    diff = max(abs(again[k] - values[k]) for k in run.objectives.names)
+    return {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
+
+
 def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
                     commands: list[str]) -> dict:
-    """Re-run the choice on prompt_holdout for its residuals, then write every artifact."""
+    """Re-run the baseline and the choice on prompt_holdout for their residuals, then write
+    every artifact and the reports.
+
+    The baseline's rows go to ``residuals_baseline_oof.csv``; the choice's, with its metrics and
+    diagnostics, replace the run's CV outputs. A selection that fails the gate still writes the
+    baseline's rows, its record and both reports.
+    """
     from moqwk.reports.markdown import optuna_summary
     from moqwk.run.cv_outputs import write_cv_outputs
 
+    engine = ws.engine("prompt_holdout")
+    base_params = run.baseline["params"]
+    chosen = sel.chosen
+    rerun_chosen = chosen is not None and dict(chosen["params"]) != dict(base_params)
+    base_result = engine.run(base_params)
+    result = engine.run(chosen["params"]) if rerun_chosen and chosen else base_result
+    artifacts.write_csv(ws.run_dir / BASELINE_OOF, base_result.oof)
+    base_again = _reproduced(run, base_result, run.baseline["values"])
     reproduced = None
-    if sel.chosen is not None:
-        engine = ws.engine("prompt_holdout")
-        result = engine.run(sel.chosen["params"])
-        again = run.objectives.values(result.metrics)
-        diff = max(abs(again[k] - sel.chosen["values"][k]) for k in run.objectives.names)
-        reproduced = {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
+    if chosen is not None:
+        reproduced = _reproduced(run, result, chosen["values"])
         write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
-                         title=f"selected trial {sel.chosen['number']}")
-    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands)
+                         title=f"selected trial {chosen['number']}")
+    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
+                              baseline_reproduced=base_again)
     artifacts.write_json(ws.run_dir / FRONT, {
         "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
         else "feasible trials",
         "trials": [{k: r[k] for k in ("number", "params", "values", "constraints", "feasible",
                                       "role")} for r in sel.front]})
-    if sel.chosen is not None:
+    if chosen is not None:
         artifacts.write_json(ws.run_dir / SELECTED, record)
     else:
         artifacts.write_json(ws.run_dir / SELECTION_FAILED, record)
-    artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record))
+    figures = _html_report(ws, run, record, opts)
+    artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record,
+                                                              figures=figures))
     return record
+
+
+def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOptions) -> list:
+    """The HTML report and its figures; a report that cannot be built is a warning, not a
+    failed selection (the decision is written already)."""
+    import warnings
+
+    from moqwk.reports.html import build_report
+
+    try:
+        return build_report(ws.run_dir, selection=record, trials=run.trials,
+                            storage=opts.storage, study_name=opts.study_name).figures
+    except Exception as e:  # noqa: BLE001 - the selection stands; the report can be rebuilt
+        warnings.warn(f"the HTML report could not be built ({type(e).__name__}: {e}); the "
+                      f"selection is written; rebuild it with `moqwk report --run-dir "
+                      f"{ws.run_dir}`", stacklevel=2)
+        return []
 
 
 def run_selection(ws: Workspace, opts: SelectOptions, *,

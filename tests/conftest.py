@@ -10,6 +10,8 @@
 - ``write_search_config``: writes a small, fast search config (demo corpus, 5-parameter space).
 - ``postgres_url``: ``MOQWK_TEST_POSTGRES_URL``; skips when unset unless
   ``MOQWK_REQUIRE_POSTGRES=1``.
+- ``searched_run``: one real 8-trial demo search, shared by the select, report, dashboard and
+  browser tests; ``selected_run``: a copy of it, selected and compared.
 """
 
 from __future__ import annotations
@@ -151,31 +153,67 @@ def postgres_url() -> str:
 
 # --------------------------------------------------------------------------- a selected run
 
+#: The search of :func:`searched_run`: tolerance 0 and a middling baseline, so with NSGA-II seed 4
+#: some trials break a tail guardrail (the best among them) and others beat the baseline within
+#: both. Population = budget and no seeded neighbours: every trial but the baseline is a random
+#: draw of the first generation.
+SELECT_BASELINE = {"max_depth": 4, "learning_rate": 0.2, "n_estimators": 60,
+                   "min_child_weight": 4.0, "subsample": 0.8}
+SELECT_N_TRIALS = 8
+
 
 @pytest.fixture(scope="session")
-def selected_run(tmp_path_factory: pytest.TempPathFactory, write_search_config):
-    """A real demo-corpus run, searched (8 trials), selected and compared; do not modify it.
+def searched_run(tmp_path_factory: pytest.TempPathFactory, write_search_config):
+    """A real demo-corpus search (8 trials, not selected), shared by the select, report,
+    dashboard and browser tests; do not modify it: copy ``run_dir`` first.
 
-    Settings as in test_select.py (tolerance 0, a middling baseline, NSGA-II seed 4): some trials
-    break a tail guardrail, others beat the baseline within both, so every figure has something
-    to show. ``compare`` writes ``RUN/compare/compare.json`` (fresh folds, one repeat).
-    Namespace fields: ``config``, ``run_dir``, ``root``.
+    Namespace fields: ``config``, ``run_dir``, ``root``, ``records`` (optuna_trials.json),
+    ``stdout`` (what ``moqwk search`` printed: stdout is a log here, not a terminal).
     """
+    import contextlib
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from moqwk.cli import main
+
+    root = tmp_path_factory.mktemp("searched-run")
+    cfg = write_search_config(
+        root / "config.yaml", tolerance=0.0, baseline=SELECT_BASELINE,
+        search={"population_size": SELECT_N_TRIALS, "seed_neighbours": 0, "seed": 4})
+    run_dir = root / "run"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir),
+                     "--n-trials", str(SELECT_N_TRIALS)]) == 0
+    recs = json.loads((run_dir / "artifacts/optuna_trials.json").read_text(encoding="utf-8"))
+    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir, records=recs,
+                           stdout=out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def selected_run(tmp_path_factory: pytest.TempPathFactory, searched_run):
+    """A copy of :func:`searched_run`, selected (gate margin 0.5) and compared; do not modify it.
+
+    ``compare`` writes ``RUN/compare/compare.json`` (fresh folds, one repeat). Namespace fields:
+    ``config``, ``run_dir``, ``root``, ``compare_stdout`` (what ``moqwk compare`` printed).
+    """
+    import contextlib
+    import io
+    import shutil
     from types import SimpleNamespace
 
     from moqwk.cli import main
 
     root = tmp_path_factory.mktemp("selected-run")
-    cfg = write_search_config(
-        root / "config.yaml", tolerance=0.0,
-        baseline={"max_depth": 4, "learning_rate": 0.2, "n_estimators": 60,
-                  "min_child_weight": 4.0, "subsample": 0.8},
-        search={"population_size": 8, "seed_neighbours": 0, "seed": 4})
     run_dir = root / "run"
-    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir),
-                 "--n-trials", "8"]) == 0
+    shutil.copytree(searched_run.run_dir, run_dir)
+    cfg = searched_run.config
     assert main(["select", "--config", str(cfg), "--run-dir", str(run_dir),
                  "--gate-margin", "0.5"]) == 0
-    assert main(["compare", str(run_dir), "--config", str(cfg), "--out",
-                 str(run_dir / "compare"), "--fresh-repeats", "1"]) == 0
-    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["compare", str(run_dir), "--config", str(cfg), "--out",
+                     str(run_dir / "compare"), "--fresh-repeats", "1"]) == 0
+    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir,
+                           compare_stdout=out.getvalue())

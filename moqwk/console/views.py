@@ -20,7 +20,7 @@ from moqwk.console.tables import (
 from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.reports.markdown import objectives_of
-from moqwk.run.layout import SELECTED, SUMMARY, TRIALS_JSON
+from moqwk.run.layout import BASELINE_OOF, HTML_REPORT, SELECTED, SUMMARY, TRIALS_JSON
 
 
 def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | None = None,
@@ -95,7 +95,9 @@ def show_selection(console: Console, record: dict, run_dir: Path) -> None:
         console.print(sentence, style=style)
     if record["tail_tradeoff"]:
         console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
-    console.print(f"wrote {run_dir / SELECTED} and {run_dir / SUMMARY}")
+    console.print(f"wrote {run_dir / SELECTED}, {run_dir / BASELINE_OOF} and {run_dir / SUMMARY}")
+    if (run_dir / HTML_REPORT).exists():
+        console.print(f"report with figures: {run_dir / HTML_REPORT}")
 
 
 def show_compare(console: Console, record: dict, out: Path) -> None:

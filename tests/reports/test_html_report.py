@@ -90,12 +90,20 @@ def test_per_prompt_point_estimates_are_the_trials_own_per_prompt_qwk(report):
             by_number[number]["values"]["worst_prompt_qwk"], abs=1e-12)
 
 
-def test_baseline_predictions_from_the_study_reproduce_its_metrics(report):
-    """The baseline's rows are rebuilt from the study's oof_level; its tail MAE must come out."""
+@pytest.mark.parametrize("where", ["csv", "study"])
+def test_baseline_predictions_reproduce_its_metrics(report, tmp_path, where):
+    """The baseline's rows come from residuals_baseline_oof.csv, or (a run selected before
+    select wrote it) are rebuilt from the study's oof_level; its tail MAE must come out."""
     run, _ = report
+    if where == "study":
+        old = tmp_path / "old"
+        shutil.copytree(run, old)
+        (old / "artifacts/residuals_baseline_oof.csv").unlink()
+        run = old
     trials, sel = records(run)
     data = load_run(run)
-    assert "study.db" in data.sources["oof_baseline"]
+    expected = ("artifacts/residuals_baseline_oof.csv" if where == "csv" else "study.db")
+    assert expected in data.sources["oof_baseline"]
     rows = data.oof["baseline"]
     scale = data.cv_metrics["scale"]
     z = (rows["y_pred"] - rows["y_true"]) / (scale["max"] - scale["min"])  # normalised error
@@ -253,6 +261,7 @@ def test_without_study_or_compare_the_report_says_what_is_missing(report, tmp_pa
     shutil.copytree(run, bare)
     (bare / "study.db").unlink()
     shutil.rmtree(bare / "compare")
+    (bare / "artifacts/residuals_baseline_oof.csv").unlink()  # as selected by an older moqwk
     html = build_report(bare, n_boot=N_BOOT).html.read_text()
     assert "baseline config&#x27;s per-essay predictions are not in the run" in html
     assert "No compare.json found" in html
