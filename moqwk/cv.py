@@ -1,7 +1,9 @@
 """The CV runner: XGBoost per fold on cached fold features, out-of-fold predictions, metrics.
 
 A :class:`CVEngine` holds what every trial shares (corpus, splits, feature store, the DMatrix of
-each fold) so a trial costs what XGBoost costs and little more.
+each fold) so a trial costs what XGBoost costs and little more. Building the fold features is
+reported as a stage of the engine's :class:`~moqwk.progress.Progress`; :meth:`CVEngine.run` calls
+``on_fold`` after each fold it trains, so a caller can report training as a stage of its own.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from moqwk.core.metrics import CVMetrics, compute_metrics, tail_masks
 from moqwk.core.splits import Splits
 from moqwk.corpus import Corpus
 from moqwk.errors import ConfigError
+from moqwk.progress import NO_PROGRESS, Progress
 
 #: Parameters moqwk handles itself rather than passing to ``xgboost.train``.
 _RESERVED = {"n_estimators", "num_boost_round", "nthread", "n_jobs", "seed", "random_state",
@@ -71,7 +74,7 @@ class CVEngine:
 
     def __init__(self, config: Config, corpus: Corpus, splits: Splits, *,
                  cache_dir: Path | None = None, nthread: int | None = None,
-                 store: Any = None) -> None:
+                 store: Any = None, progress: Progress = NO_PROGRESS) -> None:
         from moqwk.features import FeatureStore
 
         self.config = config
@@ -83,6 +86,12 @@ class CVEngine:
         self._folds: list[tuple[int, int, np.ndarray, np.ndarray, xgb.DMatrix, xgb.DMatrix]] = []
         self._lock = threading.Lock()
         self.feature_seconds = 0.0
+        self.progress = progress
+
+    @property
+    def n_fits(self) -> int:
+        """Models one :meth:`run` trains: one per fold of every repeat."""
+        return self.splits.repeats * self.splits.n_folds
 
     @property
     def feature_keys(self) -> list[str]:
@@ -96,17 +105,27 @@ class CVEngine:
             t0 = time.perf_counter()
             y = self.corpus.y_norm
             folds = []
-            for r, k, tr, va in self.splits.iter_folds():
-                ff = self.store.fold(tr, va)
-                dtrain = xgb.DMatrix(ff.X_train, label=y[tr], feature_names=list(ff.feature_names))
-                dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
-                folds.append((r, k, tr, va, dtrain, dval))
+            sp = self.splits
+            reps = f", {sp.repeats} repeats" if sp.repeats > 1 else ""
+            with self.progress.stage(f"fold features ({sp.scheme}{reps})", total=self.n_fits,
+                                     unit="folds") as stage:
+                for r, k, tr, va in sp.iter_folds():
+                    ff = self.store.fold(tr, va)
+                    dtrain = xgb.DMatrix(ff.X_train, label=y[tr],
+                                         feature_names=list(ff.feature_names))
+                    dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
+                    folds.append((r, k, tr, va, dtrain, dval))
+                    stage.advance()
             self._folds = folds
             self.feature_seconds = time.perf_counter() - t0
             return folds
 
-    def run(self, params: Mapping[str, Any]) -> CVResult:
-        """Train and predict every fold of every repeat; return out-of-fold rows and metrics."""
+    def run(self, params: Mapping[str, Any], *,
+            on_fold: Callable[[], None] | None = None) -> CVResult:
+        """Train and predict every fold of every repeat; return out-of-fold rows and metrics.
+
+        ``on_fold`` is called after each fold's model has predicted (:attr:`n_fits` times).
+        """
         folds = self.prepare()
         cfg = self.config
         bp, rounds = booster_params(params, objective=cfg.model.objective,
@@ -124,6 +143,8 @@ class CVEngine:
             t_pred += time.perf_counter() - t1
             t_train += t1 - t0
             fold_of[r, va] = k
+            if on_fold is not None:
+                on_fold()
         t0 = time.perf_counter()
         oof = self._oof_frame(z, fold_of)
         metrics = self._metrics(oof)

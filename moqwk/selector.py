@@ -36,6 +36,7 @@ from moqwk.errors import (
     RunDirError,
     StabilityGateError,
 )
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import (
     BASELINE_OOF,
     FRONT,
@@ -223,8 +224,13 @@ def check_run_matches(ws: Workspace, run: RunTrials) -> None:
                           "run directory's own config (drop --config)")
 
 
-def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
-    """Pool, front, rank, gate: the whole decision (no files written)."""
+def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
+           progress: Progress = NO_PROGRESS) -> Selection:
+    """Pool, front, rank, gate: the whole decision (no files written).
+
+    ``progress`` sees the gate's fold features, then the gate itself (the baseline and each
+    candidate tried, counted in folds trained).
+    """
     check_run_matches(ws, run)
     obj = run.objectives
     if opts.allow_tail_regression and not opts.reason:
@@ -250,18 +256,22 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
         how = {"method": "given", "value": tol}
     ranked = RULES[opts.rule].rank(frame, tie_tolerance=tol, objectives=obj)
 
-    engine = ws.engine("stratified_text")
-    base_m = _gate_metrics(engine.run(run.baseline["params"]).metrics)
-    sel = Selection(None, ranked, front, tol, how, base_m)
-    for n in ranked["trial_number"].iloc[:opts.max_gate_candidates]:
-        rec = by_number[int(n)]
-        cand = _gate_metrics(engine.run(rec["params"]).metrics)
-        verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
-                               metrics=GATE_METRICS)
-        sel.gates.append(GateRun(int(n), cand, verdict.to_dict()))
-        if verdict.passed:
-            sel.chosen = rec
-            break
+    engine = ws.engine("stratified_text", progress=progress)
+    engine.prepare()
+    tried = [int(n) for n in ranked["trial_number"].iloc[:opts.max_gate_candidates]]
+    label = f"stability gate (stratified_text): baseline + up to {len(tried)} candidate(s)"
+    with progress.stage(label, total=(1 + len(tried)) * engine.n_fits, unit="folds") as st:
+        base_m = _gate_metrics(engine.run(run.baseline["params"], on_fold=st.advance).metrics)
+        sel = Selection(None, ranked, front, tol, how, base_m)
+        for n in tried:
+            rec = by_number[n]
+            cand = _gate_metrics(engine.run(rec["params"], on_fold=st.advance).metrics)
+            verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
+                                   metrics=GATE_METRICS)
+            sel.gates.append(GateRun(n, cand, verdict.to_dict()))
+            if verdict.passed:
+                sel.chosen = rec
+                break
     if sel.chosen is not None:
         base_vals = run.baseline["values"]
         sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals,
@@ -354,7 +364,7 @@ def _reproduced(run: RunTrials, result: Any, values: Mapping[str, float]) -> dic
 
 
 def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
-                    commands: list[str]) -> dict:
+                    commands: list[str], progress: Progress = NO_PROGRESS) -> dict:
     """Re-run the baseline and the choice on prompt_holdout for their residuals, then write
     every artifact and the reports.
 
@@ -365,12 +375,17 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
     from moqwk.reports.markdown import optuna_summary
     from moqwk.run.cv_outputs import write_cv_outputs
 
-    engine = ws.engine("prompt_holdout")
+    engine = ws.engine("prompt_holdout", progress=progress)
+    engine.prepare()
     base_params = run.baseline["params"]
     chosen = sel.chosen
     rerun_chosen = chosen is not None and dict(chosen["params"]) != dict(base_params)
-    base_result = engine.run(base_params)
-    result = engine.run(chosen["params"]) if rerun_chosen and chosen else base_result
+    what = "baseline" + (f" and trial {chosen['number']}" if rerun_chosen and chosen else "")
+    with progress.stage(f"residuals on prompt_holdout: {what}",
+                        total=(2 if rerun_chosen else 1) * engine.n_fits, unit="folds") as st:
+        base_result = engine.run(base_params, on_fold=st.advance)
+        result = (engine.run(chosen["params"], on_fold=st.advance) if rerun_chosen and chosen
+                  else base_result)
     artifacts.write_csv(ws.run_dir / BASELINE_OOF, base_result.oof)
     base_again = _reproduced(run, base_result, run.baseline["values"])
     reproduced = None
@@ -389,13 +404,14 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
         artifacts.write_json(ws.run_dir / SELECTED, record)
     else:
         artifacts.write_json(ws.run_dir / SELECTION_FAILED, record)
-    figures = _html_report(ws, run, record, opts)
+    figures = _html_report(ws, run, record, opts, progress)
     artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record,
                                                               figures=figures))
     return record
 
 
-def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOptions) -> list:
+def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOptions,
+                 progress: Progress) -> list:
     """The HTML report and its figures; a report that cannot be built is a warning, not a
     failed selection (the decision is written already)."""
     import warnings
@@ -404,7 +420,8 @@ def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOption
 
     try:
         return build_report(ws.run_dir, selection=record, trials=run.trials,
-                            storage=opts.storage, study_name=opts.study_name).figures
+                            storage=opts.storage, study_name=opts.study_name,
+                            progress=progress).figures
     except Exception as e:  # noqa: BLE001 - the selection stands; the report can be rebuilt
         warnings.warn(f"the HTML report could not be built ({type(e).__name__}: {e}); the "
                       f"selection is written; rebuild it with `moqwk report --run-dir "
@@ -412,12 +429,12 @@ def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOption
         return []
 
 
-def run_selection(ws: Workspace, opts: SelectOptions, *,
-                  commands: list[str]) -> tuple[dict, Selection]:
+def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
+                  progress: Progress = NO_PROGRESS) -> tuple[dict, Selection]:
     """``moqwk select``: load, decide, write; raises when nothing can be selected."""
     run = load_trials(ws.run_dir, storage=opts.storage, study_name=opts.study_name)
-    sel = select(ws, run, opts)
-    record = write_selection(ws, run, sel, opts, commands=commands)
+    sel = select(ws, run, opts, progress=progress)
+    record = write_selection(ws, run, sel, opts, commands=commands, progress=progress)
     if sel.chosen is None:
         tried = ", ".join(str(g.trial_number) for g in sel.gates)
         raise StabilityGateError(

@@ -226,6 +226,23 @@ def test_select_writes_the_html_report_and_links_its_figures(searched, selected)
         assert (reports / link).is_file(), link
 
 
+def test_select_in_a_log_prints_one_line_per_stage(selected):
+    """stdout is not a terminal here: each stage is one plain line, started and finished."""
+    lines = selected.stdout.splitlines()
+    trial = selected.record["trial_number"]
+    gate = [ln for ln in lines if ln.startswith("stability gate (stratified_text)")]
+    assert len(gate) == 1
+    n_tried = len(selected.record["stability_gate"]["results"])
+    assert f"done, {5 * (1 + n_tried)} " in gate[0] and "folds in" in gate[0]
+    rerun = [ln for ln in lines if ln.startswith("residuals on prompt_holdout")]
+    assert rerun == [ln for ln in rerun if f"baseline and trial {trial}: 10 folds ..." in ln]
+    assert len(rerun) == 1 and "done, 10 folds in" in rerun[0]
+    features = [ln for ln in lines if ln.startswith("fold features (")]
+    assert [ln.split(":")[0] for ln in features] == ["fold features (stratified_text)",
+                                                     "fold features (prompt_holdout)"]
+    assert all("5 folds ... done, 5 folds in" in ln for ln in features)
+
+
 # --------------------------------------------------------------------------- tail guardrails
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from moqwk.cli._common import add_run_dir, add_storage
+from moqwk.cli._common import add_run_dir, add_storage, progress_for
 from moqwk.console import make_console
 
 
@@ -16,7 +16,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     con = make_console()
     report = build_report(run_dir, storage=args.storage, study_name=args.study_name,
-                          compare=Path(args.compare) if args.compare else None)
+                          compare=Path(args.compare) if args.compare else None,
+                          progress=progress_for(args, con))
     for note in report.notes:
         con.print(note, style="yellow")
     con.print(f"wrote {report.html} and {len(report.figures)} figure(s) in "

@@ -21,6 +21,7 @@ import pandas as pd
 
 from moqwk import artifacts
 from moqwk.core.objectives import metric
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.decision import decision_sentences
 from moqwk.reports.html import figures as fig_mod
 from moqwk.reports.html import summaries
@@ -125,18 +126,24 @@ def _summary(data: RunData) -> tuple[list[str], list[list[str]]]:
 def build_report(run_dir: Path, *, selection: Mapping | None = None,
                  trials: Sequence[dict] | None = None, storage: str | None = None,
                  study_name: str = "moqwk", compare: Path | None = None,
-                 n_boot: int = DEFAULT_N_BOOT) -> Report:
+                 n_boot: int = DEFAULT_N_BOOT, progress: Progress = NO_PROGRESS) -> Report:
     """Write the HTML report and the figure files; return what was written.
 
     ``selection`` and ``trials`` are the records to report (``select`` passes the ones it has
     just decided on); without them the run's latest selection file and ``optuna_trials.json``
-    are read.
+    are read. ``progress`` sees the figures being rendered (SVG and PNG; most of the time a
+    report takes).
     """
     run_dir = Path(run_dir)
     data = load_run(run_dir, selection=selection, trials=trials, storage=storage,
                     study_name=study_name, compare=compare)
     built = build_figures(data, n_boot=n_boot)
-    rendered: list[Rendered] = [render(b) for b in built]
+    rendered: list[Rendered] = []
+    with progress.stage(f"HTML report ({HTML_REPORT})", total=len(built),
+                        unit="figures") as st:
+        for b in built:
+            rendered.append(render(b))
+            st.advance()
     fig_dir = run_dir / FIGURES_DIR
     for r in rendered:
         artifacts.write_bytes(fig_dir / f"{r.name}.svg", r.svg)
