@@ -11,7 +11,8 @@
 - ``postgres_url``: ``MOQWK_TEST_POSTGRES_URL``; skips when unset unless
   ``MOQWK_REQUIRE_POSTGRES=1``.
 - ``searched_run``: one real 8-trial demo search, shared by the select, report, dashboard and
-  browser tests; ``selected_run``: a copy of it, selected and compared.
+  browser tests; ``selected_run``: a copy of it, selected and compared; ``reported_run``: a copy
+  of that with its HTML report rebuilt by ``moqwk report``.
 """
 
 from __future__ import annotations
@@ -217,3 +218,26 @@ def selected_run(tmp_path_factory: pytest.TempPathFactory, searched_run):
                      str(run_dir / "compare"), "--fresh-repeats", "1"]) == 0
     return SimpleNamespace(root=root, config=cfg, run_dir=run_dir,
                            compare_stdout=out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def reported_run(tmp_path_factory: pytest.TempPathFactory, selected_run):
+    """A copy of :func:`selected_run` whose HTML report ``moqwk report`` rebuilt after compare (so
+    it has all five figures); shared by the report and browser tests. Tests read it; they may add
+    files next to the page but must not change the run's own. Namespace fields: ``run_dir``,
+    ``html`` (the page), ``stdout`` (what ``moqwk report`` printed).
+    """
+    import contextlib
+    import io
+    import shutil
+    from types import SimpleNamespace
+
+    from moqwk.cli import main
+
+    run_dir = tmp_path_factory.mktemp("reported-run") / "run"
+    shutil.copytree(selected_run.run_dir, run_dir)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--quiet", "report", "--run-dir", str(run_dir)]) == 0
+    return SimpleNamespace(run_dir=run_dir, html=run_dir / "reports/optuna_summary.html",
+                           stdout=out.getvalue())

@@ -106,8 +106,9 @@ class Dashboard:
                 f.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dashboard(selected_run) -> Iterator[Dashboard]:
+    """One server for the module's tests (none of them changes the study: writes are refused)."""
     d = Dashboard("--run-dir", str(selected_run.run_dir))
     try:
         yield d

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import struct
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
-from moqwk.reports.html import build_report
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +52,9 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def page(chromium, selected_run, tmp_path_factory) -> Path:
-    """The report of a copy of the run (after ``chromium``: no run is built just to skip)."""
-    run = tmp_path_factory.mktemp("browser") / "run"
-    shutil.copytree(selected_run.run_dir, run)
-    return build_report(run, n_boot=200).html
+def page(chromium, reported_run) -> Path:
+    """The shared run's report (conftest; after ``chromium``: no run is built just to skip)."""
+    return reported_run.html
 
 
 def open_page(chromium: str, url: str, profile: Path) -> tuple[list[str], dict, list[dict]]:
