@@ -16,11 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.atomic import atomic_write, atomic_write_text
+from moqwk.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def write_text(path: Path, text: str) -> Path:
     return atomic_write_text(path, text)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    return atomic_write_bytes(path, data)
 
 
 def _clean(obj: Any) -> Any:

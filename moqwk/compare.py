@@ -20,6 +20,7 @@ from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
 from moqwk.core.splits import Splits
 from moqwk.errors import ConfigError, DataError, RunDirError
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.decision import unfinished_sentence
 from moqwk.reports.markdown import compare_markdown, objectives_of
 from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
@@ -104,16 +105,23 @@ def check_fresh_folds(ws: Workspace, *, seed: int, repeats: int) -> None:
             "--fresh-seed")
 
 
-def fresh_scores(ws: Workspace, params: Sequence[dict], *, seed: int,
-                 repeats: int) -> list[dict]:
-    """Each config re-scored on the same fresh prompt-holdout fold assignments."""
+def fresh_scores(ws: Workspace, params: Sequence[dict], *, seed: int, repeats: int,
+                 progress: Progress = NO_PROGRESS) -> list[dict]:
+    """Each config re-scored on the same fresh prompt-holdout fold assignments.
+
+    ``progress`` sees the fresh folds' features, then the re-scoring (every config on every
+    fresh repeat, counted in folds trained).
+    """
     check_fresh_seed(ws.config, seed)
     check_fresh_folds(ws, seed=seed, repeats=repeats)
-    engine = ws.engine("prompt_holdout", seed=seed, repeats=repeats)
+    engine = ws.engine("prompt_holdout", seed=seed, repeats=repeats, progress=progress)
+    engine.prepare()
     out = []
-    for p in params:
-        m = engine.run(p).metrics
-        out.append({name: spec.value(m) for name, spec in METRICS.items()})
+    label = (f"fresh folds (seed {seed}): {len(params)} config(s) x {repeats} repeat(s)")
+    with progress.stage(label, total=len(params) * engine.n_fits, unit="folds") as st:
+        for p in params:
+            m = engine.run(p, on_fold=st.advance).metrics
+            out.append({name: spec.value(m) for name, spec in METRICS.items()})
     return out
 
 
@@ -146,7 +154,7 @@ def compare_config(run_dirs: Sequence[Path], given: Config | None) -> Config:
 
 
 def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, seed: int,
-                 repeats: int) -> dict:
+                 repeats: int, progress: Progress = NO_PROGRESS) -> dict:
     runs = [read_run(Path(d)) for d in run_dirs]
     if len({r.data_hash for r in runs}) > 1:
         raise DataError("the runs were made on different data (data hashes differ); compare "
@@ -159,7 +167,8 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
     if ws.corpus.data_hash != runs[0].data_hash:
         raise DataError(f"the runs were made on other data than {config.source or 'the config'} "
                         "names (data hashes differ); point data.path at the runs' corpus")
-    fresh = fresh_scores(ws, [r.params for r in runs], seed=seed, repeats=repeats)
+    fresh = fresh_scores(ws, [r.params for r in runs], seed=seed, repeats=repeats,
+                         progress=progress)
     obj = runs[0].objectives
     record: dict[str, Any] = {
         "fresh_folds": {"scheme": "prompt_holdout", "seed": seed, "repeats": repeats},

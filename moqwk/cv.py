@@ -2,6 +2,9 @@
 
 A :class:`CVEngine` holds what every trial shares (corpus, splits, feature store, the DMatrix of
 each fold, the raw-prediction cache) so a trial costs what XGBoost costs and little more.
+Building the fold features is reported as a stage of the engine's
+:class:`~moqwk.progress.Progress`; :meth:`CVEngine.run` calls ``on_fold`` after each fold, so a
+caller can report training as a stage of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from moqwk.core.splits import Splits
 from moqwk.corpus import Corpus
 from moqwk.errors import ConfigError
 from moqwk.predictions import PredictionCache, prediction_key
+from moqwk.progress import NO_PROGRESS, Progress
 
 #: Parameters moqwk handles itself rather than passing to ``xgboost.train``.
 _RESERVED = {"n_estimators", "num_boost_round", "nthread", "n_jobs", "seed", "random_state",
@@ -110,7 +114,8 @@ class CVEngine:
 
     def __init__(self, config: Config, corpus: Corpus, splits: Splits, *,
                  cache_dir: Path | None = None, nthread: int | None = None,
-                 store: Any = None, predictions: PredictionCache | None = None) -> None:
+                 store: Any = None, predictions: PredictionCache | None = None,
+                 progress: Progress = NO_PROGRESS) -> None:
         from moqwk.features import FeatureStore
 
         self.config = config
@@ -127,6 +132,12 @@ class CVEngine:
         self._feature_keys: list[str] | None = None
         self._labels_sha = hashlib.sha256(np.ascontiguousarray(corpus.y_norm).tobytes()
                                           ).hexdigest()
+        self.progress = progress
+
+    @property
+    def n_fits(self) -> int:
+        """Folds one :meth:`run` goes through: one per fold of every repeat."""
+        return self.splits.repeats * self.splits.n_folds
 
     @property
     def feature_keys(self) -> list[str]:
@@ -148,11 +159,17 @@ class CVEngine:
             t0 = time.perf_counter()
             y = self.corpus.y_norm
             folds = []
-            for r, k, tr, va in self.splits.iter_folds():
-                ff = self.store.fold(tr, va)
-                dtrain = xgb.DMatrix(ff.X_train, label=y[tr], feature_names=list(ff.feature_names))
-                dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
-                folds.append(_Fold(r, k, tr, va, dtrain, dval))
+            sp = self.splits
+            reps = f", {sp.repeats} repeats" if sp.repeats > 1 else ""
+            with self.progress.stage(f"fold features ({sp.scheme}{reps})", total=self.n_fits,
+                                     unit="folds") as stage:
+                for r, k, tr, va in sp.iter_folds():
+                    ff = self.store.fold(tr, va)
+                    dtrain = xgb.DMatrix(ff.X_train, label=y[tr],
+                                         feature_names=list(ff.feature_names))
+                    dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
+                    folds.append(_Fold(r, k, tr, va, dtrain, dval))
+                    stage.advance()
             self._folds = folds
             self.feature_seconds = time.perf_counter() - t0
             return folds
@@ -216,7 +233,9 @@ class CVEngine:
                               if part == "inner" else None)
 
     def raw_predictions(self, params: Mapping[str, Any], *, inner: bool,
-                        timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray | None]:
+                        timings: dict[str, float],
+                        on_fold: Callable[[], None] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw normalised predictions: held-out ``(repeats, n)`` and, with ``inner``, each
         outer fold's inner cross-fitted predictions of its training essays, stacked as
         ``(n_folds_total, n)`` (NaN outside that fold's training rows)."""
@@ -239,10 +258,15 @@ class CVEngine:
                     z[f.val] = booster.predict(f.dval)
                     timings["train_s"] += t1 - t0
                     timings["predict_s"] += time.perf_counter() - t1
+                    if on_fold is not None and not inner:
+                        on_fold()
                 self.predictions.put(key, {"z": z})
             else:
                 z = hit["z"]
                 timings["cache_hits"] += 1
+                if on_fold is not None and not inner:
+                    for _ in rep_folds:
+                        on_fold()
             out_z = z[None, :] if out_z is None else np.vstack([out_z, z[None, :]])
             if inner:
                 ikey = self._key(bp, rounds, f"inner:{r}")
@@ -255,23 +279,35 @@ class CVEngine:
                             booster = xgb.train(bp, dtr, num_boost_round=rounds)
                             zi[j, iva] = booster.predict(dva)
                             timings["inner_train_s"] += time.perf_counter() - t0
+                        if on_fold is not None:
+                            on_fold()
                     self.predictions.put(ikey, {"z": zi})
                 else:
                     zi = ihit["z"]
                     timings["cache_hits"] += 1
+                    if on_fold is not None:
+                        for _ in rep_folds:
+                            on_fold()
                 inner_z = zi if inner_z is None else np.vstack([inner_z, zi])
         assert out_z is not None
         return out_z, inner_z
 
     # ------------------------------------------------------------------ a run
 
-    def run(self, params: Mapping[str, Any]) -> CVResult:
-        """Train (or reuse) every fold's model, map its predictions, return rows and metrics."""
+    def run(self, params: Mapping[str, Any], *,
+            on_fold: Callable[[], None] | None = None) -> CVResult:
+        """Train (or reuse) every fold's model, map its predictions, return rows and metrics.
+
+        ``on_fold`` is called once per fold (:attr:`n_fits` times), after its model predicted
+        (and, for a label-based mapping, after its inner cross-fit).
+        """
         folds = self.prepare()
         spec = spec_from_params(params, self.config.mapping.spec)
         timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "mapping_s",
                                  "cache_hits"), 0.0)
-        z, zi = self.raw_predictions(params, inner=needs_train_pred(spec), timings=timings)
+        needs_inner = needs_train_pred(spec)
+        z, zi = self.raw_predictions(params, inner=needs_inner, timings=timings,
+                                     on_fold=on_fold)
         t0 = time.perf_counter()
         c = self.corpus
         es = c.essay_scale

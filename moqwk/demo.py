@@ -9,6 +9,7 @@ from rich.console import Console
 
 from moqwk.config import Config, diff_paths, parse_config
 from moqwk.errors import ConfigError
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import CONFIG_COPY, SUMMARY
 
 DEMO_CONFIG = """\
@@ -64,7 +65,8 @@ def demo_config(run_dir: Path) -> Config:
     return parse_config(yaml.safe_load(DEMO_CONFIG), base_dir=Path(run_dir).resolve())
 
 
-def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) -> int:
+def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
+             progress: Progress = NO_PROGRESS) -> int:
     """Baseline CV, a small NSGA-II search and a selection, all on the demo corpus.
 
     Running it again resumes the same run: a finished search runs no new trial.
@@ -93,7 +95,7 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) ->
     record = read_run_record(run_dir)
     if record is None or not record.is_study:
         heading(console, "1. baseline config, prompt-holdout CV")
-        result, _engine, _paths = run_cv(ws)
+        result, _engine, _paths = run_cv(ws, progress=progress)
         show_cv(console, result.metrics, title="Baseline", limit=5,
                 prompts_title="Worst prompts")
     else:
@@ -101,13 +103,14 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None) ->
     budget = n_trials or (record.n_trials if record and record.n_trials else
                           config.search.n_trials)
     heading(console, f"2. search: NSGA-II, {budget} trials, tail guardrails as constraints")
-    show_search(console, ws, SearchOptions(n_trials=budget))
+    show_search(console, ws, SearchOptions(n_trials=budget), progress=progress)
     heading(console, "3. select: feasible front, lexicographic rule, stability gate")
     rec = read_run_record(run_dir)
     assert rec is not None
     rd = str(run_dir)
     record_sel, _sel = run_selection(ws, options_from(config.select), commands=[
-        " ".join(reproduce_command(run_dir, rec)), f"moqwk select --run-dir {rd}"])
+        " ".join(reproduce_command(run_dir, rec)), f"moqwk select --run-dir {rd}"],
+        progress=progress)
     show_selection(console, record_sel, ws.run_dir)
     moqwk = _command_name()
     console.print(f"Next: {moqwk} status --run-dir {rd}; the decision is explained in "

@@ -24,6 +24,7 @@ from moqwk import artifacts
 from moqwk.core.mapping import PARAM_PREFIX, complete_params, model_params, spec_to_params
 from moqwk.cv import CVEngine, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError, StorageError
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import PROGRESS, STUDY_JSON, TRIALS_JSON, default_storage_url
 from moqwk.run.record import (
     RunRecord,
@@ -100,7 +101,8 @@ class Objective:
     """
 
     def __init__(self, ws: Workspace, *, space: dict, fixed: Mapping[str, Any], n_jobs: int,
-                 tolerance: float, target: int, sampler_seed: int | None = None) -> None:
+                 tolerance: float, target: int, sampler_seed: int | None = None,
+                 progress: Progress = NO_PROGRESS) -> None:
         self.ws = ws
         self.space = space
         self.fixed = model_params(fixed)
@@ -118,12 +120,15 @@ class Objective:
         self._predictions: Any = None
         self._guard: dict[str, Any] | None = None
         self._guard_lock = threading.Lock()
+        self._progress = progress  # the first engine's fold features; trials report themselves
 
     def engine(self) -> CVEngine:
         eng = getattr(self._local, "engine", None)
         if eng is None:
+            first = self._store is None
             eng = self.ws.engine("prompt_holdout", nthread=self.nthread, store=self._store,
-                                 predictions=self._predictions)
+                                 predictions=self._predictions,
+                                 progress=self._progress if first else NO_PROGRESS)
             self._store = eng.store  # threads share one feature store (and its memo)
             self._predictions = eng.predictions  # and one raw-prediction cache
             eng.prepare()
@@ -301,8 +306,13 @@ def _storage_url(ws: Workspace, opts: SearchOptions, old: RunRecord | None) -> s
 
 
 def run_search(ws: Workspace, opts: SearchOptions, *,
-               on_update: Callable[[list[dict], dict], None] | None = None) -> optuna.Study:
-    """Create or resume the study and run trials until the budget is used."""
+               on_update: Callable[[list[dict], dict], None] | None = None,
+               progress: Progress = NO_PROGRESS) -> optuna.Study:
+    """Create or resume the study and run trials until the budget is used.
+
+    ``progress`` sees the fold features being built (before the first trial); each trial is
+    reported through ``on_update`` as before.
+    """
     if opts.n_trials is not None and opts.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {opts.n_trials}")
     if opts.n_jobs < 1:
@@ -354,7 +364,7 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     state = SearchState(run_dir=ws.run_dir, target=n_trials, names=objective_names(study))
     objective = Objective(ws, space=space, fixed=baseline, n_jobs=opts.n_jobs,
                           tolerance=cfg.tails.tolerance, target=n_trials,
-                          sampler_seed=spec.seed)
+                          sampler_seed=spec.seed, progress=progress)
     engine = objective.engine()  # build or load the fold features before any trial
     artifacts.write_json(ws.run_dir / STUDY_JSON, study_record(
         ws, study, url=url, spec=spec, space=space, run=run, baseline=baseline,

@@ -36,7 +36,16 @@ from moqwk.errors import (
     RunDirError,
     StabilityGateError,
 )
-from moqwk.run.layout import FRONT, SELECTED, SELECTION_FAILED, SPLITS, STUDY_DB, SUMMARY
+from moqwk.progress import NO_PROGRESS, Progress
+from moqwk.run.layout import (
+    BASELINE_OOF,
+    FRONT,
+    SELECTED,
+    SELECTION_FAILED,
+    SPLITS,
+    STUDY_DB,
+    SUMMARY,
+)
 from moqwk.run.workspace import Workspace
 from moqwk.study.records import CONSTRAINTS, objective_names, records
 
@@ -215,8 +224,13 @@ def check_run_matches(ws: Workspace, run: RunTrials) -> None:
                           "run directory's own config (drop --config)")
 
 
-def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
-    """Pool, front, rank, gate: the whole decision (no files written)."""
+def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
+           progress: Progress = NO_PROGRESS) -> Selection:
+    """Pool, front, rank, gate: the whole decision (no files written).
+
+    ``progress`` sees the gate's fold features, then the gate itself (the baseline and each
+    candidate tried, counted in folds trained).
+    """
     check_run_matches(ws, run)
     obj = run.objectives
     if opts.allow_tail_regression and not opts.reason:
@@ -242,18 +256,22 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions) -> Selection:
         how = {"method": "given", "value": tol}
     ranked = RULES[opts.rule].rank(frame, tie_tolerance=tol, objectives=obj)
 
-    engine = ws.engine("stratified_text")
-    base_m = _gate_metrics(engine.run(run.baseline["params"]).metrics)
-    sel = Selection(None, ranked, front, tol, how, base_m)
-    for n in ranked["trial_number"].iloc[:opts.max_gate_candidates]:
-        rec = by_number[int(n)]
-        cand = _gate_metrics(engine.run(rec["params"]).metrics)
-        verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
-                               metrics=GATE_METRICS)
-        sel.gates.append(GateRun(int(n), cand, verdict.to_dict()))
-        if verdict.passed:
-            sel.chosen = rec
-            break
+    engine = ws.engine("stratified_text", progress=progress)
+    engine.prepare()
+    tried = [int(n) for n in ranked["trial_number"].iloc[:opts.max_gate_candidates]]
+    label = f"stability gate (stratified_text): baseline + up to {len(tried)} candidate(s)"
+    with progress.stage(label, total=(1 + len(tried)) * engine.n_fits, unit="folds") as st:
+        base_m = _gate_metrics(engine.run(run.baseline["params"], on_fold=st.advance).metrics)
+        sel = Selection(None, ranked, front, tol, how, base_m)
+        for n in tried:
+            rec = by_number[n]
+            cand = _gate_metrics(engine.run(rec["params"], on_fold=st.advance).metrics)
+            verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
+                                   metrics=GATE_METRICS)
+            sel.gates.append(GateRun(n, cand, verdict.to_dict()))
+            if verdict.passed:
+                sel.chosen = rec
+                break
     if sel.chosen is not None:
         base_vals = run.baseline["values"]
         sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals,
@@ -292,7 +310,8 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
 
 def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
                      reproduced: dict | None, commands: list[str],
-                     mapping: dict | None = None) -> dict:
+                     mapping: dict | None = None,
+                     baseline_reproduced: dict | None = None) -> dict:
     """Everything ``selected_params.json`` holds: the choice, its score mapping (with each
     fold's fitted numbers, from the prompt-holdout re-run), the rule, the gate, the hashes."""
     chosen = sel.chosen
@@ -324,7 +343,8 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                         for g in sel.gates],
         },
         "baseline": {"trial_number": run.baseline["number"], "params": run.baseline["params"],
-                     "values": run.baseline["values"]},
+                     "values": run.baseline["values"],
+                     "reproduced_on_prompt_holdout": baseline_reproduced},
         "guardrails": run.guardrails,
         "success_criterion": sel.success,
         "reproduced_on_prompt_holdout": reproduced,
@@ -341,44 +361,86 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
     }
 
 
+def _reproduced(run: RunTrials, result: Any, values: Mapping[str, float]) -> dict:
+    again = run.objectives.values(result.metrics)
+    diff = max(abs(again[k] - values[k]) for k in run.objectives.names)
+    return {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
+
+
 def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
-                    commands: list[str]) -> dict:
-    """Re-run the choice on prompt_holdout for its residuals, then write every artifact."""
+                    commands: list[str], progress: Progress = NO_PROGRESS) -> dict:
+    """Re-run the baseline and the choice on prompt_holdout for their residuals, then write
+    every artifact and the reports.
+
+    The baseline's rows go to ``residuals_baseline_oof.csv``; the choice's, with its metrics and
+    diagnostics, replace the run's CV outputs. A selection that fails the gate still writes the
+    baseline's rows, its record and both reports.
+    """
     from moqwk.reports.markdown import optuna_summary
     from moqwk.run.cv_outputs import write_cv_outputs
 
+    engine = ws.engine("prompt_holdout", progress=progress)
+    engine.prepare()
+    base_params = run.baseline["params"]
+    chosen = sel.chosen
+    rerun_chosen = chosen is not None and dict(chosen["params"]) != dict(base_params)
+    what = "baseline" + (f" and trial {chosen['number']}" if rerun_chosen and chosen else "")
+    with progress.stage(f"residuals on prompt_holdout: {what}",
+                        total=(2 if rerun_chosen else 1) * engine.n_fits, unit="folds") as st:
+        base_result = engine.run(base_params, on_fold=st.advance)
+        result = (engine.run(chosen["params"], on_fold=st.advance) if rerun_chosen and chosen
+                  else base_result)
+    artifacts.write_csv(ws.run_dir / BASELINE_OOF, base_result.oof)
+    base_again = _reproduced(run, base_result, run.baseline["values"])
     reproduced = None
     mapping = None
-    if sel.chosen is not None:
-        engine = ws.engine("prompt_holdout")
-        result = engine.run(sel.chosen["params"])
-        again = run.objectives.values(result.metrics)
-        diff = max(abs(again[k] - sel.chosen["values"][k]) for k in run.objectives.names)
-        reproduced = {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
+    if chosen is not None:
+        reproduced = _reproduced(run, result, chosen["values"])
         mapping = result.mapping
         write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
-                         title=f"selected trial {sel.chosen['number']}")
+                         title=f"selected trial {chosen['number']}")
     record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
-                              mapping=mapping)
+                              mapping=mapping, baseline_reproduced=base_again)
     artifacts.write_json(ws.run_dir / FRONT, {
         "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
         else "feasible trials",
         "trials": [{k: r[k] for k in ("number", "params", "values", "constraints", "feasible",
                                       "role")} for r in sel.front]})
-    if sel.chosen is not None:
+    if chosen is not None:
         artifacts.write_json(ws.run_dir / SELECTED, record)
     else:
         artifacts.write_json(ws.run_dir / SELECTION_FAILED, record)
-    artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record))
+    figures = _html_report(ws, run, record, opts, progress)
+    artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record,
+                                                              figures=figures))
     return record
 
 
-def run_selection(ws: Workspace, opts: SelectOptions, *,
-                  commands: list[str]) -> tuple[dict, Selection]:
+def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOptions,
+                 progress: Progress) -> list:
+    """The HTML report and its figures; a report that cannot be built is a warning, not a
+    failed selection (the decision is written already)."""
+    import warnings
+
+    from moqwk.reports.html import build_report
+
+    try:
+        return build_report(ws.run_dir, selection=record, trials=run.trials,
+                            storage=opts.storage, study_name=opts.study_name,
+                            progress=progress).figures
+    except Exception as e:  # noqa: BLE001 - the selection stands; the report can be rebuilt
+        warnings.warn(f"the HTML report could not be built ({type(e).__name__}: {e}); the "
+                      f"selection is written; rebuild it with `moqwk report --run-dir "
+                      f"{ws.run_dir}`", stacklevel=2)
+        return []
+
+
+def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
+                  progress: Progress = NO_PROGRESS) -> tuple[dict, Selection]:
     """``moqwk select``: load, decide, write; raises when nothing can be selected."""
     run = load_trials(ws.run_dir, storage=opts.storage, study_name=opts.study_name)
-    sel = select(ws, run, opts)
-    record = write_selection(ws, run, sel, opts, commands=commands)
+    sel = select(ws, run, opts, progress=progress)
+    record = write_selection(ws, run, sel, opts, commands=commands, progress=progress)
     if sel.chosen is None:
         tried = ", ".join(str(g.trial_number) for g in sel.gates)
         raise StabilityGateError(

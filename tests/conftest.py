@@ -16,6 +16,10 @@
 - ``assert_guardrails``: every complete trial's two constraints are its tail MAE minus the
   baseline's plus the tolerance.
 
+- ``searched_run``: one real 8-trial demo search, shared by the select, report, dashboard and
+  browser tests; ``selected_run``: a copy of it, selected and compared; ``reported_run``: a copy
+  of that with its HTML report rebuilt by ``moqwk report``.
+
 Helpers are offered as fixtures: under ``--import-mode=importlib`` a test module cannot import
 this file.
 """
@@ -236,3 +240,94 @@ def assert_guardrails() -> Callable[..., int]:
     """``assert_guardrails(trials, *, baseline, tolerance, names=...) -> n``: see
     :func:`_assert_guardrails`."""
     return _assert_guardrails
+
+
+# --------------------------------------------------------------------------- a selected run
+
+#: The search of :func:`searched_run`: tolerance 0 and a middling baseline, so with NSGA-II seed 4
+#: some trials break a tail guardrail (the best among them) and others beat the baseline within
+#: both. Population = budget and no seeded neighbours: every trial but the baseline is a random
+#: draw of the first generation.
+SELECT_BASELINE = {"max_depth": 4, "learning_rate": 0.2, "n_estimators": 60,
+                   "min_child_weight": 4.0, "subsample": 0.8}
+SELECT_N_TRIALS = 8
+
+
+@pytest.fixture(scope="session")
+def searched_run(tmp_path_factory: pytest.TempPathFactory, write_search_config):
+    """A real demo-corpus search (8 trials, not selected), shared by the select, report,
+    dashboard and browser tests; do not modify it: copy ``run_dir`` first.
+
+    Namespace fields: ``config``, ``run_dir``, ``root``, ``records`` (optuna_trials.json),
+    ``stdout`` (what ``moqwk search`` printed: stdout is a log here, not a terminal).
+    """
+    import contextlib
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from moqwk.cli import main
+
+    root = tmp_path_factory.mktemp("searched-run")
+    cfg = write_search_config(
+        root / "config.yaml", tolerance=0.0, baseline=SELECT_BASELINE,
+        search={"population_size": SELECT_N_TRIALS, "seed_neighbours": 0, "seed": 4})
+    run_dir = root / "run"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir),
+                     "--n-trials", str(SELECT_N_TRIALS)]) == 0
+    recs = json.loads((run_dir / "artifacts/optuna_trials.json").read_text(encoding="utf-8"))
+    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir, records=recs,
+                           stdout=out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def selected_run(tmp_path_factory: pytest.TempPathFactory, searched_run):
+    """A copy of :func:`searched_run`, selected (gate margin 0.5) and compared; do not modify it.
+
+    ``compare`` writes ``RUN/compare/compare.json`` (fresh folds, one repeat). Namespace fields:
+    ``config``, ``run_dir``, ``root``, ``compare_stdout`` (what ``moqwk compare`` printed).
+    """
+    import contextlib
+    import io
+    import shutil
+    from types import SimpleNamespace
+
+    from moqwk.cli import main
+
+    root = tmp_path_factory.mktemp("selected-run")
+    run_dir = root / "run"
+    shutil.copytree(searched_run.run_dir, run_dir)
+    cfg = searched_run.config
+    assert main(["select", "--config", str(cfg), "--run-dir", str(run_dir),
+                 "--gate-margin", "0.5"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["compare", str(run_dir), "--config", str(cfg), "--out",
+                     str(run_dir / "compare"), "--fresh-repeats", "1"]) == 0
+    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir,
+                           compare_stdout=out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def reported_run(tmp_path_factory: pytest.TempPathFactory, selected_run):
+    """A copy of :func:`selected_run` whose HTML report ``moqwk report`` rebuilt after compare (so
+    it has all five figures); shared by the report and browser tests. Tests read it; they may add
+    files next to the page but must not change the run's own. Namespace fields: ``run_dir``,
+    ``html`` (the page), ``stdout`` (what ``moqwk report`` printed).
+    """
+    import contextlib
+    import io
+    import shutil
+    from types import SimpleNamespace
+
+    from moqwk.cli import main
+
+    run_dir = tmp_path_factory.mktemp("reported-run") / "run"
+    shutil.copytree(selected_run.run_dir, run_dir)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--quiet", "report", "--run-dir", str(run_dir)]) == 0
+    return SimpleNamespace(run_dir=run_dir, html=run_dir / "reports/optuna_summary.html",
+                           stdout=out.getvalue())

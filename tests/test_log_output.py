@@ -60,7 +60,8 @@ def test_nothing_is_hard_wrapped_at_eighty_columns(log):
     assert max(len(ln) for ln in lines) > 80  # precondition: there were long lines to wrap
     # every line is a known kind of line: no orphaned continuation of a wrapped one
     kinds = re.compile(r"^(trial +\d+ |\d+/\d+ trials \(|Study moqwk: all trials|[┏┃┡│└]|"
-                       r"Next: moqwk select |Resume or re-check: moqwk search )")
+                       r"Next: moqwk select |Resume or re-check: moqwk search |"
+                       r"fold features \(prompt_holdout\): \d+ folds \.\.\. done, )")
     assert all(kinds.match(ln) for ln in lines), [ln for ln in lines if not kinds.match(ln)]
     assert f"Resume or re-check: moqwk search --run-dir {run}" in lines
 

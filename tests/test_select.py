@@ -22,12 +22,7 @@ from moqwk.cli import main
 OBJECTIVES = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
 MAXIMISED = {"worst_prompt_qwk", "mean_qwk"}
 CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
-N_TRIALS = 8
-#: Middling on worst-prompt QWK, fair on the tails: with tolerance 0 some trials beat it within
-#: the guardrails and the best ones pay for it in one tail.
-BASELINE = {"max_depth": 4, "learning_rate": 0.2, "n_estimators": 60, "min_child_weight": 4.0,
-            "subsample": 0.8}
-GENEROUS = "0.5"
+GENEROUS = "0.5"  # the gate margin conftest's selected_run was selected with
 REASON = "a slightly worse low tail is acceptable for this placement test"
 
 pytestmark = pytest.mark.slow
@@ -89,32 +84,39 @@ def by_number(recs: list[dict]) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory: pytest.TempPathFactory, write_search_config) -> SimpleNamespace:
+def searched(searched_run, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """This module's copy of the shared search (conftest ``searched_run``: seed 4, tolerance 0,
+    a middling baseline, 8 trials). With these settings the best trial breaks the low-tail
+    guardrail and three others beat the baseline within both (asserted where a test relies on
+    it)."""
     root = tmp_path_factory.mktemp("select")
-    # Population = budget, no seeded neighbours: every trial but the baseline is a random draw
-    # of NSGA-II's first generation, so the trials do not hinge on how it breeds. With seed 4
-    # the best trial breaks the low-tail guardrail and three others beat the baseline within
-    # both (asserted where a test relies on it).
-    cfg = write_search_config(root / "config.yaml", tolerance=0.0, baseline=BASELINE,
-                              search={"population_size": N_TRIALS, "seed_neighbours": 0,
-                                      "seed": 4})
     run_dir = root / "run"
-    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir),
-                 "--n-trials", str(N_TRIALS)]) == 0
-    recs = read_json(run_dir / "artifacts/optuna_trials.json")
-    return SimpleNamespace(root=root, config=cfg, run_dir=run_dir, records=recs)
+    shutil.copytree(searched_run.run_dir, run_dir)
+    return SimpleNamespace(root=root, config=searched_run.config, run_dir=run_dir,
+                           records=searched_run.records)
+
+
+def _same_place(files: dict[str, bytes], run_dir: Path) -> dict[str, bytes]:
+    """Files with their run directory's path replaced, so two directories can be compared."""
+    return {k: v.replace(str(run_dir).encode(), b"RUN_DIR") for k, v in files.items()}
 
 
 @pytest.fixture(scope="module")
-def selected(searched) -> SimpleNamespace:
-    """``moqwk select`` twice with a generous gate margin; the files after each run."""
-    assert select(searched.config, searched.run_dir, "--gate-margin", GENEROUS) == 0
-    first = outputs(searched.run_dir)
-    assert select(searched.config, searched.run_dir, "--gate-margin", GENEROUS) == 0
-    second = outputs(searched.run_dir)
-    return SimpleNamespace(first=first, second=second,
-                           record=json.loads(first["artifacts/selected_params.json"]),
-                           front=json.loads(first["artifacts/pareto_front.json"]))
+def selected(searched, selected_run) -> SimpleNamespace:
+    """``moqwk select`` on this module's copy, as the shared ``selected_run`` was selected (gate
+    margin 0.5): the files of both, and what select printed here (stdout, a log)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert select(searched.config, searched.run_dir, "--gate-margin", GENEROUS) == 0
+    first = _same_place(outputs(selected_run.run_dir), selected_run.run_dir)
+    second = _same_place(outputs(searched.run_dir), searched.run_dir)
+    return SimpleNamespace(first=first, second=second, stdout=out.getvalue(),
+                           record=json.loads(outputs(searched.run_dir)[
+                               "artifacts/selected_params.json"]),
+                           front=json.loads(second["artifacts/pareto_front.json"]))
 
 
 def copy_run(searched, name: str) -> Path:
@@ -175,15 +177,71 @@ def test_chosen_config_is_rerun_for_its_residuals(searched, selected):
 
 
 def test_selecting_twice_writes_identical_files(selected):
+    """The same search selected in two run directories: the same files but for the path."""
     for name in selected.first:
         assert selected.first[name] == selected.second[name], name
 
 
-def test_cli_select_prints_the_choice(searched, selected, capsys):
-    rc = select(searched.config, copy_run(searched, "printed"), "--gate-margin", GENEROUS)
-    out = capsys.readouterr().out
-    assert rc == 0
-    assert f"Selected trial {selected.record['trial_number']}" in out
+def test_cli_select_prints_the_choice(selected):
+    assert f"Selected trial {selected.record['trial_number']}" in selected.stdout
+
+
+# --------------------------------------------------------------------------- reports and residuals
+
+
+def test_select_writes_the_baseline_residuals_and_they_reproduce_trial_0(searched, selected):
+    import pandas as pd
+
+    run_dir = searched.run_dir
+    base = pd.read_csv(run_dir / "artifacts/residuals_baseline_oof.csv")
+    chosen = pd.read_csv(run_dir / "artifacts/residuals_cv_val_oof.csv")
+    assert list(base.columns) == list(chosen.columns)
+    assert base[["id", "prompt", "fold", "repeat", "y_true"]].equals(
+        chosen[["id", "prompt", "fold", "repeat", "y_true"]])
+    assert not base["y_pred"].equals(chosen["y_pred"])  # another config (the precondition)
+    # Trial 0's objectives recomputed from the CSV with pandas (scale 1-5: normalise by 4).
+    trial0 = by_number(searched.records)[0]
+    assert trial0["role"] == "baseline"
+    err = (base["y_pred"] - base["y_true"]).abs() / 4.0
+    assert err[base["in_low_tail"]].mean() == pytest.approx(
+        trial0["values"]["low_tail_mae"], abs=1e-9)
+    assert err[base["in_high_tail"]].mean() == pytest.approx(
+        trial0["values"]["high_tail_mae"], abs=1e-9)
+    assert selected.record["baseline"]["reproduced_on_prompt_holdout"]["matches"] is True
+
+
+def test_select_writes_the_html_report_and_links_its_figures(searched, selected):
+    import re
+
+    reports = searched.run_dir / "reports"
+    html = (reports / "optuna_summary.html").read_text(encoding="utf-8")
+    assert f"Selected trial {selected.record['trial_number']}" in html
+    names = {"pareto_front", "per_prompt_qwk", "calibration", "search_history"}
+    assert {p.stem for p in (reports / "figures").glob("*.svg")} == names  # no compare yet
+    assert {p.stem for p in (reports / "figures").glob("*.png")} == names
+    summary = (reports / "optuna_summary.md").read_text(encoding="utf-8")
+    links = set(re.findall(r"\]\(([^)#]+)\)", summary))
+    assert {f"figures/{n}.{ext}" for n in names for ext in ("svg", "png")} <= links
+    assert "optuna_summary.html" in links
+    for link in links:
+        assert (reports / link).is_file(), link
+
+
+def test_select_in_a_log_prints_one_line_per_stage(selected):
+    """stdout is not a terminal here: each stage is one plain line, started and finished."""
+    lines = selected.stdout.splitlines()
+    trial = selected.record["trial_number"]
+    gate = [ln for ln in lines if ln.startswith("stability gate (stratified_text)")]
+    assert len(gate) == 1
+    n_tried = len(selected.record["stability_gate"]["results"])
+    assert f"done, {5 * (1 + n_tried)} " in gate[0] and "folds in" in gate[0]
+    rerun = [ln for ln in lines if ln.startswith("residuals on prompt_holdout")]
+    assert rerun == [ln for ln in rerun if f"baseline and trial {trial}: 10 folds ..." in ln]
+    assert len(rerun) == 1 and "done, 10 folds in" in rerun[0]
+    features = [ln for ln in lines if ln.startswith("fold features (")]
+    assert [ln.split(":")[0] for ln in features] == ["fold features (stratified_text)",
+                                                     "fold features (prompt_holdout)"]
+    assert all("5 folds ... done, 5 folds in" in ln for ln in features)
 
 
 # --------------------------------------------------------------------------- tail guardrails
@@ -253,6 +311,8 @@ def test_gate_failure_exits_6_and_keeps_the_earlier_selection(searched, selected
     assert any((c["delta"] < 0) if c["direction"] == "maximize" else (c["delta"] > 0)
                for c in first_gate["checks"])
 
+    for rel in ("artifacts/residuals_baseline_oof.csv", "reports/optuna_summary.html"):
+        (run_dir / rel).unlink()  # written again below, by the failing selection
     rc = select(searched.config, run_dir, "--gate-margin", "0", "--max-candidates", "1")
     err = capsys.readouterr().err
     assert rc == 6, err
@@ -265,6 +325,13 @@ def test_gate_failure_exits_6_and_keeps_the_earlier_selection(searched, selected
     assert any(c["regressed"] for c in results[0]["checks"])
     assert failed["stability_gate"]["margin"] == 0
     assert (run_dir / "artifacts/selected_params.json").read_bytes() == before
+    # The reports still say what happened: the failure, not the earlier selection.
+    summary = (run_dir / "reports/optuna_summary.md").read_text(encoding="utf-8")
+    html = (run_dir / "reports/optuna_summary.html").read_text(encoding="utf-8")
+    for text in (summary, html):
+        assert "No trial was selected" in text
+    assert "no trial selected" in html and "figures/pareto_front.svg" in summary
+    assert (run_dir / "artifacts/residuals_baseline_oof.csv").is_file()
 
 
 # --------------------------------------------------------------------------- no feasible trial

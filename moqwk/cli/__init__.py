@@ -33,9 +33,12 @@ EXIT_CODES_DOC = """exit codes:
 """
 
 
+QUIET_HELP = ("no progress bars or progress lines for long work (features, folds, gate, fresh "
+              "folds); results are still printed")
+
 #: The command modules, in the order ``--help`` lists them; each has ``register(add)``.
-COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "fit",
-                   "predict", "demo")
+COMMAND_MODULES = ("init", "splits", "cv", "search", "select", "status", "compare", "report",
+                   "dashboard", "fit", "predict", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"moqwk {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help: str, func) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks on errors")
+        p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help=QUIET_HELP)
         p.set_defaults(func=func)
         return p
 
@@ -105,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Warnings print as one line each while moqwk runs; the caller's settings come back after.
     with warnings.catch_warnings():
         warnings.showwarning = _warning_line
-        if args.command in ("search", "select", "demo", "grid", "compare", "status"):
+        if args.command in ("search", "select", "demo", "grid", "compare", "status", "report",
+                            "dashboard"):
             with _optuna_quiet(args.debug):
                 return _run(args)
         return _run(args)

@@ -7,9 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from moqwk.config import Config, load_config
 from moqwk.errors import ConfigError
+from moqwk.progress import Progress
 from moqwk.run.record import Level, check_same_config, resolve_config, run_config
+
+
+def progress_for(args: argparse.Namespace, console: Console) -> Progress:
+    """Progress of long work on ``console``: bars, log lines, or nothing with ``--quiet``."""
+    from moqwk.console.progress import make_progress
+
+    return make_progress(console, quiet=bool(getattr(args, "quiet", False)))
 
 
 def add_run_dir(p: argparse.ArgumentParser, *, help: str | None = None) -> None:

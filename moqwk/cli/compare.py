@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from moqwk.cli._common import progress_for
 from moqwk.console import make_console
 
 
@@ -17,8 +18,10 @@ def run(args: argparse.Namespace) -> int:
     config = compare_config(run_dirs, load_config(args.config) if args.config else None)
     out = Path(args.out)
     seed = args.fresh_seed if args.fresh_seed is not None else config.cv.seed + 1000
-    record = compare_runs(config, run_dirs, out, seed=seed, repeats=args.fresh_repeats)
-    show_compare(make_console(), record, out)
+    console = make_console()
+    record = compare_runs(config, run_dirs, out, seed=seed, repeats=args.fresh_repeats,
+                          progress=progress_for(args, console))
+    show_compare(console, record, out)
     return 0
 
 

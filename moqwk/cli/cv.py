@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from moqwk.cli._common import add_config, add_run_dir, config_for_run, read_params
+from moqwk.cli._common import add_config, add_run_dir, config_for_run, progress_for, read_params
 from moqwk.console import make_console
 from moqwk.core.splits import SCHEMES
 from moqwk.errors import RunDirError
@@ -24,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
                           "residuals and metrics that `moqwk select` wrote there: use another "
                           "--run-dir")
     ws = Workspace.open(config_for_run(args, level="scoring"), run_dir)
-    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params))
     con = make_console()
+    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
+                                    progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
     for p in paths.values():
         con.print(f"wrote {p}")

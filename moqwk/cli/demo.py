@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from moqwk.cli._common import progress_for
 from moqwk.console import make_console
 
 
 def run(args: argparse.Namespace) -> int:
     from moqwk.demo import run_demo
 
-    return run_demo(Path(args.run_dir), console=make_console(), n_trials=args.n_trials)
+    console = make_console()
+    return run_demo(Path(args.run_dir), console=console, n_trials=args.n_trials,
+                    progress=progress_for(args, console))
 
 
 def register(add) -> None:

@@ -7,7 +7,13 @@ import shlex
 from pathlib import Path
 
 from moqwk import artifacts
-from moqwk.cli._common import add_config, add_run_dir, add_storage, config_for_run
+from moqwk.cli._common import (
+    add_config,
+    add_run_dir,
+    add_storage,
+    config_for_run,
+    progress_for,
+)
 from moqwk.console import make_console
 from moqwk.errors import RunDirError
 from moqwk.study.samplers import SAMPLERS
@@ -47,7 +53,7 @@ def _run(args: argparse.Namespace, *, sampler: str | None) -> int:
         storage=args.storage, study_name=args.study_name, baseline_params=baseline,
         baseline_source=source)
     console = make_console()
-    show_search(console, ws, opts)
+    show_search(console, ws, opts, progress=progress_for(args, console))
     record = read_run_record(run_dir)
     nxt = ["moqwk", "select", "--run-dir", str(run_dir)]
     if record is not None and record.storage:

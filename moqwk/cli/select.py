@@ -7,7 +7,13 @@ import shlex
 from pathlib import Path
 
 from moqwk import artifacts
-from moqwk.cli._common import add_config, add_run_dir, add_storage, config_for_run
+from moqwk.cli._common import (
+    add_config,
+    add_run_dir,
+    add_storage,
+    config_for_run,
+    progress_for,
+)
 from moqwk.console import make_console
 
 
@@ -48,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
                         gate_margin=args.gate_margin, max_gate_candidates=args.max_candidates,
                         allow_tail_regression=args.allow_tail_regression, reason=args.reason,
                         storage=args.storage, study_name=args.study_name)
-    record, _sel = run_selection(ws, opts, commands=_commands(args, run_dir))
-    show_selection(make_console(), record, ws.run_dir)
+    console = make_console()
+    record, _sel = run_selection(ws, opts, commands=_commands(args, run_dir),
+                                 progress=progress_for(args, console))
+    show_selection(console, record, ws.run_dir)
     return 0
 
 

@@ -19,8 +19,9 @@ from moqwk.console.tables import (
 )
 from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import ObjectiveSet
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import objectives_of
-from moqwk.run.layout import SELECTED, SUMMARY, TRIALS_JSON
+from moqwk.run.layout import BASELINE_OOF, HTML_REPORT, SELECTED, SUMMARY, TRIALS_JSON
 
 
 def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | None = None,
@@ -29,10 +30,13 @@ def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | No
     console.print(summary_table(metrics, title=title))
 
 
-def show_search(console: Console, ws: Any, opts: Any) -> Any:
+def show_search(console: Console, ws: Any, opts: Any, *,
+                progress: Progress = NO_PROGRESS) -> Any:
     """Run the search: a live table on a terminal, one line per finished trial in a log.
 
-    Returns the study. The full trial table is printed at the end either way.
+    Returns the study. The full trial table is printed at the end either way. ``progress``
+    shows the fold features being built first; the live table starts with the first trial, so
+    the two never share the screen.
     """
     from rich.live import Live
 
@@ -46,13 +50,18 @@ def show_search(console: Console, ws: Any, opts: Any) -> Any:
             first.append(dict(prog))
 
     if console.is_terminal:
+        live = Live(console=console, refresh_per_second=2, transient=True)
         try:
-            with Live(console=console, refresh_per_second=2, transient=True) as live:
-                def view(recs: list[dict], prog: dict) -> None:
-                    remember(prog)
-                    live.update(live_view(recs, prog, objectives=objectives))
+            def view(recs: list[dict], prog: dict) -> None:
+                remember(prog)
+                live.update(live_view(recs, prog, objectives=objectives))
+                if not live.is_started:
+                    live.start()
 
-                study = run_search(ws, opts, on_update=view)
+            try:
+                study = run_search(ws, opts, on_update=view, progress=progress)
+            finally:
+                live.stop()
         except KeyboardInterrupt:
             # The live view is transient: leave the trials finished so far on the screen.
             path = ws.run_dir / TRIALS_JSON
@@ -73,7 +82,7 @@ def show_search(console: Console, ws: Any, opts: Any) -> Any:
                 console.print(trial_line(r, objectives.names) + "  [" + progress_short(prog)
                               + "]")
 
-        study = run_search(ws, opts, on_update=line)
+        study = run_search(ws, opts, on_update=line, progress=progress)
     console.print(trials_table(artifacts.read_json(ws.run_dir / TRIALS_JSON), limit=None,
                                objectives=objectives,
                                title=f"Study {study.study_name}: all trials "
@@ -95,7 +104,9 @@ def show_selection(console: Console, record: dict, run_dir: Path) -> None:
         console.print(sentence, style=style)
     if record["tail_tradeoff"]:
         console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
-    console.print(f"wrote {run_dir / SELECTED} and {run_dir / SUMMARY}")
+    console.print(f"wrote {run_dir / SELECTED}, {run_dir / BASELINE_OOF} and {run_dir / SUMMARY}")
+    if (run_dir / HTML_REPORT).exists():
+        console.print(f"report with figures: {run_dir / HTML_REPORT}")
 
 
 def show_compare(console: Console, record: dict, out: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, fmt, metric
@@ -82,8 +83,35 @@ def _header(names: Sequence[str]) -> str:
     return " | ".join(metric(k).label for k in names)
 
 
-def optuna_summary(trials: list[dict], record: dict) -> str:
-    """The search and the decision: every trial, the front, guardrails, gate and how to redo it."""
+@dataclass(frozen=True)
+class FigureLink:
+    """A figure of the HTML report: its file stem under ``reports/figures/``, title, caption."""
+
+    name: str
+    title: str
+    caption: str
+
+
+def figures_section(figures: Sequence[FigureLink], *, html: str = "optuna_summary.html",
+                    figure_dir: str = "figures") -> list[str]:
+    """The "Figures" section of ``optuna_summary.md`` (links relative to ``reports/``)."""
+    lines = ["## Figures", "",
+             f"The same figures with their captions, offline: [{html}]({html}). SVG for papers, "
+             "PNG for slides.", ""]
+    for f in figures:
+        lines += [f"### {f.title}", "",
+                  f"![{f.title}]({figure_dir}/{f.name}.svg)", "",
+                  f"{f.caption} ([SVG]({figure_dir}/{f.name}.svg), "
+                  f"[PNG]({figure_dir}/{f.name}.png))", ""]
+    return lines
+
+
+def optuna_summary(trials: list[dict], record: dict, *,
+                   figures: Sequence[FigureLink] = ()) -> str:
+    """The search and the decision: every trial, the front, guardrails, gate and how to redo it.
+
+    ``figures`` are the HTML report's figures written next to it; a "Figures" section links them.
+    """
     obj = objectives_of(record)
     names = obj.names
     g = record["guardrails"]
@@ -118,6 +146,8 @@ def optuna_summary(trials: list[dict], record: dict) -> str:
     if record["values"]:
         lines.append(f"| selected (trial {record['trial_number']}) "
                      f"| {_vals(record['values'], names)} |")
+    if figures:
+        lines += ["", *figures_section(figures)[:-1]]
     lines += mapping_section(record)
     lines += [
         "",

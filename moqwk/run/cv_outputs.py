@@ -8,6 +8,7 @@ from typing import Any
 
 from moqwk import artifacts
 from moqwk.cv import CVEngine, CVResult
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import residual_diagnostics
 from moqwk.run.layout import CV_METRICS, DIAGNOSTICS, OOF_CSV
 from moqwk.run.record import RunRecord, read_run_record, write_run_record
@@ -51,17 +52,22 @@ def write_cv_outputs(ws: Workspace, engine: CVEngine, result: CVResult, *, schem
 
 
 def run_cv(ws: Workspace, *, scheme: str = "prompt_holdout",
-           params: dict[str, Any] | None = None) -> tuple[CVResult, CVEngine, dict[str, Path]]:
+           params: dict[str, Any] | None = None,
+           progress: Progress = NO_PROGRESS) -> tuple[CVResult, CVEngine, dict[str, Path]]:
     """``moqwk cv``: one config through every fold, artifacts written.
 
     A new run directory is recorded as a ``cv`` run; a search or grid may later continue it.
+    ``progress`` sees two stages: the fold features, then the folds trained.
     """
     t0 = time.perf_counter()
     if read_run_record(ws.run_dir) is None:
         write_run_record(ws.run_dir, RunRecord(kind="cv", scoring_hash=ws.config.scoring_hash(),
                                                data_hash=ws.corpus.data_hash))
-    engine = ws.engine(scheme)
-    result = engine.run(params if params is not None else ws.config.baseline_trial_params)
+    engine = ws.engine(scheme, progress=progress)
+    engine.prepare()
+    with progress.stage(f"training folds ({scheme})", total=engine.n_fits, unit="folds") as st:
+        result = engine.run(params if params is not None else ws.config.baseline_trial_params,
+                            on_fold=st.advance)
     result.timings["wall_s"] = time.perf_counter() - t0
     paths = write_cv_outputs(ws, engine, result, scheme=scheme,
                              title="baseline" if params is None else "given params")

@@ -8,7 +8,7 @@ RUN_DIR/
   study.db                  the Optuna study (default SQLite storage)
   progress.json             counts, best feasible values, ETA (rewritten after each trial)
   artifacts/                machine-readable results (JSON, CSV)
-  reports/                  the same results for people (Markdown)
+  reports/                  the same results for people (Markdown, HTML, figures)
   model/                    `moqwk fit`'s model directory (default --out; see moqwk.model)
 ```
 """
@@ -24,6 +24,8 @@ STUDY_DB = "study.db"
 PROGRESS = "progress.json"
 
 OOF_CSV = "artifacts/residuals_cv_val_oof.csv"
+#: The baseline's out-of-fold rows (same columns as OOF_CSV), written by ``select``.
+BASELINE_OOF = "artifacts/residuals_baseline_oof.csv"
 CV_METRICS = "artifacts/cv_metrics.json"
 TRIALS_JSON = "artifacts/optuna_trials.json"
 STUDY_JSON = "artifacts/optuna_study.json"
@@ -33,6 +35,9 @@ SELECTION_FAILED = "artifacts/selection_failed.json"
 
 DIAGNOSTICS = "reports/residual_diagnostics.md"
 SUMMARY = "reports/optuna_summary.md"
+HTML_REPORT = "reports/optuna_summary.html"
+#: Each figure of the HTML report as NAME.svg and NAME.png (linked from SUMMARY).
+FIGURES_DIR = "reports/figures"
 
 MODEL_DIR = "model"
 

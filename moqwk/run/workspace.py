@@ -10,6 +10,7 @@ from moqwk.config import Config
 from moqwk.corpus import Corpus, load_corpus
 from moqwk.cv import CVEngine
 from moqwk.errors import DataError
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.record import Level, check_same_config, read_run_record, record_config, run_config
 from moqwk.run.splits_file import ensure_splits
 
@@ -46,8 +47,9 @@ class Workspace:
 
     def engine(self, scheme: str = "prompt_holdout", *, seed: int | None = None,
                repeats: int | None = None, nthread: int | None = None,
-               store: Any = None, predictions: Any = None) -> CVEngine:
+               store: Any = None, predictions: Any = None,
+               progress: Progress = NO_PROGRESS) -> CVEngine:
         splits = ensure_splits(self.run_dir, self.corpus, self.config, scheme, seed=seed,
                                repeats=repeats)
         return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store,
-                        predictions=predictions)
+                        predictions=predictions, progress=progress)
