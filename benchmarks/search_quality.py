@@ -49,7 +49,9 @@ def _config(base: Path, sampler: str, seed: int, nthread: int) -> object:
     if nthread:  # XGBoost threads per model; results do not depend on it
         raw.setdefault("model", {})["nthread"] = nthread
     raw.setdefault("search", {})
-    if sampler != "grid":  # the grid is the config as `moqwk grid` runs it: no seed or sampler
+    if sampler == "grid":  # the grid as `moqwk grid` runs it: the config's grid, no seed
+        raw["search"]["sampler"] = "grid"
+    else:
         raw["search"]["seed"] = seed
         raw["search"]["sampler"] = sampler
     return parse_config(raw, base_dir=base.resolve().parent, source=base.resolve())
