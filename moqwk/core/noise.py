@@ -80,8 +80,9 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
 
     ``order`` lists config indices best-first (by worst-prompt QWK). The top config is
     ``order[0]``; its competitors are the next ``k`` configs in ``order`` whose predictions
-    differ from its own on at least one essay (a duplicate or a second run of the same config is
-    skipped: its difference is exactly 0 in every resample).
+    differ on at least one essay from its own and from every competitor already taken (a
+    duplicate or a second run of the same config is skipped: against the top its difference is
+    exactly 0 in every resample, and a set of clones would otherwise count several times).
 
     - ``paired_median``: the median of the paired bootstrap SEs of the difference between the
       top config and each competitor (robust to one near-clone among them).
@@ -100,8 +101,13 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
         raise ValueError(f"order must list config indices in 0..{pooled.n_configs - 1}")
     est = worst_prompt or estimator("min")
     top = int(order[0])
-    distinct = set(distinct_from(pooled.preds, top).tolist())
-    pairs = [int(i) for i in order[1:] if int(i) in distinct][:k]
+    pairs: list[int] = []
+    for i in order[1:]:  # distinct from the top and from every competitor already taken
+        if len(pairs) == k:
+            break
+        if not any(np.array_equal(pooled.preds[int(i)], pooled.preds[j])
+                   for j in (top, *pairs)):
+            pairs.append(int(i))
     reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=est)[:, :, 0]
     single = _sd(reps[:, top])
     ses = tuple(_sd(reps[:, top] - reps[:, j]) for j in pairs)

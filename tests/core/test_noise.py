@@ -60,6 +60,14 @@ def test_tie_band_of_a_duplicate_top_pair_is_not_zero():
     assert band.method == "paired_median"
 
 
+def test_clones_among_the_competitors_count_once():
+    codes, a, config = _data(9)
+    top, x, y, z = config(90), config(91), config(92), config(93)
+    pl = _pool(codes, a, [top, x, x.copy(), x.copy(), y, z])
+    band = tie_band(pl, order=np.arange(6), k=3, n_boot=50, seed=0)
+    assert band.pairs == (1, 4, 5)
+
+
 def test_tie_band_with_only_duplicates_falls_back_to_independent_noise():
     codes, a, config = _data(3)
     top = config(30)
