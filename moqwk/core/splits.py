@@ -132,3 +132,79 @@ def stratified_text(
 def score_strata(y_norm: np.ndarray, n_bins: int = 9) -> np.ndarray:
     """Stratification labels: normalised scores binned so that per-prompt scales compare."""
     return np.minimum((np.asarray(y_norm) * n_bins).astype(np.int64), n_bins - 1)
+
+
+# --------------------------------------------------------------------------- distinct partitions
+
+
+def partition_key(assignment: np.ndarray, *, ids: np.ndarray | None = None) -> str:
+    """A key equal for two fold assignments iff they split the essays the same way.
+
+    Fold numbers are labels, so they are dropped: the partition is the set of its folds, each a
+    set of essays. Essays are named by ``ids`` when given (then the key does not depend on the
+    essays' order either, and equals :func:`partition_key_of_folds` of ``splits.json``'s lists),
+    else by their position. sha256 of the canonical form (folds sorted, each sorted).
+    """
+    a = np.asarray(assignment)
+    if a.ndim != 1:
+        raise ValueError(f"assignment must be 1-D (one fold per essay), got shape {a.shape}")
+    names = (np.arange(len(a)).astype(str) if ids is None
+             else np.asarray([str(i) for i in ids]))
+    if len(names) != len(a):
+        raise ValueError(f"{len(names)} ids for {len(a)} essays: one id per essay")
+    return partition_key_of_folds([names[a == k].tolist() for k in np.unique(a)])
+
+
+def partition_key_of_folds(folds: list[list[str]] | tuple[tuple[str, ...], ...]) -> str:
+    """:func:`partition_key` of a partition given as its folds' essay ids (any order)."""
+    canon = sorted(sorted(str(i) for i in f) for f in folds if len(f))
+    return hashlib.sha256(json.dumps(canon, separators=(",", ":")).encode()).hexdigest()
+
+
+def distinct_prompt_holdout(
+    ids: np.ndarray, prompt_codes: np.ndarray, *, n_folds: int, repeats: int, seed: int,
+    forbidden: frozenset[str] | set[str] | tuple[str, ...] = (), max_redraws: int = 200,
+) -> Splits:
+    """:func:`prompt_holdout` whose repeats differ from each other and from ``forbidden``.
+
+    Repeat r is first drawn exactly as :func:`prompt_holdout` draws it (generator seeded
+    ``[seed, r, 1]``), so wherever those repeats are already distinct, and none is forbidden,
+    the result is identical to ``prompt_holdout``'s (a run made before this function existed
+    reproduces). Only a repeat whose partition (compared without fold labels, see
+    :func:`partition_key` with ``ids``) equals an earlier repeat or a ``forbidden`` key is
+    redrawn, with generators seeded ``[seed, r, 1, attempt]`` for attempt = 1, 2, ...
+
+    Raises ValueError when a repeat cannot differ: at once when every prompt is its own fold
+    (prompts == folds: one partition exists up to labels), else after ``max_redraws``
+    attempts.
+    """
+    codes = np.asarray(prompt_codes)
+    n_prompts = len(np.unique(codes))
+    if n_prompts < n_folds:
+        raise ValueError(f"prompt_holdout needs at least {n_folds=} prompts, got {n_prompts}")
+    if max_redraws < 1:
+        raise ValueError(f"max_redraws must be >= 1, got {max_redraws}")
+    id_arr = np.asarray([str(i) for i in ids])
+    taken = set(forbidden)
+    need = repeats + len(taken)
+    if n_prompts == n_folds and need > 1:
+        raise ValueError(
+            f"{n_prompts} prompts in {n_folds} folds: every prompt is its own fold, so only one "
+            f"partition exists and {repeats} repeat(s) plus {len(taken)} forbidden partition(s) "
+            "cannot all differ; use fewer folds, one repeat, or a corpus with more prompts")
+    folds = []
+    for r in range(repeats):
+        for attempt in range(max_redraws + 1):
+            key_seed = [seed, r, 1] if attempt == 0 else [seed, r, 1, attempt]
+            a = _balanced_prompt_folds(codes, n_folds, np.random.default_rng(key_seed))
+            key = partition_key(a, ids=id_arr)
+            if key not in taken:
+                break
+        else:
+            raise ValueError(
+                f"prompt_holdout repeat {r} (seed {seed}) equals an earlier repeat or a "
+                f"forbidden partition in all {max_redraws + 1} draws: with {n_prompts} prompts in "
+                f"{n_folds} folds too few balanced partitions exist; use fewer repeats or folds")
+        taken.add(key)
+        folds.append(tuple(int(x) for x in a))
+    return Splits("prompt_holdout", n_folds, seed, tuple(id_arr.tolist()), tuple(folds))
