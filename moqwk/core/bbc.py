@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from moqwk.core.metrics import DIRECTIONS, OBJECTIVES
+from moqwk.core.objectives import DEFAULT_OBJECTIVES
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 from moqwk.core.pooled import Pooled, chunks, prompt_stats, resample, tail_maes
 from moqwk.core.selection import rank_lexicographic
 from moqwk.core.worst_prompt import WorstPromptEstimator, estimator, weighted_mean
+
+OBJECTIVES = DEFAULT_OBJECTIVES.names
+DIRECTIONS = dict(zip(OBJECTIVES, DEFAULT_OBJECTIVES.directions, strict=True))
 
 Selector = Callable[[np.ndarray, np.ndarray], "int | None"]
 

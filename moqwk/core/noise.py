@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from moqwk.core.bbc import objective_matrix
-from moqwk.core.metrics import OBJECTIVES
+from moqwk.core.objectives import DEFAULT_OBJECTIVES
 from moqwk.core.pooled import Pooled, chunks, resample
 from moqwk.core.worst_prompt import WorstPromptEstimator, estimator
+
+OBJECTIVES = DEFAULT_OBJECTIVES.names
 
 TIE_METHODS = ("paired_median", "independent")
 
