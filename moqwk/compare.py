@@ -12,20 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from moqwk import artifacts
 from moqwk.config import Config
 from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
-from moqwk.core.splits import Splits
+from moqwk.core.splits import partition_key
 from moqwk.errors import ConfigError, DataError, RunDirError
 from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.decision import unfinished_sentence
 from moqwk.reports.markdown import compare_markdown, objectives_of
 from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
 from moqwk.run.record import check_same_config, run_config
-from moqwk.run.splits_file import make_splits
+from moqwk.run.splits_file import make_splits, partition_keys
 from moqwk.run.workspace import Workspace
 
 
@@ -83,38 +81,21 @@ def check_fresh_seed(config: Config, seed: int) -> None:
                           "another so the folds are fresh")
 
 
-def _partition(splits: Splits, repeat: int) -> frozenset[frozenset[int]]:
-    """One repeat's folds as a set of validation sets (fold numbers do not matter)."""
-    a = splits.assignment(repeat)
-    return frozenset(frozenset(np.flatnonzero(a == k).tolist()) for k in range(splits.n_folds))
-
-
-def check_fresh_folds(ws: Workspace, *, seed: int, repeats: int) -> None:
-    """Refuse fresh folds that are the searches' own. With few prompts, different seeds often
-    give the same prompt-holdout assignment (on the 10-prompt demo corpus, about 1 seed in 7
-    gives cv.seed's); re-scoring on those folds would report in-sample numbers as fresh."""
-    searched = make_splits(ws.corpus, ws.config, "prompt_holdout")
-    used = {_partition(searched, r) for r in range(searched.repeats)}
-    fresh = make_splits(ws.corpus, ws.config, "prompt_holdout", seed=seed, repeats=repeats)
-    same = [r for r in range(fresh.repeats) if _partition(fresh, r) in used]
-    if same:
-        raise ConfigError(
-            f"--fresh-seed {seed} gives the searches' own prompt_holdout folds (cv.seed "
-            f"{ws.config.cv.seed}) in fresh repeat(s) {', '.join(map(str, same))}: with "
-            f"{len(ws.corpus.prompt_names)} prompts, seeds share fold assignments; pick another "
-            "--fresh-seed")
-
-
 def fresh_scores(ws: Workspace, params: Sequence[dict], *, seed: int, repeats: int,
+                 forbidden: frozenset[str] = frozenset(),
                  progress: Progress = NO_PROGRESS) -> list[dict]:
     """Each config re-scored on the same fresh prompt-holdout fold assignments.
 
+    The fresh repeats differ from each other and from every partition in ``forbidden`` (the
+    searches' own folds, without fold labels): with few prompts another seed often gives the
+    same assignment (on the 10-prompt demo corpus, about 1 seed in 7 gives cv.seed's), and
+    re-scoring on it would report in-sample numbers as fresh. Such a repeat is redrawn.
     ``progress`` sees the fresh folds' features, then the re-scoring (every config on every
     fresh repeat, counted in folds trained).
     """
     check_fresh_seed(ws.config, seed)
-    check_fresh_folds(ws, seed=seed, repeats=repeats)
-    engine = ws.engine("prompt_holdout", seed=seed, repeats=repeats, progress=progress)
+    engine = ws.engine("prompt_holdout", seed=seed, repeats=repeats, progress=progress,
+                       forbidden=forbidden)
     engine.prepare()
     out = []
     label = (f"fresh folds (seed {seed}): {len(params)} config(s) x {repeats} repeat(s)")
@@ -167,7 +148,13 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
     if ws.corpus.data_hash != runs[0].data_hash:
         raise DataError(f"the runs were made on other data than {config.source or 'the config'} "
                         "names (data hashes differ); point data.path at the runs' corpus")
+    searched = make_splits(ws.corpus, config, "prompt_holdout")  # the config's own folds too
+    forbidden = frozenset().union(
+        *(partition_keys(Path(d)) for d in run_dirs),
+        {partition_key(searched.assignment(r), ids=ws.corpus.ids)
+         for r in range(searched.repeats)})
     fresh = fresh_scores(ws, [r.params for r in runs], seed=seed, repeats=repeats,
+                         forbidden=forbidden,
                          progress=progress)
     obj = runs[0].objectives
     record: dict[str, Any] = {

@@ -226,10 +226,11 @@ def test_compare_refuses_the_searches_own_seed(chain, tmp_path, moqwk, assert_on
     assert not (tmp_path / "c").exists()
 
 
-def test_compare_refuses_a_seed_whose_folds_are_the_searches(chain, tmp_path, moqwk,
-                                                             assert_one_error_line):
+def test_compare_redraws_a_fresh_repeat_that_would_be_the_searches_folds(chain, tmp_path,
+                                                                         moqwk):
     """The demo corpus has 10 prompts: some other seeds give cv.seed's very prompt_holdout
-    folds. Such "fresh" folds would report in-sample numbers as fresh."""
+    folds. Such "fresh" folds would report in-sample numbers as fresh, so compare redraws that
+    repeat: its fresh folds differ from every run's recorded folds."""
     from moqwk.core.splits import prompt_holdout
     from moqwk.demo_corpus import make_demo_corpus
 
@@ -243,13 +244,13 @@ def test_compare_refuses_a_seed_whose_folds_are_the_searches(chain, tmp_path, mo
         return frozenset(frozenset(ids[a == k].tolist()) for k in range(5)) in searched
 
     seed = next(s for s in range(100) if s != CV_SEED and same_folds(s))
-    assert not same_folds(FRESH_SEED)  # precondition of the chain's own compare
     rc, _out, err = moqwk("compare", chain.search, chain.grid, "--out", tmp_path / "c",
-                          "--fresh-seed", seed, "--fresh-repeats", 1)
-    assert rc == 2
-    assert_one_error_line(err, f"--fresh-seed {seed}", "the searches' own prompt_holdout folds",
-                          "pick another --fresh-seed")
-    assert not (tmp_path / "c" / "compare.json").exists()
+                          "--fresh-seed", seed, "--fresh-repeats", 2)
+    assert rc == 0, err
+    fresh = partitions(tmp_path / "c" / "splits.json", f"prompt_holdout@seed={seed},repeats=2")
+    assert len(fresh) == 2  # two distinct repeats
+    for run in (chain.search, chain.grid):
+        assert not fresh & partitions(run / "splits.json"), run.name
 
 
 # --------------------------------------------------------------------------- --config that differs

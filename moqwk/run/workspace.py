@@ -48,8 +48,9 @@ class Workspace:
     def engine(self, scheme: str = "prompt_holdout", *, seed: int | None = None,
                repeats: int | None = None, nthread: int | None = None,
                store: Any = None, predictions: Any = None,
-               progress: Progress = NO_PROGRESS) -> CVEngine:
+               progress: Progress = NO_PROGRESS,
+               forbidden: frozenset[str] = frozenset()) -> CVEngine:
         splits = ensure_splits(self.run_dir, self.corpus, self.config, scheme, seed=seed,
-                               repeats=repeats)
+                               repeats=repeats, forbidden=forbidden)
         return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store,
                         predictions=predictions, progress=progress)
