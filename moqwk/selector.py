@@ -54,6 +54,7 @@ from moqwk.study.records import CONSTRAINTS, objective_names, records
 class SelectOptions:
     tie_tolerance: float | None = None  # None: estimate from the data
     gate_margin: float = 0.02
+    gate_worst_margin: float = 0.10
     max_gate_candidates: int = 3
     n_boot: int = 200
     allow_tail_regression: bool = False
@@ -205,7 +206,7 @@ class Selection:
 
 
 def _gate_metrics(m: Any) -> dict:
-    return {name: metric(name).value(m) for name in (*GATE_METRICS, "worst_prompt_qwk")}
+    return {name: metric(name).value(m) for name in GATE_METRICS}
 
 
 def check_run_matches(ws: Workspace, run: RunTrials) -> None:
@@ -267,7 +268,8 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
             rec = by_number[n]
             cand = _gate_metrics(engine.run(rec["params"], on_fold=st.advance).metrics)
             verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
-                                   metrics=GATE_METRICS)
+                                   metrics=GATE_METRICS,
+                                   margins={"worst_prompt_qwk": opts.gate_worst_margin})
             sel.gates.append(GateRun(n, cand, verdict.to_dict()))
             if verdict.passed:
                 sel.chosen = rec
@@ -300,7 +302,9 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
     maxc = config_select.max_gate_candidates if maxc is None else maxc
     if maxc < 1:
         raise ConfigError(f"--max-candidates must be >= 1, got {maxc}")
-    return SelectOptions(tie_tolerance=tol, gate_margin=margin, max_gate_candidates=maxc,
+    return SelectOptions(tie_tolerance=tol, gate_margin=margin,
+                         gate_worst_margin=config_select.gate_worst_margin,
+                         max_gate_candidates=maxc,
                          n_boot=config_select.n_boot, rule=config_select.rule,
                          allow_tail_regression=bool(flags.get("allow_tail_regression")),
                          reason=flags.get("reason"),
@@ -336,6 +340,7 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "stability_gate": {
             "scheme": "stratified_text",
             "margin": opts.gate_margin,
+            "worst_prompt_margin": opts.gate_worst_margin,
             "metrics": list(GATE_METRICS),
             "max_candidates": opts.max_gate_candidates,
             "baseline": sel.gate_baseline,
@@ -445,6 +450,7 @@ def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
         tried = ", ".join(str(g.trial_number) for g in sel.gates)
         raise StabilityGateError(
             f"no candidate passed the stability gate (tried trials {tried} under "
-            f"stratified_text, margin {opts.gate_margin}); see {ws.run_dir / SUMMARY}; raise "
-            "select.gate_margin or max_gate_candidates only with a reason")
+            f"stratified_text, margin {opts.gate_margin}, worst-prompt QWK margin "
+            f"{opts.gate_worst_margin}); see {ws.run_dir / SUMMARY}; raise select.gate_margin, "
+            "gate_worst_margin or max_gate_candidates only with a reason")
     return record, sel

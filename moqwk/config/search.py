@@ -199,6 +199,7 @@ class SelectConfig:
 
     tie_tolerance: float | None = None  # None: "auto", estimated from the data
     gate_margin: float = 0.02
+    gate_worst_margin: float = 0.10
     max_gate_candidates: int = 3
     n_boot: int = 200
     rule: str = "lexicographic"
@@ -206,15 +207,16 @@ class SelectConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule,
                 "tie_tolerance": "auto" if self.tie_tolerance is None else self.tie_tolerance,
-                "gate_margin": self.gate_margin, "max_gate_candidates": self.max_gate_candidates,
+                "gate_margin": self.gate_margin, "gate_worst_margin": self.gate_worst_margin,
+                "max_gate_candidates": self.max_gate_candidates,
                 "n_boot": self.n_boot}
 
 
 def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
     from moqwk.core.selection import RULES
 
-    s = section(raw, "select", {"rule", "tie_tolerance", "gate_margin", "max_gate_candidates",
-                                "n_boot"})
+    s = section(raw, "select", {"rule", "tie_tolerance", "gate_margin", "gate_worst_margin",
+                                "max_gate_candidates", "n_boot"})
     tol = s.get("tie_tolerance", "auto")
     if tol is None or tol == "auto":
         tie = None
@@ -225,6 +227,7 @@ def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
     return SelectConfig(
         tie_tolerance=tie,
         gate_margin=bounded(s, "gate_margin", "select", float, 0.02, lo=0.0),
+        gate_worst_margin=bounded(s, "gate_worst_margin", "select", float, 0.10, lo=0.0),
         max_gate_candidates=bounded(s, "max_gate_candidates", "select", int, 3, lo=1),
         n_boot=bounded(s, "n_boot", "select", int, 200, lo=2),
         rule=choice(s, "rule", "select", tuple(RULES), "lexicographic"),

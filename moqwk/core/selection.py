@@ -17,8 +17,11 @@ import pandas as pd
 from moqwk.core.metrics import qwk_by_group
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 
-#: What the stability gate compares between a candidate and the baseline.
-GATE_METRICS: tuple[str, ...] = ("mean_qwk", "pooled_qwk", "low_tail_mae", "high_tail_mae")
+#: What the stability gate compares between a candidate and the baseline. Worst-prompt QWK is
+#: noisier than the others (one standard error is about 0.07 on ELLIPSE), so it has its own,
+#: wider margin (``select.gate_worst_margin``).
+GATE_METRICS: tuple[str, ...] = ("mean_qwk", "pooled_qwk", "worst_prompt_qwk", "low_tail_mae",
+                                 "high_tail_mae")
 
 #: Upper bound on the cells of qwk_by_group's (groups, k, k) tensors in one bootstrap chunk.
 _BOOT_CELLS = 2_000_000
@@ -264,6 +267,7 @@ class GateCheck:
     baseline: float
     delta: float
     direction: str  # "maximize" | "minimize", from the metric registry
+    margin: float
     regressed: bool
 
     def to_dict(self) -> dict:
@@ -292,15 +296,17 @@ def gate_verdict(
     baseline: Mapping[str, float | None],
     margin: float,
     metrics: Sequence[str] = GATE_METRICS,
+    margins: Mapping[str, float] | None = None,
 ) -> GateVerdict:
     """Does ``candidate`` hold up against ``baseline`` within ``margin`` on every metric?
 
-    A metric regresses when the candidate is worse than the baseline by more than ``margin`` in
-    the metric's direction (so a drop of exactly ``margin`` passes). A metric absent,
-    None or NaN on either side is skipped and listed. With every metric skipped the verdict
-    passes vacuously: check ``checks`` if that matters.
+    A metric regresses when the candidate is worse than the baseline by more than its margin in
+    the metric's direction (so a drop of exactly the margin passes): ``margins[name]`` where
+    given, else ``margin``. A metric absent, None or NaN on either side is skipped and listed.
+    With every metric skipped the verdict passes vacuously: check ``checks`` if that matters.
     """
     margin = _check_tolerance("margin", margin)
+    own = {k: _check_tolerance(f"margins[{k}]", v) for k, v in (margins or {}).items()}
     checks: list[GateCheck] = []
     skipped: list[str] = []
     for name in metrics:
@@ -309,9 +315,10 @@ def gate_verdict(
         if c is None or b is None:
             skipped.append(name)
             continue
+        mg = own.get(name, margin)
         checks.append(GateCheck(metric=name, candidate=c, baseline=b, delta=c - b,
-                                direction=str(m.direction),
-                                regressed=bool(m.regressed(c, b, margin))))
+                                direction=str(m.direction), margin=mg,
+                                regressed=bool(m.regressed(c, b, mg))))
     return GateVerdict(passed=not any(ch.regressed for ch in checks), checks=tuple(checks),
                        skipped=tuple(skipped))
 

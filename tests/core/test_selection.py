@@ -318,7 +318,7 @@ def test_gate_matches_definition(cand_updates, margin):
 def test_gate_skips_missing_values_and_serialises():
     cand = {"mean_qwk": 0.7, "pooled_qwk": None, "low_tail_mae": float("nan")}
     v = gate_verdict(candidate=cand, baseline=BASE, margin=0.01)
-    assert v.skipped == ("pooled_qwk", "low_tail_mae", "high_tail_mae")
+    assert v.skipped == ("pooled_qwk", "worst_prompt_qwk", "low_tail_mae", "high_tail_mae")
     assert [c.metric for c in v.checks] == ["mean_qwk"]
     assert not v.passed  # 0.7 < 0.75 - 0.01
     d = json.loads(json.dumps(v.to_dict()))
@@ -326,6 +326,21 @@ def test_gate_skips_missing_values_and_serialises():
     assert d["checks"][0]["metric"] == "mean_qwk" and d["checks"][0]["regressed"] is True
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.passed = True  # type: ignore[misc]
+
+
+def test_gate_takes_a_metric_s_own_margin():
+    """Worst-prompt QWK is noisier: its own margin lets a drop pass that the common one fails."""
+    base = {"worst_prompt_qwk": 0.40}
+    cand = {"worst_prompt_qwk": 0.35}
+    common = gate_verdict(candidate=cand, baseline=base, margin=0.02,
+                          metrics=("worst_prompt_qwk",))
+    own = gate_verdict(candidate=cand, baseline=base, margin=0.02,
+                       metrics=("worst_prompt_qwk",), margins={"worst_prompt_qwk": 0.10})
+    assert not common.passed and own.passed
+    assert own.checks[0].margin == 0.10 and common.checks[0].margin == 0.02
+    far = gate_verdict(candidate={"worst_prompt_qwk": 0.29}, baseline=base, margin=0.02,
+                       metrics=("worst_prompt_qwk",), margins={"worst_prompt_qwk": 0.10})
+    assert not far.passed
 
 
 def test_gate_rejects_unknown_metric_and_negative_margin():
