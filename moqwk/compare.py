@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from moqwk import artifacts
 from moqwk.config import Config
+from moqwk.core.metrics import tail_masks
 from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
 from moqwk.core.splits import partition_key
@@ -81,9 +84,18 @@ def check_fresh_seed(config: Config, seed: int) -> None:
                           "another so the folds are fresh")
 
 
+@dataclass(frozen=True)
+class FreshScores:
+    """Each config's fresh metrics, and its fresh out-of-fold levels (configs, repeats, essays)
+    for paired comparisons."""
+
+    metrics: list[dict]
+    levels: np.ndarray
+
+
 def fresh_scores(ws: Workspace, params: Sequence[dict], *, seed: int, repeats: int,
                  forbidden: frozenset[str] = frozenset(),
-                 progress: Progress = NO_PROGRESS) -> list[dict]:
+                 progress: Progress = NO_PROGRESS) -> FreshScores:
     """Each config re-scored on the same fresh prompt-holdout fold assignments.
 
     The fresh repeats differ from each other and from every partition in ``forbidden`` (the
@@ -98,25 +110,67 @@ def fresh_scores(ws: Workspace, params: Sequence[dict], *, seed: int, repeats: i
                        forbidden=forbidden)
     engine.prepare()
     out = []
+    levels = []
+    es = ws.corpus.essay_scale
+    n = len(ws.corpus)
     label = (f"fresh folds (seed {seed}): {len(params)} config(s) x {repeats} repeat(s)")
     with progress.stage(label, total=len(params) * engine.n_fits, unit="folds") as st:
         for p in params:
-            m = engine.run(p, on_fold=st.advance).metrics
-            out.append({name: spec.value(m) for name, spec in METRICS.items()})
-    return out
+            res = engine.run(p, on_fold=st.advance)
+            out.append({name: spec.value(res.metrics) for name, spec in METRICS.items()})
+            pred = res.oof["y_pred"].to_numpy(float).reshape(-1, n)
+            levels.append(np.stack([es.level(row) for row in pred]))
+    return FreshScores(out, np.stack(levels) if levels else np.empty((0, repeats, n)))
 
 
-def verdict(first: RunSummary, second: RunSummary, a: dict, b: dict) -> dict:
-    """Does the first run match or improve both QWKs against the second, tails not worse?"""
+def paired_fresh(ws: Workspace, fresh: FreshScores, *, seed: int, n_boot: int = 500) -> dict:
+    """First config minus second on the fresh folds, per objective, with its paired bootstrap
+    SE (essays resampled within prompts, both configs on the same resample)."""
+    from moqwk.core.noise import paired_differences
+    from moqwk.core.pooled import pool
+
+    c = ws.corpus
+    es = c.essay_scale
+    n_levels = np.ones(len(c.prompt_names), dtype=np.int64)
+    n_levels[c.prompt_codes] = es.n_levels
+    sizes = np.bincount(c.prompt_codes, minlength=len(c.prompt_names))
+    low, high = tail_masks(c.y_norm, ws.config.tails.low_band, ws.config.tails.high_band)
+    pooled = pool(prompt_codes=c.prompt_codes, true_level=es.level(c.scores),
+                  preds=fresh.levels[:2], n_levels_by_prompt=n_levels,
+                  eligible=sizes >= ws.config.cv.min_prompt_n, low_tail=low, high_tail=high)
+    diffs = paired_differences(pooled, first=0, second=1, n_boot=n_boot, seed=seed)
+    return {d.metric: d.to_dict() for d in diffs}
+
+
+def verdict(first: RunSummary, second: RunSummary, a: dict, b: dict,
+            paired: dict | None = None) -> dict:
+    """Does the first run match or improve both QWKs against the second, tails not worse?
+
+    On fresh folds, with their noise: a difference within its paired bootstrap SE is a tie
+    (``paired``: per objective ``{difference, se, tie}``), and a tie is not worse. Without
+    ``paired`` the comparison is strict.
+    """
     obj = first.objectives
     crit = success_criterion(candidate=a, baseline=b, objectives=obj)
-    tails_ok = all(crit["checks"][m]["ok"] for m in obj.tails)
-    qwk_ok = all(crit["checks"][m]["ok"] for m in (obj.primary, obj.secondary))
+    checks = {}
+    for name, c in crit["checks"].items():
+        p = (paired or {}).get(name) or {}
+        se = p.get("se")
+        tie = bool(p.get("tie")) if p else False
+        outcome = ("tie" if tie else "better" if c["ok"] and c["delta"] not in (None, 0)
+                   else "same" if c["ok"] else "worse")
+        checks[name] = {**c, "se": se, "tie": tie, "outcome": outcome,
+                        "strictly_ok": c["ok"], "ok": c["ok"] or tie}
+    tails_ok = all(checks[m]["ok"] for m in obj.tails)
+    qwk_ok = all(checks[m]["ok"] for m in (obj.primary, obj.secondary))
     met = qwk_ok and (tails_ok or first.allow_tail_regression)
     return {"first": first.run_dir, "second": second.run_dir, "on": "fresh folds",
+            "ties": "a difference within its paired bootstrap SE (essays resampled within "
+                    "prompts on the fresh out-of-fold predictions) counts as a tie, not worse"
+                    if paired else "none: strict comparison",
             "qwk_matched_or_improved": qwk_ok, "tails_not_worse": tails_ok,
             "tail_regression_allowed": first.allow_tail_regression,
-            "met": met, "checks": crit["checks"]}
+            "met": met, "checks": checks}
 
 
 def compare_config(run_dirs: Sequence[Path], given: Config | None) -> Config:
@@ -153,9 +207,9 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
         *(partition_keys(Path(d)) for d in run_dirs),
         {partition_key(searched.assignment(r), ids=ws.corpus.ids)
          for r in range(searched.repeats)})
-    fresh = fresh_scores(ws, [r.params for r in runs], seed=seed, repeats=repeats,
-                         forbidden=forbidden,
-                         progress=progress)
+    scored = fresh_scores(ws, [r.params for r in runs], seed=seed, repeats=repeats,
+                          forbidden=forbidden, progress=progress)
+    fresh = scored.metrics
     obj = runs[0].objectives
     record: dict[str, Any] = {
         "fresh_folds": {"scheme": "prompt_holdout", "seed": seed, "repeats": repeats},
@@ -172,7 +226,8 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
                  for r, f in zip(runs, fresh, strict=True)],
     }
     if len(runs) >= 2:
-        record["verdict"] = verdict(runs[0], runs[1], fresh[0], fresh[1])
+        paired = paired_fresh(ws, scored, seed=seed)
+        record["verdict"] = verdict(runs[0], runs[1], fresh[0], fresh[1], paired)
     artifacts.write_json(out_dir / "compare.json", record)
     artifacts.write_text(out_dir / "compare.md", compare_markdown(record))
     return record

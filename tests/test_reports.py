@@ -174,7 +174,7 @@ def test_compare_markdown_rows_and_verdict():
         "0.100", "0.110", "0.700", "0.050", "-0.040", "pass", "512 s"]
     assert next(ln for ln in lines if ln.startswith("| runs/g |")).endswith("| fail | n/a |")
     assert "`runs/s` against `runs/g`: **not met**" in text
-    assert "| worst-prompt QWK | 0.580 | 0.590 | -0.010 | no |" in text
+    assert "| worst-prompt QWK | 0.580 | 0.590 | -0.010 | n/a |  | no |" in text
     assert "**met**" in compare_markdown(compare_record(met=True))
 
 

@@ -18,7 +18,7 @@ from moqwk.console.tables import (
     trials_table,
 )
 from moqwk.core.metrics import CVMetrics
-from moqwk.core.objectives import ObjectiveSet
+from moqwk.core.objectives import ObjectiveSet, metric
 from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import objectives_of
 from moqwk.run.layout import BASELINE_OOF, HTML_REPORT, SELECTED, SUMMARY, TRIALS_JSON
@@ -119,6 +119,10 @@ def show_compare(console: Console, record: dict, out: Path) -> None:
                       "its prompt scored with it (fresh folds score each prompt as a batch)")
     v = record.get("verdict")
     if v:
+        ties = [metric(m).label for m, c in v.get("checks", {}).items() if c.get("tie")]
+        worse = [metric(m).label for m, c in v.get("checks", {}).items() if not c.get("ok")]
         console.print(f"Verdict on fresh folds: {v['first']} vs {v['second']}: "
-                      f"{'MET' if v['met'] else 'NOT met'}")
+                      f"{'MET' if v['met'] else 'NOT met'}"
+                      + (f"; worse beyond noise on {', '.join(worse)}" if worse else "")
+                      + (f"; within noise (a tie) on {', '.join(ties)}" if ties else ""))
     console.print(f"wrote {out / 'compare.md'} and {out / 'compare.json'}")

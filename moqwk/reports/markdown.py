@@ -266,11 +266,13 @@ def compare_markdown(record: dict) -> str:
                   f"`{v['first']}` against `{v['second']}`: **{'met' if v['met'] else 'not met'}**"
                   f" (QWKs matched or improved: {v['qwk_matched_or_improved']}; tails not worse: "
                   f"{v['tails_not_worse']}; tail regression allowed: "
-                  f"{v['tail_regression_allowed']}).", "",
-                  "| metric | first | second | difference | ok |", "|---|---|---|---|---|"]
+                  f"{v['tail_regression_allowed']}). Ties: {v.get('ties', 'none')}.", "",
+                  "| metric | first | second | difference | paired SE | outcome | ok |",
+                  "|---|---|---|---|---|---|---|"]
         for m, c in v["checks"].items():
             lines.append(f"| {metric(m).label} | {metric(m).format(c['candidate'])} "
                          f"| {metric(m).format(c['baseline'])} | {metric(m).format(c['delta'])} "
+                         f"| {fmt(c.get('se'))} | {c.get('outcome', '')} "
                          f"| {'yes' if c['ok'] else 'no'} |")
     lines += ["", "```json", json.dumps(record["fresh_folds"]), "```", ""]
     return "\n".join(lines)
