@@ -16,7 +16,6 @@ import numpy as np
 
 from moqwk import artifacts
 from moqwk.config import Config
-from moqwk.core.metrics import tail_masks
 from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
 from moqwk.core.splits import partition_key
@@ -127,19 +126,14 @@ def paired_fresh(ws: Workspace, fresh: FreshScores, *, seed: int, n_boot: int = 
     """First config minus second on the fresh folds, per objective, with its paired bootstrap
     SE (essays resampled within prompts, both configs on the same resample)."""
     from moqwk.core.noise import paired_differences
-    from moqwk.core.pooled import pool
+    from moqwk.core.worst_prompt import estimator
 
-    c = ws.corpus
-    es = c.essay_scale
-    n_levels = np.ones(len(c.prompt_names), dtype=np.int64)
-    n_levels[c.prompt_codes] = es.n_levels
-    sizes = np.bincount(c.prompt_codes, minlength=len(c.prompt_names))
-    low, high = tail_masks(c.y_norm, ws.config.tails.low_band, ws.config.tails.high_band)
-    pooled = pool(prompt_codes=c.prompt_codes, true_level=es.level(c.scores),
-                  preds=fresh.levels[:2], n_levels_by_prompt=n_levels,
-                  eligible=sizes >= ws.config.cv.min_prompt_n, low_tail=low, high_tail=high)
-    diffs = paired_differences(pooled, first=0, second=1, n_boot=n_boot, seed=seed)
-    return {d.metric: d.to_dict() for d in diffs}
+    diffs = paired_differences(ws.pool(fresh.levels[:2]), first=0, second=1, n_boot=n_boot,
+                               seed=seed,
+                               worst_prompt=estimator(ws.config.objectives.worst_prompt))
+    names = dict(zip(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"),
+                     ws.config.objectives.names, strict=True))  # the core's columns, by role
+    return {names[d.metric]: {**d.to_dict(), "metric": names[d.metric]} for d in diffs}
 
 
 def verdict(first: RunSummary, second: RunSummary, a: dict, b: dict,

@@ -23,9 +23,7 @@ from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 from moqwk.core.selection import (
     GATE_METRICS,
     RULES,
-    bootstrap_worst_qwk_diff_se,
     gate_verdict,
-    rank_lexicographic,
     success_criterion,
     tail_tradeoff,
 )
@@ -62,6 +60,7 @@ class SelectOptions:
     storage: str | None = None
     study_name: str = "moqwk"
     rule: str = "lexicographic"
+    tie_method: str = "paired_median"
 
 
 @dataclass(frozen=True)
@@ -153,34 +152,33 @@ def front_frame(front: Sequence[dict], objectives: ObjectiveSet = DEFAULT_OBJECT
 
 def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
                            oof_levels: Mapping[int, list[list[int]]], *,
-                           n_boot: int, seed: int) -> tuple[float, dict]:
-    """One bootstrap standard error of the worst-prompt QWK difference of the two best trials.
+                           n_boot: int, seed: int, method: str = "paired_median",
+                           objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> tuple[float, dict]:
+    """The tie band: the noise of a primary-objective difference between distinct configs.
 
-    Essays are resampled within prompts on the out-of-fold predictions of every fold assignment
-    (per-prompt QWK averaged over assignments, as in the objective), the same resample for both
-    trials. With fewer than two trials there is nothing to tie.
+    :func:`moqwk.core.noise.tie_band` on the front's out-of-fold levels, ordered best-first by
+    the primary objective: ``paired_median`` (the median paired bootstrap SE between the top
+    trial and the next five trials whose predictions differ from it) or ``independent``
+    (sqrt 2 x the top trial's own SE). A duplicate of the top trial never narrows the band.
+    With fewer than two trials there is nothing to tie.
     """
-    by_worst = ranked.sort_values(["worst_prompt_qwk", "trial_number"],
-                                  ascending=[False, True])  # the band is on worst-prompt QWK
-    if len(by_worst) < 2:
+    from moqwk.core.noise import tie_band
+    from moqwk.core.worst_prompt import estimator
+
+    p = metric(objectives.primary)
+    by_primary = ranked.assign(_loss=[p.loss(v) for v in ranked[objectives.primary]]
+                               ).sort_values(["_loss", "trial_number"])
+    if len(by_primary) < 2:
         return 0.0, {"method": "single candidate: nothing to tie", "value": 0.0}
-    a, b = (int(n) for n in by_worst["trial_number"].iloc[:2])
-    c = ws.corpus
-    es = c.essay_scale
-    levels_by_prompt = np.ones(len(c.prompt_names), dtype=np.int64)
-    levels_by_prompt[c.prompt_codes] = es.n_levels
-    counts = np.bincount(c.prompt_codes, minlength=len(c.prompt_names))
-    se = bootstrap_worst_qwk_diff_se(
-        prompt_codes=c.prompt_codes, true_level=es.level(c.scores),
-        pred_a=np.asarray(oof_levels[a]), pred_b=np.asarray(oof_levels[b]),
-        n_levels_by_prompt=levels_by_prompt, eligible=counts >= ws.config.cv.min_prompt_n,
-        n_boot=n_boot, seed=seed)
-    value = 0.0 if not math.isfinite(se) else float(se)
-    return value, {"method": "bootstrap SE of the worst-prompt QWK difference between the two "
-                             "trials with the best worst-prompt QWK; essays resampled within "
-                             "prompts on out-of-fold predictions, per-prompt QWK averaged over "
-                             f"{len(oof_levels[a])} fold assignment(s)",
-                   "trials": [a, b], "n_boot": n_boot, "seed": seed, "value": value}
+    numbers = [int(n) for n in by_primary["trial_number"] if int(n) in oof_levels]
+    band = tie_band(ws.pool([oof_levels[n] for n in numbers]),
+                    order=np.arange(len(numbers)), n_boot=n_boot, seed=seed, method=method,
+                    worst_prompt=estimator(objectives.worst_prompt))
+    d = band.to_dict()
+    d["top"] = numbers[band.top]
+    d["pairs"] = [numbers[i] for i in band.pairs]
+    d["trials"] = [d["top"], *d["pairs"]]
+    return band.value, d
 
 
 @dataclass
@@ -248,10 +246,9 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     by_number = {r["number"]: r for r in run.trials}
     frame = front_frame(front, obj)
     if opts.tie_tolerance is None:
-        tol, how = estimate_tie_tolerance(ws, rank_lexicographic(frame, tie_tolerance=0.0,
-                                                                 objectives=obj),
-                                          run.oof_levels, n_boot=opts.n_boot,
-                                          seed=ws.config.cv.seed)
+        tol, how = estimate_tie_tolerance(ws, frame, run.oof_levels, n_boot=opts.n_boot,
+                                          seed=ws.config.cv.seed, method=opts.tie_method,
+                                          objectives=obj)
     else:
         tol = float(opts.tie_tolerance)
         how = {"method": "given", "value": tol}
@@ -306,6 +303,7 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
                          gate_worst_margin=config_select.gate_worst_margin,
                          max_gate_candidates=maxc,
                          n_boot=config_select.n_boot, rule=config_select.rule,
+                         tie_method=config_select.tie_method,
                          allow_tail_regression=bool(flags.get("allow_tail_regression")),
                          reason=flags.get("reason"),
                          storage=flags.get("storage"),

@@ -146,11 +146,12 @@ def test_choice_follows_the_lexicographic_rule_and_the_gate(searched, selected):
     feasible = [r for r in searched.records if keeps_guardrails(r)]
     front = [by_number(searched.records)[n] for n in front_of(feasible)]
     tol = rec["tie_tolerance"]
-    # The tie band is the bootstrap SE of the difference between the two front trials with the
-    # best worst-prompt QWK: it names those two, and two different configs are not tied exactly.
+    # The tie band is the noise of a worst-prompt QWK difference between the front's best trial
+    # and the next ones (up to five) whose predictions differ from it: it names them, in order.
     method = rec["tie_tolerance_method"]
-    two_best = sorted(front, key=lambda r: (-r["values"]["worst_prompt_qwk"], r["number"]))[:2]
-    assert method["trials"] == [r["number"] for r in two_best]
+    best_first = sorted(front, key=lambda r: (-r["values"]["worst_prompt_qwk"], r["number"]))
+    assert method["trials"] == [r["number"] for r in best_first][:6]
+    assert method["top"] == best_first[0]["number"]
     assert method["value"] == tol and 0 < tol < 0.2
     ranking = lexicographic(front, tol)
     assert [c["trial_number"] for c in rec["candidates"]] == ranking
@@ -385,14 +386,14 @@ def test_demo_ends_with_a_selection(tmp_path):
 
 
 def test_tie_tolerance_uses_every_fold_assignment(tmp_path: Path, write_search_config) -> None:
-    """With ``cv.repeats: 2`` the bootstrap scores both assignments' predictions (per-prompt QWK
-    averaged over them, as in the objective), not the first assignment alone."""
+    """With ``cv.repeats: 2`` the tie band is estimated on both assignments' predictions
+    (per-prompt QWK averaged over them, as in the objective), not the first alone."""
     import numpy as np
     import yaml
 
     from moqwk.config import load_config
-    from moqwk.core.selection import bootstrap_worst_qwk_diff_se
-    from moqwk.corpus import load_corpus
+    from moqwk.core.noise import tie_band
+    from moqwk.run.workspace import Workspace
 
     cfg = write_search_config(tmp_path / "config.yaml", tolerance=0.5,
                               search={"population_size": 4, "seed_neighbours": 0, "seed": 4})
@@ -400,24 +401,64 @@ def test_tie_tolerance_uses_every_fold_assignment(tmp_path: Path, write_search_c
     raw["cv"]["repeats"] = 2
     cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
     run_dir = tmp_path / "run"
-    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials", "4"]) == 0
+    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials", "5"]) == 0
     assert select(cfg, run_dir, "--gate-margin", GENEROUS) == 0
     rec = read_json(run_dir / "artifacts/selected_params.json")
     method = rec["tie_tolerance_method"]
-    assert "2 fold assignment(s)" in method["method"]
-    a, b = method["trials"]
+    assert method["method"] == "paired_median" and rec["tie_tolerance"] > 0
     study = optuna.load_study(study_name="moqwk", storage=f"sqlite:///{run_dir / 'study.db'}",
                               sampler=optuna.samplers.NSGAIISampler())
     levels = {t.number: np.asarray(t.user_attrs["oof_level"]) for t in study.trials}
-    assert levels[a].shape[0] == 2
-    corpus = load_corpus(load_config(cfg))
-    es = corpus.essay_scale
-    by_prompt = np.ones(len(corpus.prompt_names), dtype=np.int64)
-    by_prompt[corpus.prompt_codes] = es.n_levels
-    kw = dict(prompt_codes=corpus.prompt_codes, true_level=es.level(corpus.scores),
-              n_levels_by_prompt=by_prompt, n_boot=method["n_boot"], seed=method["seed"],
-              eligible=np.bincount(corpus.prompt_codes) >= 20)
-    both = bootstrap_worst_qwk_diff_se(**kw, pred_a=levels[a], pred_b=levels[b])
-    first_only = bootstrap_worst_qwk_diff_se(**kw, pred_a=levels[a][0], pred_b=levels[b][0])
-    assert rec["tie_tolerance"] == pytest.approx(both)
-    assert both != pytest.approx(first_only)
+    trials = method["trials"]  # the top trial, then its distinct competitors
+    assert levels[trials[0]].shape[0] == 2
+    with pytest.warns(UserWarning):
+        ws = Workspace.open(load_config(cfg), run_dir)
+    order = np.arange(len(trials))
+    both = tie_band(ws.pool([levels[n] for n in trials]), order=order, n_boot=method["n_boot"],
+                    seed=method["seed"])
+    first_only = tie_band(ws.pool([levels[n][:1] for n in trials]), order=order,
+                          n_boot=method["n_boot"], seed=method["seed"])
+    assert rec["tie_tolerance"] == pytest.approx(both.value)
+    assert both.value != pytest.approx(first_only.value)
+
+
+def test_a_duplicate_of_the_top_trial_never_collapses_the_tie_band(
+        tmp_path: Path, write_search_config) -> None:
+    """The audit's defect: the band was the SE of the top two trials' difference, exactly 0 when
+    the second is a copy of the first (NSGA-II duplicates, the grid's baseline run twice). Now
+    the copy is skipped and the band is the noise against distinct trials."""
+    import numpy as np
+    import pandas as pd
+
+    from moqwk.config import load_config
+    from moqwk.core.selection import bootstrap_worst_qwk_diff_se
+    from moqwk.run.workspace import Workspace
+    from moqwk.selector import estimate_tie_tolerance, load_trials
+
+    from_conftest = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 60,
+                     "min_child_weight": 4.0, "subsample": 0.8}
+    cfg = write_search_config(tmp_path / "config.yaml", tolerance=0.5, search={
+        "population_size": 4, "seed_neighbours": 0, "seed": 4,
+        "initial_configs": [from_conftest]})  # trial 1: the baseline's own params again
+    run_dir = tmp_path / "run"
+    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials", "5"]) == 0
+    run = load_trials(run_dir)
+    lv = {n: np.asarray(v) for n, v in run.oof_levels.items()}
+    assert np.array_equal(lv[0], lv[1])  # a true duplicate
+    with pytest.warns(UserWarning):
+        ws = Workspace.open(load_config(cfg), run_dir)
+    # rank the duplicate pair first and second, the others after them
+    frame = pd.DataFrame([{"trial_number": n, "worst_prompt_qwk": 1.0 - 0.01 * n,
+                           "mean_qwk": 0.5, "low_tail_mae": 0.1, "high_tail_mae": 0.1}
+                          for n in sorted(lv)])
+    es = ws.corpus.essay_scale
+    by_prompt = np.ones(len(ws.corpus.prompt_names), dtype=np.int64)
+    by_prompt[ws.corpus.prompt_codes] = es.n_levels
+    old = bootstrap_worst_qwk_diff_se(  # the defective estimator: top two only
+        prompt_codes=ws.corpus.prompt_codes, true_level=es.level(ws.corpus.scores),
+        pred_a=lv[0], pred_b=lv[1], n_levels_by_prompt=by_prompt,
+        eligible=np.bincount(ws.corpus.prompt_codes) >= 20, n_boot=50, seed=0)
+    assert old == 0.0
+    value, how = estimate_tie_tolerance(ws, frame, run.oof_levels, n_boot=50, seed=0)
+    assert how["top"] == 0 and 1 not in how["pairs"] and how["pairs"]
+    assert value > 0.01

@@ -203,9 +203,10 @@ class SelectConfig:
     max_gate_candidates: int = 3
     n_boot: int = 200
     rule: str = "lexicographic"
+    tie_method: str = "paired_median"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule,
+        return {"rule": self.rule, "tie_method": self.tie_method,
                 "tie_tolerance": "auto" if self.tie_tolerance is None else self.tie_tolerance,
                 "gate_margin": self.gate_margin, "gate_worst_margin": self.gate_worst_margin,
                 "max_gate_candidates": self.max_gate_candidates,
@@ -213,10 +214,11 @@ class SelectConfig:
 
 
 def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
+    from moqwk.core.noise import TIE_METHODS
     from moqwk.core.selection import RULES
 
-    s = section(raw, "select", {"rule", "tie_tolerance", "gate_margin", "gate_worst_margin",
-                                "max_gate_candidates", "n_boot"})
+    s = section(raw, "select", {"rule", "tie_tolerance", "tie_method", "gate_margin",
+                                "gate_worst_margin", "max_gate_candidates", "n_boot"})
     tol = s.get("tie_tolerance", "auto")
     if tol is None or tol == "auto":
         tie = None
@@ -231,4 +233,5 @@ def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
         max_gate_candidates=bounded(s, "max_gate_candidates", "select", int, 3, lo=1),
         n_boot=bounded(s, "n_boot", "select", int, 200, lo=2),
         rule=choice(s, "rule", "select", tuple(RULES), "lexicographic"),
+        tie_method=choice(s, "tie_method", "select", TIE_METHODS, "paired_median"),
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from moqwk.config._fields import bounded, choice, section, typed
 from moqwk.core.mapping import METHODS, MappingSpec
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS, ObjectiveSet
 from moqwk.errors import ConfigError
 
 DEFAULT_BASELINE_PARAMS: dict[str, Any] = {
@@ -70,7 +70,8 @@ class ModelConfig:
 
 
 #: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs.
-WORST_PROMPT_ESTIMATORS: Mapping[str, str] = {"min": "worst_prompt_qwk"}
+WORST_PROMPT_ESTIMATORS: Mapping[str, str] = {
+    m.worst_prompt: m.name for m in METRICS.values() if m.worst_prompt is not None}
 
 
 @dataclass(frozen=True)

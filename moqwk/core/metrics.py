@@ -6,9 +6,12 @@ scikit-learn's default, which changes the value when a level is missing from a s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from moqwk.core.pooled import lin_variance
 
 
 def qwk_by_group(
@@ -72,6 +75,9 @@ class PromptRow:
     mae: float
     bias: float
     eligible: bool
+    #: Sampling variance of ``qwk`` (Lin's delta method, mean over repeats): how noisy this
+    #: prompt's QWK is, which the empirical-Bayes worst-prompt estimator shrinks by.
+    qwk_var: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,15 @@ def compute_metrics(
         mae_p = sum_abs / rows_per_prompt
         bias_p = sum_err / rows_per_prompt
 
+    # each prompt's QWK sampling variance from its moments (one bincount per moment)
+    m = n_repeats * n_prompts
+    af, bf = true_level.astype(float), pred_level.astype(float)
+    mom = [np.bincount(group, weights=w, minlength=m).reshape(n_repeats, n_prompts)
+           for w in (np.ones(len(af)), af, af * af, bf, bf * bf, af * bf)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q_var = np.nanmean(np.where(np.isfinite(v := lin_variance(*mom)), v, np.nan), axis=0)
+
     eligible = (essays_per_prompt >= min_prompt_n) & ~np.isnan(q_mean)
     per_prompt = tuple(
         PromptRow(
@@ -191,6 +206,7 @@ def compute_metrics(
             mae=float(mae_p[i]),
             bias=float(bias_p[i]),
             eligible=bool(eligible[i]),
+            qwk_var=float(q_var[i]),
         )
         for i in range(n_prompts)
         if rows_per_prompt[i] > 0

@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from moqwk.core.metrics import CVMetrics
+from moqwk.core.worst_prompt import estimator
 
 Direction = Literal["maximize", "minimize"]
 
@@ -43,6 +46,9 @@ class Metric:
     value: Callable[[CVMetrics], float | None]
     digits: int = 3
     description: str = ""
+    #: For a worst-prompt objective: the estimator of :mod:`moqwk.core.worst_prompt` it is
+    #: (``min``, ``cvar10``, ``eb_min``), which the tie band, BBC and compare's noise reuse.
+    worst_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize", None):
@@ -71,6 +77,23 @@ class Metric:
         return fmt(x, self.digits)
 
 
+def _worst(kind: str) -> Callable[[CVMetrics], float | None]:
+    """A worst-prompt estimator (:mod:`moqwk.core.worst_prompt`) over the eligible prompts."""
+
+    def read(m: CVMetrics) -> float | None:
+        rows = [r for r in m.per_prompt if r.eligible]
+        if not rows:
+            return None
+        est = estimator(kind)
+        q = np.array([r.qwk for r in rows])
+        var = np.array([r.qwk_var for r in rows]) if est.needs_variance else None
+        v = float(est(q, sampling_var=var))
+        return None if math.isnan(v) else v
+
+    read.__name__ = f"read_{kind}"
+    return read
+
+
 def _attr(name: str) -> Callable[[CVMetrics], float | None]:
     def read(m: CVMetrics) -> float | None:
         v = getattr(m, name)
@@ -82,9 +105,19 @@ def _attr(name: str) -> Callable[[CVMetrics], float | None]:
 
 _ALL: tuple[Metric, ...] = (
     Metric(name="worst_prompt_qwk", direction="maximize", label="worst-prompt QWK",
-           short="worst QWK", value=_attr("worst_prompt_qwk"),
+           short="worst QWK", value=_attr("worst_prompt_qwk"), worst_prompt="min",
            description="lowest per-prompt QWK among prompts with at least min_prompt_n essays "
                        "(the minimum)"),
+    Metric(name="cvar10_prompt_qwk", direction="maximize",
+           label="mean of worst 10% prompts' QWK", short="worst-10% QWK",
+           value=_worst("cvar10"), worst_prompt="cvar10",
+           description="mean QWK of the worst 10% of the prompts with at least min_prompt_n "
+                       "essays (a lower-tail mean, CVaR-style; at least one prompt)"),
+    Metric(name="eb_worst_prompt_qwk", direction="maximize",
+           label="EB-shrunk worst-prompt QWK", short="EB worst QWK", value=_worst("eb_min"),
+           worst_prompt="eb_min",
+           description="lowest per-prompt QWK after an empirical-Bayes shrinkage of each "
+                       "prompt's QWK toward the mean, more for noisier (smaller) prompts"),
     Metric(name="mean_qwk", direction="maximize", label="mean per-prompt QWK",
            short="mean QWK", value=_attr("mean_qwk"),
            description="mean of the per-prompt QWKs of prompts with at least min_prompt_n "
@@ -138,6 +171,11 @@ class ObjectiveSet:
     @property
     def names(self) -> tuple[str, ...]:
         return (self.primary, self.secondary, *self.tails)
+
+    @property
+    def worst_prompt(self) -> str:
+        """The worst-prompt estimator of the primary objective (``min`` when it is not one)."""
+        return metric(self.primary).worst_prompt or "min"
 
     @property
     def metrics(self) -> tuple[Metric, ...]:

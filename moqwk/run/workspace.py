@@ -54,3 +54,22 @@ class Workspace:
                                repeats=repeats, forbidden=forbidden)
         return CVEngine(self.config, self.corpus, splits, nthread=nthread, store=store,
                         predictions=predictions, progress=progress)
+
+    def pool(self, levels: Any) -> Any:
+        """Out-of-fold levels of several configs (each: fold assignments x essays) with this
+        corpus's prompts, true levels, scales, eligible prompts and tails, as
+        :func:`moqwk.core.pooled.pool` takes them (for the tie band, BBC, compare's noise)."""
+        import numpy as np
+
+        from moqwk.core.metrics import tail_masks
+        from moqwk.core.pooled import pool
+
+        c = self.corpus
+        es = c.essay_scale
+        n_levels = np.ones(len(c.prompt_names), dtype=np.int64)
+        n_levels[c.prompt_codes] = es.n_levels
+        sizes = np.bincount(c.prompt_codes, minlength=len(c.prompt_names))
+        low, high = tail_masks(c.y_norm, self.config.tails.low_band, self.config.tails.high_band)
+        return pool(prompt_codes=c.prompt_codes, true_level=es.level(c.scores),
+                    preds=np.asarray(levels), n_levels_by_prompt=n_levels,
+                    eligible=sizes >= self.config.cv.min_prompt_n, low_tail=low, high_tail=high)

@@ -26,6 +26,7 @@ from moqwk.core.objectives import (
 #: direction (and, below, how it is read from a CV run) is written down.
 DIRECTIONS = {
     "worst_prompt_qwk": "maximize", "mean_qwk": "maximize", "pooled_qwk": "maximize",
+    "cvar10_prompt_qwk": "maximize", "eb_worst_prompt_qwk": "maximize",
     "low_tail_mae": "minimize", "high_tail_mae": "minimize",
     "low_tail_bias": None, "high_tail_bias": None,
 }
@@ -54,8 +55,20 @@ def by_hand() -> dict[str, float]:
          for k in (0, 1)]
     err = (Y_PRED - Y_TRUE) / 4.0  # normalised units
     low, high = Y_TRUE <= 2.0, Y_TRUE >= 4.0  # z <= 0.25 and z >= 0.75
+    # EB shrinkage (the estimator of moqwk.core.worst_prompt) with each prompt's QWK variance
+    # from Lin's delta method on that prompt's level moments, summed here with numpy
+    from moqwk.core.pooled import lin_variance
+    from moqwk.core.worst_prompt import eb_worst
+
+    var = []
+    for k in (0, 1):
+        a, b = t[PROMPTS == k].astype(float), p[PROMPTS == k].astype(float)
+        moments = (len(a), a.sum(), (a * a).sum(), b.sum(), (b * b).sum(), (a * b).sum())
+        var.append(float(lin_variance(*(np.array(float(v)) for v in moments))))
     return {
         "worst_prompt_qwk": min(q), "mean_qwk": float(np.mean(q)),
+        "cvar10_prompt_qwk": min(q),  # 10% of 2 prompts: the one worst prompt
+        "eb_worst_prompt_qwk": float(eb_worst(np.array(q), sampling_var=np.array(var))),
         "pooled_qwk": cohen_kappa_score(t, p, weights="quadratic", labels=labels),
         "low_tail_mae": float(np.abs(err[low]).mean()),
         "high_tail_mae": float(np.abs(err[high]).mean()),
