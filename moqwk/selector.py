@@ -61,6 +61,9 @@ class SelectOptions:
     study_name: str = "moqwk"
     rule: str = "lexicographic"
     tie_method: str = "paired_median"
+    bbc_n_boot: int = 500
+    bbc_scheme: str = "essays"
+    bbc_corrected: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,51 @@ class Selection:
     gates: list[GateRun] = field(default_factory=list)
     tradeoff: list[dict] | None = None
     success: dict | None = None
+    selection_bias: dict | None = None
+
+
+def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
+                   tie_tolerance: float, chosen: dict) -> dict | None:
+    """A selection-bias-corrected estimate of what the chosen config scores on new folds.
+
+    BBC-CV (:func:`moqwk.core.bbc.bbc`): the out-of-fold predictions of every complete trial
+    are pooled; in each bootstrap replicate the whole selection (guardrails against the
+    baseline, feasible Pareto front, lexicographic rule with this tie band) is replayed on the
+    in-bag essays and its choice scored on the out-of-bag ones. No model is retrained. The
+    stability gate needs new models, so it is not replayed. None when fewer than two trials
+    have predictions.
+    """
+    from moqwk.core.bbc import bbc, lexicographic_selector
+    from moqwk.core.worst_prompt import estimator
+
+    if opts.bbc_n_boot == 0:
+        return None
+    numbers = [r["number"] for r in run.trials
+               if r["state"] == "complete" and r["number"] in run.oof_levels]
+    if len(numbers) < 2 or run.baseline["number"] not in numbers:
+        return None
+    obj = run.objectives
+    pooled = ws.pool([run.oof_levels[n] for n in numbers])
+    tolerance = run.guardrails["tolerance"] if not opts.allow_tail_regression else 1e9
+    result = bbc(pooled, selector=lexicographic_selector(tie_tolerance=tie_tolerance,
+                                                         trial_numbers=numbers),
+                 baseline=numbers.index(run.baseline["number"]), tolerance=tolerance,
+                 scheme=opts.bbc_scheme, n_boot=opts.bbc_n_boot, seed=ws.config.cv.seed,
+                 worst_prompt=estimator(obj.worst_prompt))
+    roles = dict(zip(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"),
+                     obj.names, strict=True))  # the core's columns, by role
+    record = result.to_dict()
+    pick = result.corrected if opts.bbc_corrected else result.estimates
+    record["estimates"] = {roles[k]: v for k, v in record["estimates"].items()}
+    record["corrected"] = {roles[k]: v for k, v in record["corrected"].items()}
+    record["chosen_counts"] = {numbers[int(i)]: c for i, c in record["chosen_counts"].items()}
+    record["reported"] = "corrected" if opts.bbc_corrected else "estimates"
+    record["summary"] = {
+        roles[k]: {"in_sample": chosen["values"][roles[k]], "estimate": e.point,
+                   "lo": e.lo, "hi": e.hi,
+                   "optimism": chosen["values"][roles[k]] - e.point}
+        for k, e in pick.items()}
+    return record
 
 
 def _gate_metrics(m: Any) -> dict:
@@ -275,6 +323,7 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
         base_vals = run.baseline["values"]
         sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals,
                                         objectives=obj)
+        sel.selection_bias = selection_bias(ws, run, opts, tie_tolerance=tol, chosen=sel.chosen)
         if not all(v <= 0 for v in sel.chosen["constraints"].values()):
             sel.tradeoff = tail_tradeoff(candidate=sel.chosen["values"], baseline=base_vals,
                                          tolerance=run.guardrails["tolerance"], objectives=obj)
@@ -304,6 +353,9 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
                          max_gate_candidates=maxc,
                          n_boot=config_select.n_boot, rule=config_select.rule,
                          tie_method=config_select.tie_method,
+                         bbc_n_boot=config_select.bbc_n_boot,
+                         bbc_scheme=config_select.bbc_scheme,
+                         bbc_corrected=config_select.bbc_corrected,
                          allow_tail_regression=bool(flags.get("allow_tail_regression")),
                          reason=flags.get("reason"),
                          storage=flags.get("storage"),
@@ -350,6 +402,7 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                      "reproduced_on_prompt_holdout": baseline_reproduced},
         "guardrails": run.guardrails,
         "success_criterion": sel.success,
+        "selection_bias": sel.selection_bias,
         "reproduced_on_prompt_holdout": reproduced,
         "study": {"name": run.study_name, "storage": run.storage, "kind": run.kind,
                   "n_trials": len(run.trials),

@@ -167,6 +167,41 @@ def test_choice_follows_the_lexicographic_rule_and_the_gate(searched, selected):
     assert rec["baseline"]["trial_number"] == 0
 
 
+def test_selection_records_a_bbc_estimate_that_replays_the_rule(searched, selected):
+    """selected_params.json holds BBC-CV's estimate of the chosen config on new folds, and the
+    same estimate comes out of core.bbc run by hand on the study's out-of-fold levels."""
+    import numpy as np
+
+    from moqwk.config import load_config
+    from moqwk.core.bbc import bbc, lexicographic_selector
+    from moqwk.run.workspace import Workspace
+    from moqwk.selector import load_trials
+
+    rec = selected.record
+    sb = rec["selection_bias"]
+    assert sb["n_boot"] == 500 and sb["resampling"] == "essays" and sb["reported"] == "corrected"
+    assert sum(sb["chosen_counts"].values()) == sb["n_used"] > 0
+    for name in ("worst_prompt_qwk", "mean_qwk"):
+        e = sb["summary"][name]
+        assert e["lo"] <= e["estimate"] <= e["hi"]
+        assert e["in_sample"] == rec["values"][name]
+        assert e["optimism"] == pytest.approx(e["in_sample"] - e["estimate"])
+    run = load_trials(searched.run_dir)
+    numbers = [r["number"] for r in run.trials if r["state"] == "complete"]
+    with pytest.warns(UserWarning):
+        ws = Workspace.open(load_config(searched.config), searched.run_dir)
+    again = bbc(ws.pool([np.asarray(run.oof_levels[n]) for n in numbers]),
+                selector=lexicographic_selector(tie_tolerance=rec["tie_tolerance"],
+                                                trial_numbers=numbers),
+                baseline=numbers.index(0), tolerance=run.guardrails["tolerance"],
+                scheme="essays", n_boot=500, seed=42)
+    assert sb["summary"]["mean_qwk"]["estimate"] == pytest.approx(
+        again.corrected["mean_qwk"].point)
+    assert sb["estimates"]["worst_prompt_qwk"]["point"] == pytest.approx(
+        again.estimates["worst_prompt_qwk"].point)
+    assert "Expected on new folds" in (searched.run_dir / "reports/optuna_summary.md").read_text()
+
+
 def test_chosen_config_is_rerun_for_its_residuals(searched, selected):
     rec = selected.record
     assert rec["reproduced_on_prompt_holdout"]["matches"] is True

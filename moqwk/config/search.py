@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from moqwk.config._fields import bounded, choice, section
+from moqwk.config._fields import bounded, choice, section, typed
 from moqwk.errors import ConfigError
 from moqwk.study.samplers import CROSSOVERS, SAMPLER_NAMES
 
@@ -204,9 +204,15 @@ class SelectConfig:
     n_boot: int = 200
     rule: str = "lexicographic"
     tie_method: str = "paired_median"
+    #: BBC-CV, the selection-bias-corrected estimate: replicates (0: off), resampling, variant.
+    bbc_n_boot: int = 500
+    bbc_scheme: str = "essays"
+    bbc_corrected: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "tie_method": self.tie_method,
+                "bbc_n_boot": self.bbc_n_boot, "bbc_scheme": self.bbc_scheme,
+                "bbc_corrected": self.bbc_corrected,
                 "tie_tolerance": "auto" if self.tie_tolerance is None else self.tie_tolerance,
                 "gate_margin": self.gate_margin, "gate_worst_margin": self.gate_worst_margin,
                 "max_gate_candidates": self.max_gate_candidates,
@@ -215,10 +221,15 @@ class SelectConfig:
 
 def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
     from moqwk.core.noise import TIE_METHODS
+    from moqwk.core.pooled import RESAMPLING
     from moqwk.core.selection import RULES
 
     s = section(raw, "select", {"rule", "tie_tolerance", "tie_method", "gate_margin",
-                                "gate_worst_margin", "max_gate_candidates", "n_boot"})
+                                "gate_worst_margin", "max_gate_candidates", "n_boot",
+                                "bbc_n_boot", "bbc_scheme", "bbc_corrected"})
+    bbc_n_boot = bounded(s, "bbc_n_boot", "select", int, 500, lo=0)
+    if bbc_n_boot == 1:
+        raise ConfigError("select.bbc_n_boot: 0 (off) or at least 2 replicates, got 1")
     tol = s.get("tie_tolerance", "auto")
     if tol is None or tol == "auto":
         tie = None
@@ -234,4 +245,7 @@ def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
         n_boot=bounded(s, "n_boot", "select", int, 200, lo=2),
         rule=choice(s, "rule", "select", tuple(RULES), "lexicographic"),
         tie_method=choice(s, "tie_method", "select", TIE_METHODS, "paired_median"),
+        bbc_n_boot=bbc_n_boot,
+        bbc_scheme=choice(s, "bbc_scheme", "select", RESAMPLING, "essays"),
+        bbc_corrected=typed(s, "bbc_corrected", "select", bool, True),
     )

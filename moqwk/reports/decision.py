@@ -51,6 +51,25 @@ def transductive_sentence(record: Mapping) -> str | None:
             f"{params.get('fallback')}){fell}.")
 
 
+def estimate_sentence(record: Mapping) -> str | None:
+    """What the selected config is expected to score on new folds (BBC-CV), beside in-sample."""
+    sb = record.get("selection_bias") or {}
+    summary = sb.get("summary") or {}
+    obj = record.get("objectives") or {}
+    names = [n for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
+    if not names:
+        return None
+    parts = []
+    for n in names:
+        e = summary[n]
+        parts.append(f"{metric(n).label} {metric(n).format(e['estimate'])} "
+                     f"[{metric(n).format(e['lo'])}, {metric(n).format(e['hi'])}] "
+                     f"(in-sample {metric(n).format(e['in_sample'])})")
+    return ("Expected on new folds, corrected for the selection (BBC-CV, "
+            f"{sb.get('n_boot')} replicates, {sb.get('interval', '95% percentile')} interval): "
+            + "; ".join(parts) + ".")
+
+
 def decision_sentences(record: Mapping) -> list[str]:
     """What was chosen and how it compares with the baseline, in plain words."""
     out: list[str] = []
@@ -69,6 +88,9 @@ def decision_sentences(record: Mapping) -> list[str]:
                  "and ranked lower") if tied else ""
         out.append(f"Selected trial {n}: the search found nothing better than the baseline "
                    f"(trial {base['trial_number']}){with_}.")
+        estimate = estimate_sentence(record)
+        if estimate:
+            out.append(estimate)
         return out
     crit = record.get("success_criterion") or {}
     failed = [metric(m).label for m, c in crit.get("checks", {}).items() if not c.get("ok")]
@@ -76,7 +98,7 @@ def decision_sentences(record: Mapping) -> list[str]:
     out.append(f"Selected trial {n}. In-sample (the search's own folds, optimistic), the "
                f"success criterion against the baseline (trial {base['trial_number']}) is "
                f"{verdict}" + (f": worse on {', '.join(failed)}" if failed else "") + ".")
-    transductive = transductive_sentence(record)
-    if transductive:
-        out.append(transductive)
+    for extra in (estimate_sentence(record), transductive_sentence(record)):
+        if extra:
+            out.append(extra)
     return out
