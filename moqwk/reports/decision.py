@@ -56,7 +56,7 @@ def estimate_sentence(record: Mapping) -> str | None:
     sb = record.get("selection_bias") or {}
     summary = sb.get("summary") or {}
     obj = record.get("objectives") or {}
-    names = [n for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
+    names = [str(n) for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
     if not names:
         return None
     parts = []

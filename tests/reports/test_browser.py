@@ -73,7 +73,8 @@ def test_report_renders_every_figure_offline(chromium, page, tmp_path):
         shot = c.screenshot(tmp_path / "optuna_summary.png")
         urls, log = c.requested_urls(), c.log_entries()
     assert [f["id"] for f in figures] == ["pareto_front", "per_prompt_qwk", "calibration",
-                                          "search_history", "in_sample_vs_fresh"]
+                                          "search_history", "selection_bias",
+                                          "in_sample_vs_fresh"]
     for f in figures:
         assert f["decoded"] and f["naturalWidth"] > 0 and f["naturalHeight"] > 0, f["id"]
         assert 300 < f["width"] <= WIDTH and f["height"] > 150, f

@@ -213,7 +213,7 @@ def test_page_is_self_contained_small_and_strict(report):
     digest = base64.b64encode(hashlib.sha256(parser.style.encode()).digest()).decode()
     assert f"'sha256-{digest}'" in csp[0], "the stylesheet's hash is the one the policy allows"
     imgs = [a for t, a in tags if t == "img"]
-    assert len(imgs) == 5
+    assert len(imgs) == 6
     for a in imgs:
         assert a["src"].startswith("data:image/svg+xml;base64,")
         svg = base64.b64decode(a["src"].split(",", 1)[1])
@@ -233,7 +233,7 @@ def test_figure_files(report):
     run, html_path = report
     fig_dir = run / "reports/figures"
     names = {"pareto_front", "per_prompt_qwk", "calibration", "search_history",
-             "in_sample_vs_fresh"}
+             "selection_bias", "in_sample_vs_fresh"}
     assert {p.stem for p in fig_dir.glob("*.svg")} == names
     for n in names:
         ET.parse(fig_dir / f"{n}.svg")
@@ -264,6 +264,7 @@ def test_without_study_or_compare_the_report_says_what_is_missing(report, tmp_pa
     assert "baseline config&#x27;s per-essay predictions are not in the run" in html
     assert "No compare.json found" in html
     assert not (bare / "reports/figures/in_sample_vs_fresh.svg").exists(), "stale figure removed"
+    assert (bare / "reports/figures/selection_bias.svg").exists()  # from selected_params.json
     data = load_run(bare)
     assert set(data.oof) == {"selected"}
 
@@ -279,4 +280,4 @@ def test_moqwk_report_on_a_run_without_selection_exits_7(tmp_path, capsys):
 
 
 def test_moqwk_report_cli_writes_the_page(reported_run):
-    assert f"wrote {reported_run.html} and 5 figure(s)" in reported_run.stdout
+    assert f"wrote {reported_run.html} and 6 figure(s)" in reported_run.stdout

@@ -61,6 +61,9 @@ def build_figures(data: RunData, *, n_boot: int = DEFAULT_N_BOOT) -> list[fig_mo
     out.append(fig_mod.search_history(
         data.trials, objectives=obj, baseline=data.baseline_number,
         selected=data.selected_number, guardrails=guard))
+    if sel.get("selection_bias"):
+        out.append(fig_mod.selection_bias(sel, objectives=obj, compare=data.compare,
+                                          this_run=str(data.run_dir)))
     if data.compare and data.compare.get("runs"):
         out.append(fig_mod.in_sample_vs_fresh(data.compare, objectives=obj,
                                               this_run=str(data.run_dir)))

@@ -494,3 +494,46 @@ def _same_dir(a: str, b: str) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return a == b
+
+
+def selection_bias(selection: Mapping, *, objectives: ObjectiveSet,
+                   compare: Mapping | None = None, this_run: str | None = None) -> BuiltFigure:
+    """In-sample against the selection-bias-corrected estimate (BBC-CV) of the primary and
+    secondary objectives, with the estimate's interval, and the fresh-fold value where
+    ``compare`` re-scored this run."""
+    sb = selection["selection_bias"]
+    metrics = [m for m in (objectives.primary, objectives.secondary) if m in sb["summary"]]
+    fresh: dict = {}
+    for r in (compare or {}).get("runs", []):
+        if this_run and _same_dir(r["run_dir"], this_run):
+            fresh = r["fresh"]
+    fig = Figure(figsize=(10.5, 2.4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
+    for ax, m in zip(axes, metrics, strict=True):
+        e = sb["summary"][m]
+        err = [[e["estimate"] - e["lo"]], [e["hi"] - e["estimate"]]]
+        ax.errorbar([e["estimate"]], [0], xerr=err, fmt="o", color=SELECTED, capsize=5, lw=1.5,
+                    zorder=4,
+                    label="expected on new folds (BBC-CV, interval)")
+        ax.scatter([e["in_sample"]], [0], marker="o", s=55, facecolor="white", edgecolor=FRONT,
+                   lw=1.5, zorder=5, label="in-sample (search folds)")
+        if fresh.get(m) is not None:
+            ax.scatter([fresh[m]], [0], marker="D", s=45, color=BASELINE, zorder=6,
+                       label="fresh folds (compare)")
+        ax.set_yticks([])
+        ax.set_ylim(-0.8, 0.8)
+        ax.set_xlabel(f"{label(m)} ({_better(m)})")
+        ax.text(0.01, 0.95, f"in-sample minus expected: {e['optimism']:+.3f}",
+                transform=ax.transAxes, va="top", fontsize=8.5)
+    axes[0].legend(loc="lower left", frameon=True, framealpha=0.9, fontsize=8)
+    caption = (
+        f"The selected trial's {label(metrics[0])}"
+        + (f" and {label(metrics[1])}" if len(metrics) > 1 else "")
+        + " on the folds the search chose on (hollow) and what the selection can be expected to "
+          f"score on new folds (filled, with its {sb.get('interval', '95% percentile')} "
+          "interval): BBC-CV replays the whole selection on "
+          f"{sb.get('n_boot')} bootstrap resamples of every trial's out-of-fold predictions and "
+          "scores each choice on the essays left out, so it corrects the optimism of picking the "
+          "best of many trials; no model is retrained and the stability gate is not replayed. "
+          "A diamond marks the fresh-fold value where `moqwk compare` re-scored this run.")
+    return BuiltFigure("selection_bias", "Expected on new folds", fig, caption)
