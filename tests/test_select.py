@@ -252,8 +252,9 @@ def test_select_writes_the_html_report_and_links_its_figures(searched, selected)
     reports = searched.run_dir / "reports"
     html = (reports / "optuna_summary.html").read_text(encoding="utf-8")
     assert f"Selected trial {selected.record['trial_number']}" in html
-    names = {"pareto_front", "per_prompt_qwk", "calibration", "search_history"}
-    assert {p.stem for p in (reports / "figures").glob("*.svg")} == names  # no compare yet
+    # select's BBC-CV estimate draws selection_bias; in_sample_vs_fresh waits for compare.
+    names = {"pareto_front", "per_prompt_qwk", "calibration", "search_history", "selection_bias"}
+    assert {p.stem for p in (reports / "figures").glob("*.svg")} == names
     assert {p.stem for p in (reports / "figures").glob("*.png")} == names
     summary = (reports / "optuna_summary.md").read_text(encoding="utf-8")
     links = set(re.findall(r"\]\(([^)#]+)\)", summary))
