@@ -99,7 +99,8 @@ def test_bbc_removes_the_optimism_of_picking_the_luckiest_of_equals():
         pl = _exchangeable(seed, configs=40, n=400, noise=1.5)
         full = objective_matrix(pl, np.ones((1, pl.n_essays)), pl.eligible.astype(float),
                                 worst_prompt=estimator("min"))[0]
-        r = bbc(pl, selector=best_mean, baseline=0, tolerance=0.05, n_boot=200, seed=0)
+        r = bbc(pl, selector=best_mean, baseline=0, tolerance=0.05, n_boot=200, seed=0,
+                scheme="essays")
         assert r.n_used == 200 and r.chosen_counts.sum() == 200
         assert (r.chosen_counts > 0).sum() > 3  # luck picks many different configs
         est = r.corrected["mean_qwk"]
@@ -192,3 +193,16 @@ def test_bbc_refuses_bad_arguments():
         args = {"selector": sel, "baseline": 0, "tolerance": 0.05, "n_boot": 4, **kwargs}
         with pytest.raises(ValueError, match=msg):
             bbc(pl, **args)
+
+
+@pytest.mark.parametrize("scheme", ["essays", "prompts", "prompts+essays"])
+def test_without_selection_the_corrected_estimate_is_the_full_data_value(scheme):
+    """Always choosing config 1 costs nothing: the correction removes exactly the size shift."""
+    pl = _exchangeable(7, configs=3)
+    full = objective_matrix(pl, np.ones((1, pl.n_essays)), pl.eligible.astype(float),
+                            worst_prompt=estimator("min"))[0]
+    r = bbc(pl, selector=lambda o, c: 1, baseline=0, tolerance=0.05, n_boot=100, seed=0,
+            scheme=scheme)
+    for k, name in enumerate(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")):
+        assert r.corrected[name].point == pytest.approx(full[1, k], abs=1e-12)
+    assert r.estimates["worst_prompt_qwk"].point != pytest.approx(full[1, 0], abs=0.01)
