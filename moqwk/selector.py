@@ -62,7 +62,7 @@ class SelectOptions:
     rule: str = "lexicographic"
     tie_method: str = "paired_median"
     bbc_n_boot: int = 500
-    bbc_scheme: str = "essays"
+    bbc_scheme: str = "prompts+essays"
     bbc_corrected: bool = True
 
 

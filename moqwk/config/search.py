@@ -206,7 +206,7 @@ class SelectConfig:
     tie_method: str = "paired_median"
     #: BBC-CV, the selection-bias-corrected estimate: replicates (0: off), resampling, variant.
     bbc_n_boot: int = 500
-    bbc_scheme: str = "essays"
+    bbc_scheme: str = "prompts+essays"
     bbc_corrected: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,6 +246,6 @@ def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
         rule=choice(s, "rule", "select", tuple(RULES), "lexicographic"),
         tie_method=choice(s, "tie_method", "select", TIE_METHODS, "paired_median"),
         bbc_n_boot=bbc_n_boot,
-        bbc_scheme=choice(s, "bbc_scheme", "select", RESAMPLING, "essays"),
+        bbc_scheme=choice(s, "bbc_scheme", "select", RESAMPLING, "prompts+essays"),
         bbc_corrected=typed(s, "bbc_corrected", "select", bool, True),
     )
