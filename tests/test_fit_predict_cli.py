@@ -103,7 +103,10 @@ def test_fit_writes_the_model_directory_and_its_manifest(selected, fitted):
     assert est["stability_gate"]["passed"] is True
     assert est["stability_gate"]["metrics"] == sel["stability_gate"]["results"][-1]["metrics"]
     assert est["reproduced_on_prompt_holdout"]["matches"] is True
-    assert est["fresh"] is None and est["selection_corrected"] is None
+    assert est["fresh"] is None  # compare writes fresh numbers elsewhere
+    corrected = est["selection_corrected"]
+    assert corrected["summary"] == sel["selection_bias"]["summary"]  # select's BBC-CV estimate
+    assert corrected["resampling"] == sel["selection_bias"]["resampling"]
     assert m["mapping"]["method"] == "round" and m["mapping"]["transductive"] is False
     assert {"moqwk", "xgboost", "numpy", "scikit-learn"} <= set(m["versions"])
     assert m["booster"]["num_boost_round"] == sel["params"]["n_estimators"]
@@ -168,6 +171,7 @@ def test_fit_another_trial(selected, capsys):
     assert m["trial"]["number"] == other["number"] and m["trial"]["params"] == other["params"]
     assert m["cv_estimates"]["in_sample"] == other["values"]
     assert m["cv_estimates"]["reproduced_on_prompt_holdout"] is None
+    assert m["cv_estimates"]["selection_corrected"] is None  # BBC-CV is for the selected trial
     assert f"Fitted trial {other['number']} on 720 essays" in stdout
 
 

@@ -50,8 +50,9 @@ DEFAULT_MODEL_DIR = MODEL_DIR
 _ESTIMATES_NOTE = (
     "in_sample: the search's own numbers for this trial on the prompt_holdout folds it was "
     "selected on, so optimistic. stability_gate: the same trial under stratified_text, as the "
-    "selector ran it. fresh and selection_corrected are null when the run directory does not "
-    "record them: re-score on fresh folds with `moqwk compare`.")
+    "selector ran it. selection_corrected: select's BBC-CV estimate of this trial on new folds "
+    "(estimate, interval, optimism), null for a trial other than the selected one. fresh is "
+    "null: re-score on fresh folds with `moqwk compare`.")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ def _gate_of(sel: Mapping[str, Any] | None, number: int | None) -> dict[str, Any
                     "passed": r.get("passed"), "metrics": r.get("metrics"),
                     "baseline": gate.get("baseline")}
     return None
+
+
+def _selection_corrected(sel: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """select's BBC-CV estimate of the selected trial on new folds, as the manifest keeps it."""
+    sb = (sel or {}).get("selection_bias")
+    if not sb:
+        return None
+    return {"method": "BBC-CV", "resampling": sb.get("resampling"), "n_boot": sb.get("n_boot"),
+            "reported": sb.get("reported"), "summary": sb.get("summary")}
 
 
 def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
@@ -115,7 +125,7 @@ def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
         "baseline_in_sample": (sel or {}).get("baseline", {}).get("values"),
         "success_criterion": sel.get("success_criterion") if chosen and sel else None,
         "fresh": entry.get("fresh"),
-        "selection_corrected": entry.get("selection_corrected"),
+        "selection_corrected": _selection_corrected(sel) if chosen else None,
         "note": _ESTIMATES_NOTE,
     }
     return FitSource(dict(params), number, source, estimates)
