@@ -1,0 +1,99 @@
+"""``fit`` then ``predict`` on the real ELLIPSE corpus: a prompt left out of ``fit`` is scored
+exactly as the CV engine scores it when that prompt is held out.
+
+The reference is a two-fold prompt-holdout split whose fold 1 is one prompt: fold 1's training
+set is then "every essay but that prompt's", which is the corpus ``fit`` sees. Same features,
+same booster params, same seed, same target: the predictions must agree bit for bit. The model
+directory is loaded by ``moqwk predict`` in a fresh process, from the CSV a user would give it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from moqwk.config import parse_config
+from moqwk.core.splits import Splits
+from moqwk.corpus import load_corpus, validate_frame
+from moqwk.cv import CVEngine
+from moqwk.model import FitSource, fit_model
+
+pytestmark = [pytest.mark.ellipse, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def case(ellipse_csv: Path, tmp_path_factory: pytest.TempPathFactory):
+    from threadpoolctl import threadpool_limits
+
+    tmp = tmp_path_factory.mktemp("ellipse-fit")
+    raw = yaml.safe_load((REPO / "examples" / "ellipse.yaml").read_text(encoding="utf-8"))
+    raw["data"]["path"] = str(ellipse_csv)
+    raw["model"] = {**(raw.get("model") or {}), "nthread": 1}
+    config = parse_config(raw, base_dir=tmp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        corpus = load_corpus(config)
+    counts = pd.Series(corpus.prompts).value_counts()
+    # the smallest prompt that counts for worst-prompt QWK: the kind that decides it
+    eligible = counts[counts >= config.cv.min_prompt_n]
+    held = sorted(eligible.index, key=lambda p: (eligible[p], p))[0]
+    folds = tuple(int(p == held) for p in corpus.prompts)
+    splits = Splits("prompt_holdout", 2, config.cv.seed, tuple(map(str, corpus.ids)), (folds,))
+    params = dict(config.baseline_params)
+    with threadpool_limits(1):
+        oof = CVEngine(config, corpus, splits).run(params).oof
+        frame = pd.read_csv(ellipse_csv, dtype={"text_id_kaggle": str, "prompt": str})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            train = validate_frame(frame[frame["prompt"] != held], config.data, config.scale,
+                                   n_folds=1, min_prompt_n=config.cv.min_prompt_n,
+                                   source="ELLIPSE without one prompt")
+        fit_model(config, train, FitSource(params, None, "a test", {"in_sample": None}),
+                  out=tmp / "model")
+    essays = frame[frame["prompt"] == held].drop(columns=["Overall"])
+    essays.to_csv(tmp / "held.csv", index=False)
+    return tmp, held, oof, essays
+
+
+def test_a_prompt_left_out_of_fit_is_scored_as_cv_scores_it(case):
+    tmp, held, oof, essays = case
+    out = tmp / "scores.csv"
+    proc = subprocess.run([sys.executable, "-m", "moqwk", "predict", "--model",
+                           str(tmp / "model"), "--data", str(tmp / "held.csv"), "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    pred = pd.read_csv(out, dtype={"id": str, "prompt": str})
+    assert len(pred) == len(essays) >= 20 and set(pred["prompt"]) == {held}
+    ref = oof[oof["prompt"] == held].set_index("id").loc[pred["id"]]
+    np.testing.assert_array_equal(pred["y_pred_raw"].to_numpy(), ref["y_pred_raw"].to_numpy())
+    np.testing.assert_array_equal(pred["y_pred"].to_numpy(), ref["y_pred"].to_numpy())
+    assert pred["y_pred"].nunique() >= 3  # not a constant: the equality says something
+
+
+def test_the_model_never_saw_the_prompt_and_refuses_malformed_input(case):
+    import json
+
+    tmp, held, _oof, essays = case
+    manifest = json.loads((tmp / "model" / "model.json").read_text(encoding="utf-8"))
+    assert held not in manifest["data"]["prompts"]
+    assert len(manifest["data"]["prompts"]) == 43
+    bad = essays.copy()
+    bad.loc[bad.index[3], "full_text"] = "   "
+    bad.to_csv(tmp / "bad.csv", index=False)
+    out = tmp / "bad-scores.csv"
+    proc = subprocess.run([sys.executable, "-m", "moqwk", "predict", "--model",
+                           str(tmp / "model"), "--data", str(tmp / "bad.csv"), "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "full_text" in lines[0], proc.stderr
+    assert not out.exists()  # nothing written on failure
