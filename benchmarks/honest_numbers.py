@@ -88,6 +88,7 @@ def make_data(name: str, work: Path, args: argparse.Namespace) -> Path:
     ``make_data.py`` of the note, on the current API)."""
     import optuna
 
+    from moqwk.core.objectives import DEFAULT_OBJECTIVES
     from moqwk.core.splits import partition_key
     from moqwk.run.layout import default_storage_url
     from moqwk.run.workspace import Workspace
@@ -125,7 +126,7 @@ def make_data(name: str, work: Path, args: argparse.Namespace) -> Path:
         r = eng.run(p)
         pred = r.oof["y_pred"].to_numpy(float).reshape(-1, len(c))
         fresh[i] = np.array([es.level(row) for row in pred])
-        fresh_vals[i] = list(r.metrics.objectives().values())
+        fresh_vals[i] = list(DEFAULT_OBJECTIVES.values(r.metrics).values())
         print(f"{name}: fresh {i + 1}/{len(trials)} {time.perf_counter() - t1:.0f}s",
               flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
