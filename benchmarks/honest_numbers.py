@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -538,8 +539,8 @@ def markdown(rs: list[dict], missing: list[str], ru: dict, args: argparse.Namesp
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", required=True,
-                    help="keeps data/<study>.npz, analysis/<study>.json and the runs")
+    ap.add_argument("--work", help="keeps data/<study>.npz, analysis/<study>.json and the "
+                    "runs, so a re-run resumes (default: a temp dir)")
     ap.add_argument("--phase", choices=["data", "analyse", "all"], default="all")
     ap.add_argument("--studies", nargs="+", default=list(STUDIES),
                     help="<target>-s<seed> names; all of them are the registered set the rules "
@@ -553,7 +554,7 @@ def main() -> int:
     ap.add_argument("--nthread", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "honest_numbers.json"))
     args = ap.parse_args()
-    work = Path(args.work)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="moqwk-hn-"))
     os.environ.setdefault("MOQWK_CACHE_DIR", str(work / "cache"))
     if args.phase in ("data", "all"):
         import optuna
