@@ -154,6 +154,9 @@ def raw_config(csv: Path, *, n_folds: int, nthread: int = 0, baseline: dict | No
         "scale": dict(SCALE),
         "cv": {"n_folds": n_folds, "repeats": 1, "seed": 42},
         "model": {"nthread": nthread},
+        # one XGBoost fit per fold, like the reference: a fitted stretch's inner cross-fits
+        # (about 3x) are costed in score_mapping.py
+        "mapping": {"method": "round"},
         "baseline": {"params": dict(baseline or {})},
         "search": dict(search or {}),
     }

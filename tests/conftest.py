@@ -50,6 +50,8 @@ features:
   char: {ngram_range: [2, 4], min_df: 3, svd_components: 16}
 cv: {n_folds: 5, repeats: 1, seed: 42, min_prompt_n: 20}
 model: {nthread: 1}
+mapping: {method: round}   # the rounding the tests' expectations are written for; the default
+                           # (stretch) is tested on its own in test_mapping_engine.py
 baseline:
   params: {max_depth: 3, learning_rate: 0.1, n_estimators: 60}
 """

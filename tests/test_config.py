@@ -295,6 +295,30 @@ def test_hashes_are_stable(tmp_path: Path) -> None:
     assert explicit.hash() == a.hash() and explicit.study_hash() == a.study_hash()
 
 
+def test_the_default_mapping_is_stretch_and_the_baseline_keeps_round(tmp_path: Path) -> None:
+    config = _cfg(tmp_path)
+    assert config.mapping.spec.method == "stretch"  # ADR 0002's benchmark chose it
+    assert config.baseline_mapping.method == "round"  # the guardrails keep today's scoring
+
+
+def test_a_run_that_relied_on_the_old_round_default_is_not_resumed_as_stretch(
+        tmp_path: Path) -> None:
+    """Hashes leave defaults out, but mapping.method's old default (round) is pinned: a config
+    naming round hashes as configs that relied on the old default did, and the new default
+    (stretch) hashes differently, so a study made with round cannot be continued as stretch."""
+    implicit = _cfg(tmp_path)
+    explicit_round = _cfg(tmp_path, mapping__method="round")
+    explicit_stretch = _cfg(tmp_path, mapping__method="stretch")
+    assert implicit.study_hash() == explicit_stretch.study_hash()
+    assert explicit_round.study_hash() != implicit.study_hash()
+    assert explicit_round.hash() != implicit.hash()
+    # round, the historical default, adds nothing to what is hashed; stretch does
+    from moqwk.config.load import _default_raw, _minus
+
+    assert "mapping" not in _minus(explicit_round.scoring_dict(), _default_raw())
+    assert "mapping" in _minus(implicit.scoring_dict(), _default_raw())
+
+
 def test_to_dict_is_json_and_complete(tmp_path: Path) -> None:
     import json
 

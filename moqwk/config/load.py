@@ -85,10 +85,18 @@ def _minus(d: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
 _DEFAULTS: dict[str, Any] = {}
 
 
+#: Defaults as they were when hashes began to leave defaults out. A default that changes later is
+#: pinned here at its old value, so a config that relied on the old default hashes differently
+#: from one that relies on the new: its runs refuse to be resumed under a changed scoring,
+#: instead of silently mixing the two. ``mapping.method`` was ``round`` until ADR 0002.
+_HASH_BASE: dict[str, Any] = {"data": {"demo": True}, "mapping": {"method": "round"}}
+
+
 def _default_raw() -> dict[str, Any]:
-    """The normalised form of a config that sets nothing (the demo corpus, as data is required)."""
+    """The normalised form of a config that sets nothing (the demo corpus, as data is required),
+    with the pinned historical defaults of :data:`_HASH_BASE`."""
     if not _DEFAULTS:
-        _DEFAULTS.update(parse_config({"data": {"demo": True}}, base_dir=Path("/")).raw)
+        _DEFAULTS.update(parse_config(_HASH_BASE, base_dir=Path("/")).raw)
     return _DEFAULTS
 
 

@@ -217,7 +217,7 @@ def parse_model(raw: Mapping[str, Any]) -> ModelConfig:
 class MappingConfig:
     """``mapping:``: how a raw prediction becomes a score (see :mod:`moqwk.core.mapping`)."""
 
-    spec: MappingSpec = field(default_factory=MappingSpec)
+    spec: MappingSpec = field(default_factory=lambda: MappingSpec(DEFAULT_MAPPING_METHOD))
     #: Prompt-grouped inner folds whose out-of-sample predictions label-based methods
     #: (a fitted stretch, thresholds) are fitted on.
     inner_folds: int = 3
@@ -226,8 +226,13 @@ class MappingConfig:
         return {**self.spec.to_dict(), "inner_folds": self.inner_folds}
 
 
-def _spec(d: Mapping[str, Any], path: str) -> MappingSpec:
-    method = choice(d, "method", path, tuple(METHODS), "round")
+#: ``mapping.method`` when the config does not say: chosen by the pre-registered score-mapping
+#: benchmark on ELLIPSE (ADR 0002). The guardrail baseline keeps ``round`` (``baseline.mapping``).
+DEFAULT_MAPPING_METHOD = "stretch"
+
+
+def _spec(d: Mapping[str, Any], path: str, default: str = "round") -> MappingSpec:
+    method = choice(d, "method", path, tuple(METHODS), default)
     params = d.get("params") or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f"{path}.params: expected a mapping of the method's parameters")
@@ -239,7 +244,7 @@ def _spec(d: Mapping[str, Any], path: str) -> MappingSpec:
 
 def parse_mapping(raw: Mapping[str, Any]) -> MappingConfig:
     m = section(raw, "mapping", {"method", "params", "inner_folds"})
-    return MappingConfig(spec=_spec(m, "mapping"),
+    return MappingConfig(spec=_spec(m, "mapping", DEFAULT_MAPPING_METHOD),
                          inner_folds=bounded(m, "inner_folds", "mapping", int, 3, lo=2))
 
 
