@@ -81,7 +81,7 @@ def _config(base: Path, name: str, args: argparse.Namespace):
     raw["data"]["score_column"] = target
     raw.setdefault("model", {})["nthread"] = args.nthread
     raw.setdefault("search", {}).update(seed=seed, n_trials=args.budget, sampler="nsga2")
-    raw.setdefault("mapping", {"method": "round"})  # as measured, before stretch was the default
+    raw["mapping"] = {"method": "round"}  # as measured, before stretch was the default
     return parse_config(raw, base_dir=base.resolve().parent, source=base.resolve())
 
 

@@ -56,7 +56,7 @@ def _config(base: Path, *, target: str, seed: int, methods: list[str] | None, nt
     raw.setdefault("search", {})["seed"] = seed
     # The rules and runs predate stretch as the default mapping: trials outside the searched
     # method keep round, as they did (and the studies' hashes stay those of the runs).
-    raw.setdefault("mapping", {"method": "round"})
+    raw["mapping"] = {"method": "round"}
     if methods is not None:
         raw["search"]["space"] = {**DEFAULT_SPACE, "mapping.method": {
             "type": "categorical", "choices": methods}}

@@ -49,7 +49,7 @@ def _config(base: Path, sampler: str, seed: int, nthread: int) -> object:
     if nthread:  # XGBoost threads per model; results do not depend on it
         raw.setdefault("model", {})["nthread"] = nthread
     raw.setdefault("search", {})
-    raw.setdefault("mapping", {"method": "round"})  # as recorded, before stretch was the default
+    raw["mapping"] = {"method": "round"}  # as recorded, before stretch was the default
     if sampler == "grid":  # the grid as `moqwk grid` runs it: the config's grid, no seed
         raw["search"]["sampler"] = "grid"
     else:
