@@ -164,10 +164,19 @@ def evaluate(baseline: list[dict], searches: list[dict]) -> dict:
     t_wins = (avg[best_t]["mean_qwk"] - avg[best_i]["mean_qwk"] >= 0.02
               and avg[best_t]["low_tail_mae"] <= avg[best_i]["low_tail_mae"]
               and avg[best_t]["high_tail_mae"] <= avg[best_i]["high_tail_mae"])
+    # "The default stays round if no method beats round on fresh mean and worst-prompt QWK
+    # averaged over the targets with neither tail worse."
+    r = avg["round"]
+    beat_round = [m for m in methods if m != "round"
+                  and avg[m]["mean_qwk"] > r["mean_qwk"]
+                  and avg[m]["worst_prompt_qwk"] > r["worst_prompt_qwk"]
+                  and avg[m]["low_tail_mae"] <= r["low_tail_mae"]
+                  and avg[m]["high_tail_mae"] <= r["high_tail_mae"]]
     out["method_means"] = avg
     out["best_inductive"], out["best_transductive"] = best_i, best_t
-    out["default"] = best_t if t_wins else best_i
-    out["transductive_default"] = t_wins
+    out["beat_round"] = beat_round
+    out["default"] = (best_t if t_wins else best_i) if beat_round else "round"
+    out["transductive_default"] = t_wins and bool(beat_round)
     return out
 
 
@@ -217,7 +226,9 @@ def markdown(baseline: list[dict], searches: list[dict], ev: dict,
               f"`{ev['best_inductive']}`, best transductive `{ev['best_transductive']}`, fresh "
               "mean QWK averaged over the targets on the baseline params: "
               + ", ".join(f"{m} {v['mean_qwk']:.3f}" for m, v in ev["method_means"].items())
-              + ")."]
+              + "); methods that beat `round` on fresh mean and worst-prompt QWK with "
+              "neither tail worse: " + (", ".join(f"`{m}`" for m in ev["beat_round"]) or "none")
+              + "."]
     return "\n".join(lines) + "\n"
 
 
