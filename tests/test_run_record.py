@@ -101,6 +101,22 @@ def test_what_each_level_ignores(tmp_path: Path, make_config):
         resolve_config(run, sampler, level="study")
 
 
+def test_scoring_commands_keep_the_study_settings_of_a_study_run(tmp_path: Path, make_config):
+    """`moqwk grid --config my.yaml` records sampler grid; `select --config my.yaml` on that run
+    (README's pipeline) must still match the study's config hash, yet keep my.yaml's select."""
+    grid_cfg = make_config("grid.yaml", search={"sampler": "grid"},
+                           baseline={"params": {"max_depth": 4}})
+    run = started(tmp_path / "run", grid_cfg, kind="grid", sampler="grid")
+    mine = make_config("mine.yaml", select={"gate_margin": 0.5}, model={"nthread": 2})
+    got = resolve_config(run, mine, level="scoring")
+    assert got.study_hash() == grid_cfg.study_hash()
+    assert (got.search.sampler, got.baseline_params["max_depth"]) == ("grid", 4)
+    assert got.select.gate_margin == 0.5 and got.model.nthread == 2
+    assert got.data.path == mine.data.path and got.source == mine.source
+    cv_run = started(tmp_path / "cv", grid_cfg, kind="cv", sampler=None)
+    assert resolve_config(cv_run, mine, level="scoring") is mine  # cv runs own no study
+
+
 def test_many_differences_are_summed_up(tmp_path: Path, make_config):
     record_config(tmp_path / "run", make_config())
     other = make_config("o.yaml", cv={"n_folds": 4, "repeats": 2, "seed": 1, "min_prompt_n": 9},

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from moqwk import artifacts
-from moqwk.config import Config, diff_paths, load_config
+from moqwk.config import Config, diff_paths, load_config, parse_config
 from moqwk.errors import ConfigError, RunDirError
 from moqwk.run.layout import CONFIG_COPY, RUN_RECORD
 
@@ -106,6 +106,16 @@ def resolve_config(run_dir: Path, given: Config | None, *, level: Level) -> Conf
     if given is None:
         return recorded
     check_same_config(given, recorded, level=level, run_dir=run_dir)
+    record = read_run_record(run_dir)
+    if level == "scoring" and record is not None and record.is_study and \
+            given.study_dict() != recorded.study_dict():
+        # The baseline and search settings that made the run's study are part of its record
+        # (`grid` records sampler grid, `--baseline-from` another baseline): keep them, so the
+        # study's config hash still matches; the rest (data.path, threads, select) is given's.
+        raw, own = given.to_dict(), recorded.to_dict()
+        raw["baseline"], raw["search"] = own["baseline"], own["search"]
+        base = given.source.parent if given.source is not None else Path.cwd()
+        return parse_config(raw, base_dir=base, source=given.source)
     return given
 
 
