@@ -239,6 +239,9 @@ def main() -> int:
     ap.add_argument("--targets", nargs="+", default=list(TARGETS))
     ap.add_argument("--inductive-targets", nargs="*", default=["Overall"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
+    ap.add_argument("--units", nargs="+", metavar="ARM-TARGET-SEED",
+                    help="run (or read) just these searches, e.g. all-Overall-7 "
+                         "inductive-Overall-8, instead of every arm x target x seed")
     ap.add_argument("--budget", type=int, default=25)
     ap.add_argument("--fresh-seed", type=int, default=9191)
     ap.add_argument("--fresh-repeats", type=int, default=2)
@@ -259,6 +262,8 @@ def main() -> int:
     searches: list[dict] = []
     plan = [("all", t, s) for s in args.seeds for t in args.targets]
     plan += [("inductive", t, s) for s in args.seeds for t in args.inductive_targets]
+    if args.units:
+        plan = [(a, t, int(s)) for a, t, s in (u.split("-") for u in args.units)]
     if score:
         for target in args.targets:
             baseline += _unit(work, f"baseline-{target}",
@@ -275,7 +280,8 @@ def main() -> int:
         return 0
     ev = evaluate(baseline, searches)
     artifacts.write_json(Path(args.out), {
-        "config": str(base), "budget": args.budget, "seeds": args.seeds,
+        "config": str(base), "budget": args.budget,
+        "seeds": sorted({s for _, _, s in plan}), "units": [f"{a}-{t}-{s}" for a, t, s in plan],
         "fresh": fresh_key, "baseline": baseline, "searches": searches, "evaluation": ev,
         "versions": artifacts.versions(), "cpu_count": os.cpu_count()})
     md = markdown(baseline, searches, ev, args)
