@@ -11,9 +11,10 @@ longer contain what it replaces, so the list cannot silently grow stale):
   ``PATH`` (what activating does); ``essays.csv`` is the demo corpus written as CSV with the
   columns the README names, and ``new_essays.csv`` 12 essays of another demo corpus (seed 1,
   new prompts) without scores; the ``my.yaml`` that ``init`` wrote gets a two-point
-  ``search.grid`` (the default grid has 24 points) and ``model.nthread: 1`` (which changes no
+  ``search.grid`` (the default grid has 24 points), ``model.nthread: 1`` (which changes no
   prediction and no hash; XGBoost on every core of a busy 2-core machine is many times slower
-  than on one); ``search`` gets ``--n-trials 3`` and
+  than on one) and 16 instead of 64 SVD components per n-gram kind (720 essays; the default
+  fitted stretch refits features on inner folds, so their size is most of the run's cost); ``search`` gets ``--n-trials 3`` and
   ``compare`` ``--fresh-repeats 1`` (3 fresh fold assignments took about a minute here);
   ``dashboard`` gets ``--port 0``, is read until it prints its URL, fetched once and stopped
   with Ctrl-C (SIGINT), as a user stops it.
@@ -207,6 +208,8 @@ def test_readme_pipeline_runs_on_the_demo_corpus(tmp_path: Path) -> None:
             raw = yaml.safe_load(config.read_text(encoding="utf-8"))
             raw["search"]["grid"] = {"max_depth": [3, 5]}
             raw["model"] = {**raw.get("model", {}), "nthread": 1}
+            for kind in ("word", "char"):  # 16 SVD components instead of init's 64
+                raw["features"][kind]["svd_components"] = 16
             config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     subs.check_all_used()
 
