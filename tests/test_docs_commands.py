@@ -15,7 +15,8 @@ longer contain what it replaces, so the list cannot silently grow stale):
   prediction and no hash; XGBoost on every core of a busy 2-core machine is many times slower
   than on one) and 16 instead of 64 SVD components per n-gram kind (720 essays; the default
   fitted stretch refits features on inner folds, so their size is most of the run's cost);
-  ``search`` gets ``--n-trials 3`` and ``compare`` ``--fresh-repeats 1`` (3 fresh fold assignments took about a minute here);
+  ``search`` gets ``--n-trials 3`` and ``compare`` ``--fresh-repeats 1`` (3 fresh fold
+  assignments took about a minute here);
   ``dashboard`` gets ``--port 0``, is read until it prints its URL, fetched once and stopped
   with Ctrl-C (SIGINT), as a user stops it.
 - Tutorial: ``make demo`` is what it runs after the install, ``.venv/bin/moqwk demo``, with
