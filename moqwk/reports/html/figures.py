@@ -260,8 +260,9 @@ def per_prompt(table: pd.DataFrame, *, min_prompt_n: int, order_by: str = "selec
     if gap:
         cut = n_elig - 0.5 + gap / 2
         ax.axhline(cut, color="#444444", lw=1, ls="--")
-        ax.text(0.01, cut + 0.12, f"below: fewer than min_prompt_n = {min_prompt_n} essays, "
-                "scored but not in the objectives", transform=ax.get_yaxis_transform(),
+        # one short line: it must fit the gap, and long prompt labels leave the axes narrow
+        ax.text(0.01, cut + 0.12, f"below: n < min_prompt_n = {min_prompt_n}, scored but not "
+                "in the objectives", transform=ax.get_yaxis_transform(),
                 ha="left", va="top", fontsize=8.5, color="#444444")
     ax.set_xlabel(f"QWK (higher is better); bars: {int(coverage * 100)}% bootstrap interval")
     ax.grid(axis="y", visible=False)
