@@ -134,6 +134,14 @@ def _unit(work: Path, name: str, make, *, key: dict) -> dict:
     return row
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it: results carry no machine paths."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _mean(xs: list[float]) -> float:
     return statistics.fmean(xs) if xs else float("nan")
 
@@ -280,7 +288,7 @@ def main() -> int:
         return 0
     ev = evaluate(baseline, searches)
     artifacts.write_json(Path(args.out), {
-        "config": str(base), "budget": args.budget,
+        "config": _shown(base), "budget": args.budget,
         "seeds": sorted({s for _, _, s in plan}), "units": [f"{a}-{t}-{s}" for a, t, s in plan],
         "fresh": fresh_key, "baseline": baseline, "searches": searches, "evaluation": ev,
         "versions": artifacts.versions(), "cpu_count": os.cpu_count()})
