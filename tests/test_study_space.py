@@ -187,3 +187,28 @@ def test_grid_size_is_the_number_of_points():
     assert grid_size({"a": [1, 2, 3], "b": [0.1, 0.2], "c": ["x"]}) == 6
     assert grid_size({"max_depth": [3, 4, 6], "learning_rate": [0.05, 0.1],
                       "min_child_weight": [1.0, 4.0], "subsample": [0.8, 1.0]}) == 24
+
+
+def test_a_grid_resumed_in_another_process_runs_every_point_once():
+    """A grid study continued by a new sampler (a resume: trials already stored) runs the points
+    the first part did not, each once. GridSampler shuffles its points from its seed and gives
+    trial i point i of that order, so the resumed sampler must shuffle alike; seeded from the
+    number of stored trials (as the other samplers are), it repeated points (found in CI)."""
+    from moqwk.study.samplers import SamplerSpec, make_sampler
+
+    grid = {"max_depth": [2, 4, 6], "learning_rate": [0.1, 0.2]}
+    spec = SamplerSpec(name="grid", seed=3)
+    storage = optuna.storages.InMemoryStorage()
+
+    def objective(trial: optuna.Trial) -> float:
+        return float(trial.suggest_int("max_depth", 2, 6) + trial.suggest_float(
+            "learning_rate", 0.1, 0.2))
+
+    n_existing = 0
+    for n_trials in (2, 4):  # an interrupted first part, then the resume
+        study = optuna.create_study(study_name="g", storage=storage, load_if_exists=True,
+                                    sampler=make_sampler(spec, n_existing=n_existing, grid=grid))
+        study.optimize(objective, n_trials=n_trials)
+        n_existing = len(study.trials)
+    points = [(t.params["max_depth"], t.params["learning_rate"]) for t in study.trials]
+    assert len(points) == 6 and len(set(points)) == 6, points

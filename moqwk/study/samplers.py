@@ -80,6 +80,11 @@ class SamplerKind:
     build: Callable[[SamplerSpec, int, Mapping[str, list] | None], optuna.samplers.BaseSampler]
     #: Seed the first generation with neighbours of the baseline (NSGA-II breeds from them).
     seeds_neighbours: bool = False
+    #: Build with a seed that changes on each resume (so resumed trials do not replay earlier
+    #: draws). Not for the grid: GridSampler shuffles the grid once from its seed and runs trial
+    #: number i (below the grid's size) on point i of that order, so every process of a grid
+    #: study must shuffle alike, or a resumed grid repeats some points and never runs others.
+    reseed_on_resume: bool = True
 
 
 SAMPLERS: Mapping[str, SamplerKind] = {k.name: k for k in (
@@ -88,7 +93,7 @@ SAMPLERS: Mapping[str, SamplerKind] = {k.name: k for k in (
     SamplerKind(name="tpe", help="multivariate TPE (for comparisons)", build=_tpe),
     SamplerKind(name="random", help="uniform random search (for comparisons)", build=_random),
     SamplerKind(name="grid", help="every point of search.grid (what `moqwk grid` runs)",
-                build=_grid),
+                build=_grid, reseed_on_resume=False),
 )}
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 CROSSOVERS: tuple[str, ...] = ("uniform", "blxalpha", "sbx", "vsbx", "undx", "spx")
@@ -102,8 +107,11 @@ def derived_seed(seed: int, n_existing: int) -> int:
 
 def make_sampler(spec: SamplerSpec, *, n_existing: int,
                  grid: Mapping[str, list] | None = None) -> optuna.samplers.BaseSampler:
-    """The sampler of ``spec``, seeded from its seed and the number of trials already stored."""
-    return SAMPLERS[spec.name].build(spec, derived_seed(spec.seed, n_existing), grid)
+    """The sampler of ``spec``, seeded from its seed and the number of trials already stored
+    (the grid: as for a new study, whatever is stored; see ``SamplerKind.reseed_on_resume``)."""
+    kind = SAMPLERS[spec.name]
+    return kind.build(spec, derived_seed(spec.seed, n_existing if kind.reseed_on_resume else 0),
+                      grid)
 
 
 def seed_sampler_for_trial(sampler: optuna.samplers.BaseSampler, seed: int, number: int) -> None:
