@@ -117,7 +117,8 @@ class Runner:
     def serve_once(self, argv: list[str]) -> str:
         """Start a server command, read its URL, fetch it, stop it with SIGINT (Ctrl-C)."""
         proc = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=_ctrl_c_as_on_a_terminal)
         try:
             seen, url, deadline = [], None, time.monotonic() + 60
             while url is None and time.monotonic() < deadline:
@@ -140,6 +141,13 @@ class Runner:
                 proc.wait()
         assert proc.returncode in (0, 130), f"stopped with Ctrl-C, it exited {proc.returncode}"
         return "".join(seen) + rest
+
+
+def _ctrl_c_as_on_a_terminal() -> None:
+    """Undo an inherited SIGINT-ignore in the child. A shell starts background jobs (``nohup
+    ... &``, some CI runners) with SIGINT ignored, and children inherit that; a user's terminal
+    never does, and Ctrl-C is what the docs say stops the dashboard."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Substitutions:
