@@ -96,6 +96,34 @@ def _duplicates(ids: pd.Series, k: int = 5) -> str:
     return ", ".join(parts[:k]) + more
 
 
+def check_essays(df: pd.DataFrame, *, id_column: str, text_column: str, prompt_column: str
+                 ) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """The ids (as text), texts and prompts (as text) of ``df``, or one DataError naming the
+    column, the rows or ids at fault, and the fix. Shared by the corpus loader and ``predict``."""
+    ids = df[id_column]
+    empty_id = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if empty_id.any():
+        lines = ", ".join(map(str, np.flatnonzero(empty_id)[:5] + 2))
+        raise DataError(f"column {id_column!r}: empty ids in rows {lines} "
+                        "(file line numbers); every essay needs an id")
+    ids = ids.astype(str)
+    if ids.duplicated().any():
+        raise DataError(f"column {id_column!r}: duplicate ids {_duplicates(ids)}; "
+                        "ids must be unique: drop or rename the repeated essays")
+    texts = df[text_column]
+    not_text = texts.map(lambda t: not isinstance(t, str))
+    empty = not_text | texts.map(lambda t: isinstance(t, str) and not t.strip())
+    if empty.any():
+        raise DataError(f"column {text_column!r}: empty or non-text essays for ids "
+                        f"{_first(ids, empty)}; remove them or fill in the text")
+    prompts = df[prompt_column]
+    missing = prompts.isna() | (prompts.astype(str).str.strip() == "")
+    if missing.any():
+        raise DataError(f"column {prompt_column!r}: missing prompt for ids "
+                        f"{_first(ids, missing)}; every essay needs a prompt")
+    return ids, texts, prompts.astype(str)
+
+
 def thin_step(scores: np.ndarray, step: float, *, max_share: float = 0.005) -> float | None:
     """A coarser step that all but a handful of scores sit on, or None.
 
@@ -193,28 +221,8 @@ def validate_frame(df: pd.DataFrame, dc: DataConfig, sc: ScaleConfig, *, n_folds
             )
     if len(df) == 0:
         raise DataError(f"{source} has no essays (a header but no rows); check data.path")
-    ids = df[dc.id_column]
-    empty_id = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
-    if empty_id.any():
-        lines = ", ".join(map(str, np.flatnonzero(empty_id)[:5] + 2))
-        raise DataError(f"column {dc.id_column!r}: empty ids in rows {lines} "
-                        "(file line numbers); every essay needs an id")
-    ids = ids.astype(str)
-    dup = ids.duplicated(keep=False)
-    if dup.any():
-        raise DataError(f"column {dc.id_column!r}: duplicate ids {_duplicates(ids)}; "
-                        "ids must be unique: drop or rename the repeated essays")
-    texts = df[dc.text_column]
-    not_text = texts.map(lambda t: not isinstance(t, str))
-    empty = not_text | texts.map(lambda t: isinstance(t, str) and not t.strip())
-    if empty.any():
-        raise DataError(f"column {dc.text_column!r}: empty or non-text essays for ids "
-                        f"{_first(ids, empty)}; remove them or fill in the text")
-    prompts = df[dc.prompt_column]
-    if prompts.isna().any():
-        raise DataError(f"column {dc.prompt_column!r}: missing prompt for ids "
-                        f"{_first(ids, prompts.isna())}; every essay needs a prompt")
-    prompts = prompts.astype(str)
+    ids, texts, prompts = check_essays(df, id_column=dc.id_column, text_column=dc.text_column,
+                                       prompt_column=dc.prompt_column)
     raw_scores = df[dc.score_column]
     scores = pd.to_numeric(raw_scores, errors="coerce")
     bad = scores.isna() | ~np.isfinite(scores.fillna(0))

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from moqwk.artifacts import sha256_file
 from moqwk.errors import DataError, ModelError
 from moqwk.features import FeatureConfig, FeatureStore
-from moqwk.features.fitted import ARRAYS_FILE, META_FILE, FittedFeatures, _sha256
+from moqwk.features.fitted import ARRAYS_FILE, META_FILE, FittedFeatures
 
 SMALL = {"word": {"ngram_range": [1, 2], "min_df": 2, "svd_components": 16},
          "char": {"ngram_range": [2, 4], "min_df": 3, "svd_components": 16}}
@@ -143,7 +144,7 @@ def test_a_pickled_array_is_refused_even_with_a_matching_hash(saved, tmp_path):
     with open(d / ARRAYS_FILE, "wb") as fh:
         np.savez(fh, **arrays)
     meta = json.loads((d / META_FILE).read_text())
-    meta["arrays_sha256"] = _sha256(d / ARRAYS_FILE)
+    meta["arrays_sha256"] = sha256_file(d / ARRAYS_FILE)
     (d / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="without executing code"):
         FittedFeatures.load(d)

@@ -23,7 +23,6 @@ arrays' sha256). Loading executes nothing from the directory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import threadpool_limits
 
+from moqwk.artifacts import sha256_file
 from moqwk.atomic import atomic_write, atomic_write_text
 from moqwk.errors import ConfigError, DataError, ModelError
 from moqwk.features.config import FeatureConfig, TableConfig
@@ -320,10 +320,10 @@ class FittedFeatures:
                 np.savez(fh, **arrays)  # type: ignore[arg-type]
 
         atomic_write(directory / ARRAYS_FILE, write)
-        sha = _sha256(directory / ARRAYS_FILE)
+        sha = sha256_file(directory / ARRAYS_FILE)
         text = json.dumps(self.meta(sha), indent=2, sort_keys=True) + "\n"
         atomic_write_text(directory / META_FILE, text)
-        return {ARRAYS_FILE: sha, META_FILE: _sha256(directory / META_FILE)}
+        return {ARRAYS_FILE: sha, META_FILE: sha256_file(directory / META_FILE)}
 
     @classmethod
     def load(cls, directory: Path) -> FittedFeatures:
@@ -350,7 +350,7 @@ class FittedFeatures:
                 "learned; fit the model again with this moqwk")
         if not arr_path.is_file():
             raise ModelError(f"{arr_path} not found: the model directory is incomplete")
-        if _sha256(arr_path) != meta.get("arrays_sha256"):
+        if sha256_file(arr_path) != meta.get("arrays_sha256"):
             raise ModelError(f"{arr_path} does not match the sha256 in {meta_path}: the file was "
                              "changed or damaged; fit the model again")
         try:
@@ -411,10 +411,3 @@ def _typed(arr: np.ndarray, dtype: type) -> np.ndarray:
         raise ValueError(f"expected a {np.dtype(dtype)} array, got {arr.dtype}")
     return arr
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -23,6 +23,7 @@ import xgboost as xgb
 
 from moqwk import artifacts
 from moqwk.core.scale import EssayScale, Scale, ScoreScales
+from moqwk.corpus import check_essays
 from moqwk.cv import xgb_threads
 from moqwk.errors import ConfigError, DataError, ModelError
 from moqwk.features.fitted import FittedFeatures
@@ -33,12 +34,6 @@ from moqwk.model.mapping import SMALL_BATCH, apply_score_mapping
 OUTPUT_COLUMNS = ("id", "prompt", "y_pred", "y_pred_raw", "y_pred_norm")
 
 ScaleLike = Scale | tuple[float, float, float] | list[float] | Mapping[str, float]
-
-
-def _first(ids: pd.Series, mask: Any, k: int = 5) -> str:
-    bad = ids[np.asarray(mask)].astype(str).tolist()
-    more = f" (and {len(bad) - k} more)" if len(bad) > k else ""
-    return ", ".join(bad[:k]) + more
 
 
 def read_essays(path: Path) -> pd.DataFrame:
@@ -78,29 +73,10 @@ def validate_essays(df: pd.DataFrame, columns: Mapping[str, str], *, source: str
                             f"{shown}; name the {role} column with {flags[role]}")
     if len(df) == 0:
         raise DataError(f"{source} has no essays (a header but no rows)")
-    ids = df[columns["id"]]
-    empty_id = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
-    if empty_id.any():
-        rows = ", ".join(map(str, np.flatnonzero(empty_id)[:5] + 2))
-        raise DataError(f"column {columns['id']!r}: empty ids in rows {rows} (file line "
-                        "numbers); every essay needs an id")
-    ids = ids.astype(str)
-    dup = ids.duplicated(keep=False)
-    if dup.any():
-        raise DataError(f"column {columns['id']!r}: duplicate ids {_first(ids, dup)}; ids must "
-                        "be unique: drop or rename the repeated essays")
-    texts = df[columns["text"]]
-    not_text = texts.map(lambda t: not isinstance(t, str))
-    empty = not_text | texts.map(lambda t: isinstance(t, str) and not t.strip())
-    if empty.any():
-        raise DataError(f"column {columns['text']!r}: empty or non-text essays for ids "
-                        f"{_first(ids, empty)}; remove them or fill in the text")
-    prompts = df[columns["prompt"]]
-    missing = prompts.isna() | (prompts.astype(str).str.strip() == "")
-    if missing.any():
-        raise DataError(f"column {columns['prompt']!r}: missing prompt for ids "
-                        f"{_first(ids, missing)}; every essay needs a prompt")
-    return Essays(ids.to_numpy(dtype=object), prompts.astype(str).to_numpy(dtype=object),
+    ids, texts, prompts = check_essays(df, id_column=columns["id"],
+                                       text_column=columns["text"],
+                                       prompt_column=columns["prompt"])
+    return Essays(ids.to_numpy(dtype=object), prompts.to_numpy(dtype=object),
                   texts.tolist())
 
 
