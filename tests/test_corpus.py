@@ -122,9 +122,11 @@ def test_empty_or_non_text_essays_are_named(bad: object) -> None:
     assert "remove them or fill in the text" in msg
 
 
-def test_missing_prompt_is_named() -> None:
+@pytest.mark.parametrize("bad", [None, "", "  "])
+def test_missing_prompt_is_named(bad: object) -> None:
     df = frame()
-    df.loc[[2, 11], "prompt"] = None
+    df["prompt"] = df["prompt"].astype(object)
+    df.loc[[2, 11], "prompt"] = bad  # a blank name is no prompt either (predict agrees)
     msg = data_error(df)
     assert "'prompt'" in msg and "e002, e011" in msg and "every essay needs a prompt" in msg
 
