@@ -321,8 +321,11 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
                 break
     if sel.chosen is not None:
         base_vals = run.baseline["values"]
-        sel.success = success_criterion(candidate=sel.chosen["values"], baseline=base_vals,
-                                        objectives=obj)
+        sel.success = {**success_criterion(candidate=sel.chosen["values"], baseline=base_vals,
+                                           objectives=obj),
+                       # the record says it, not only the printed sentence: these are the
+                       # numbers the selection maximised, so they flatter the winner
+                       "measured_on": "in-sample: the search's own prompt_holdout folds"}
         sel.selection_bias = selection_bias(ws, run, opts, tie_tolerance=tol, chosen=sel.chosen)
         if not all(v <= 0 for v in sel.chosen["constraints"].values()):
             sel.tradeoff = tail_tradeoff(candidate=sel.chosen["values"], baseline=base_vals,

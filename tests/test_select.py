@@ -178,6 +178,9 @@ def test_selection_records_a_bbc_estimate_that_replays_the_rule(searched, select
     from moqwk.selector import load_trials
 
     rec = selected.record
+    crit = rec["success_criterion"]  # in-sample, and the record itself says so
+    assert crit["measured_on"].startswith("in-sample")
+    assert crit["met"] == all(c["ok"] for c in crit["checks"].values())
     sb = rec["selection_bias"]
     assert sb["n_boot"] == 500 and sb["reported"] == "corrected"
     assert sb["resampling"] == "prompts+essays"  # the default, chosen by the research note
