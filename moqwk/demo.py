@@ -86,9 +86,10 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
         if diff:
             raise ConfigError(
                 f"{run_dir / CONFIG_COPY} no longer matches the built-in demo (it differs in "
-                f"{', '.join(diff[:4])}); the demo always runs its built-in config. To run your "
-                "edited copy, copy it elsewhere and run `moqwk search --config COPY --run-dir "
-                "runs/NEW`")
+                f"{', '.join(diff[:4])}): it was edited, or {run_dir} was made by another moqwk "
+                "version. The demo always runs its built-in config: move or delete "
+                f"{run_dir} to run the demo afresh; to run an edited copy, copy it elsewhere "
+                "and run `moqwk search --config COPY --run-dir runs/NEW`")
     ws = Workspace.open(config, run_dir, level="study")
     heading(console, f"moqwk demo: run directory {run_dir} (its config: "
                      f"{run_dir / CONFIG_COPY})")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moqwk.config import Config, load_config
+from moqwk.config import Config, load_config, parse_config
 from moqwk.errors import ConfigError, RunDirError
 from moqwk.run.record import (
     RunRecord,
@@ -250,3 +250,27 @@ def test_a_cv_run_can_become_a_search(tmp_path: Path, make_config):
 def test_reproduce_command(fields, command):
     rec = RunRecord(scoring_hash="s", data_hash="d", **fields)
     assert reproduce_command(Path("runs/a"), rec) == command
+
+
+def test_demo_refuses_a_run_dir_made_with_another_config_and_says_how_to_start_afresh(
+        tmp_path: Path, capsys, assert_one_error_line) -> None:
+    """A runs/demo whose config.yaml is not the built-in demo's (edited, or written by a moqwk
+    whose defaults differed: here the score mapping before stretch became the default) is
+    refused before any work, with the way out, and left as it was."""
+    from moqwk.cli import main
+    from moqwk.demo import demo_config
+    from moqwk.run.record import record_config
+
+    run_dir = tmp_path / "runs" / "demo"
+    run_dir.mkdir(parents=True)
+    built_in = demo_config(run_dir)
+    older = parse_config({**built_in.to_dict(), "mapping": {"method": "round"}},
+                         base_dir=run_dir)
+    record_config(run_dir, older)
+    before = (run_dir / "config.yaml").read_bytes()
+    assert main(["demo", "--run-dir", str(run_dir)]) == 2
+    err = assert_one_error_line(capsys.readouterr().err)
+    assert "mapping.method" in err and "made by another moqwk version" in err
+    assert f"move or delete {run_dir}" in err
+    assert (run_dir / "config.yaml").read_bytes() == before
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
