@@ -23,7 +23,7 @@ import xgboost as xgb
 
 from moqwk import artifacts
 from moqwk.core.scale import EssayScale, Scale, ScoreScales
-from moqwk.corpus import check_essays
+from moqwk.corpus import check_essays, read_table
 from moqwk.cv import xgb_threads
 from moqwk.errors import ConfigError, DataError, ModelError
 from moqwk.features.fitted import FittedFeatures
@@ -41,12 +41,7 @@ def read_essays(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"--data {path} not found; give the CSV or Parquet file of essays to score")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except Exception as e:  # noqa: BLE001 - one clear line for any reader failure
-        raise DataError(f"could not read {path}: {e}") from None
+    return read_table(path)
 
 
 @dataclass(frozen=True)
