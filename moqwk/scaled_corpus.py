@@ -178,10 +178,11 @@ def scaled_config(
     corpus_file: str,
     specs: Mapping[str, PromptSpec],
     *,
-    mapping: str = "stretch",
+    mapping: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A leave-one-prompt-out config for a written scaled corpus (``cv.n_folds`` = prompts)."""
+    """A leave-one-prompt-out config for a written scaled corpus (``cv.n_folds`` = prompts).
+    ``mapping=None`` leaves ``mapping.method`` at moqwk's default (the default pipeline)."""
     cfg: dict[str, Any] = {
         "data": {
             "path": corpus_file,
@@ -192,9 +193,10 @@ def scaled_config(
         },
         "scale": scale_section(specs),
         "cv": {"n_folds": len(specs), "repeats": 1, "seed": 42, "min_prompt_n": 10},
-        "mapping": {"method": mapping},
         "model": {"nthread": 1},
     }
+    if mapping is not None:
+        cfg["mapping"] = {"method": mapping}
     for key, value in (extra or {}).items():
         cfg[key] = value
     return cfg
@@ -205,7 +207,7 @@ def write_scaled_corpus(
     frame: pd.DataFrame,
     specs: Mapping[str, PromptSpec],
     *,
-    mapping: str = "stretch",
+    mapping: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """``out_dir/corpus.csv`` and ``out_dir/config.yaml``; returns the config's path."""
@@ -224,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ellipse", type=Path, nargs="?", const=ellipse_path(), default=None,
                     help="build from ELLIPSE (default path: $MOQWK_ELLIPSE_CSV); else synthetic")
     ap.add_argument("--score", default="Overall", help="ELLIPSE score column (default Overall)")
-    ap.add_argument("--mapping", default="stretch", help="mapping.method of the config")
+    ap.add_argument("--mapping", default=None, help="mapping.method (default: moqwk's)")
     args = ap.parse_args(argv)
     if args.ellipse is not None:
         frame, specs = ellipse_scaled_frame(args.ellipse, args.score), ELLIPSE_SPECS
