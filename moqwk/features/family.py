@@ -106,6 +106,8 @@ class Family(ABC):
     searchable: tuple[str, ...] = ("enabled",)
     #: Whether :meth:`fit` uses ``features.seed`` (it then goes into the family's cache key).
     uses_seed: bool = False
+    #: Whether :meth:`transform` reads ``data.ids`` (``predict`` then requires the essays' ids).
+    needs_ids: bool = False
     #: Bump when the family's output changes: it is part of every cache key and fitted model.
     version: str = "1"
 
@@ -161,6 +163,11 @@ class Family(ABC):
                    arrays: Mapping[str, np.ndarray]) -> Any:
         """Inverse of :meth:`save_state`; raises ValueError/KeyError on inconsistent input."""
         return None
+
+    def config_for_state(self, cfg: Any, state: Any) -> Any:
+        """The config a loaded model transforms with (default ``cfg``): a family whose config
+        points at something outside the model directory (a file) pins it to what was fitted."""
+        return cfg
 
 
 class PerEssayFamily(Family):

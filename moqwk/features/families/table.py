@@ -9,7 +9,7 @@ the family switched off.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class TableFamily(Family):
     name = prefix = "table"
     config_type = TableConfig
     searchable = ()
+    needs_ids = True
 
     def default(self) -> None:
         return None
@@ -150,6 +151,10 @@ class TableFamily(Family):
                    arrays: Mapping[str, np.ndarray]) -> TableState:
         return TableState(str(meta["path"]), str(meta["id_column"]),
                           tuple(str(c) for c in meta["columns"]), str(meta["sha256_at_fit"]))
+
+    def config_for_state(self, cfg: TableConfig, state: TableState) -> TableConfig:
+        # the file the features were fitted with, as resolved then, and its columns
+        return replace(cfg, columns=state.columns, resolved=Path(state.path))
 
 
 TABLE = TableFamily()
