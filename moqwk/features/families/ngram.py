@@ -126,7 +126,7 @@ def _fit_svd(X: sp.csr_array, n_components: int, seed: int) -> tuple[np.ndarray,
 class NgramFamily(Family):
     """``word`` (sklearn's word analyzer) or ``char`` (``char_wb``) n-grams."""
 
-    searchable = ("enabled", "svd_components", "min_df", "max_df", "sublinear_tf", "ngram_range")
+    searchable = ("enabled", "svd_components", "min_df", "max_df", "sublinear_tf")
     uses_seed = True
 
     def __init__(self, name: str, analyzer: str, defaults: NgramConfig) -> None:
