@@ -10,10 +10,12 @@ caller can report training as a stage of its own.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ from moqwk.core.metrics import CVMetrics, compute_metrics, tail_masks
 from moqwk.core.splits import Splits
 from moqwk.corpus import Corpus
 from moqwk.errors import ConfigError
+from moqwk.features.config import feature_params
 from moqwk.predictions import PredictionCache, prediction_key
 from moqwk.progress import NO_PROGRESS, Progress
 
@@ -82,6 +85,9 @@ class CVResult:
     timings: dict[str, float]
     params: dict[str, Any]
     mapping: dict[str, Any] = field(default_factory=dict)
+    #: The feature families the run used: ``families`` (enabled, in column order), ``config``
+    #: (the variant's ``features:``) and ``params`` (its ``features.*`` keys, if any).
+    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def transductive(self) -> bool:
@@ -100,13 +106,31 @@ class _Fold:
     dval: xgb.DMatrix
 
 
+@dataclass
+class _Variant:
+    """One feature variant's store view, fold matrices, inner folds and fold keys."""
+
+    store: Any
+    folds: list[_Fold] = field(default_factory=list)
+    inner: dict[tuple[int, int], list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]] = \
+        field(default_factory=dict)
+    keys: list[str] | None = None
+
+
+#: Feature variants whose fold matrices an engine keeps in memory (least recently used out).
+MAX_VARIANTS = 4
+
+
 class CVEngine:
     """Runs one config (XGBoost params and a score mapping) through every fold of ``splits``.
 
     ``run(params)``: the XGBoost params train one model per fold (their raw out-of-fold
     predictions are cached, see :mod:`moqwk.predictions`, so a trial that changes only the
     mapping trains nothing); the ``mapping.*`` keys of ``params`` (else the config's
-    ``mapping:``) say how raw predictions become scores. A label-based mapping is fitted in each
+    ``mapping:``) say how raw predictions become scores; its ``features.<family>.<field>`` keys
+    (else the config's ``features:``) say which feature variant it trains on: each variant's
+    fold features are built once (per family, cached by content hash in the shared store) and
+    its fold matrices kept for the next trial. A label-based mapping is fitted in each
     fold on the training essays' inner cross-fitted predictions (prompt-grouped inner folds,
     features refitted on each inner training set: docs/decisions/0002-score-mapping.md); no
     held-out label enters it.
@@ -125,11 +149,9 @@ class CVEngine:
         self.store = store or FeatureStore(corpus.ids, list(corpus.texts), config.features,
                                            cache_dir or default_cache_dir())
         self.predictions = predictions or PredictionCache(self.store.cache_dir / "predictions")
-        self._folds: list[_Fold] = []
-        self._inner: dict[tuple[int, int], list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]] = {}
-        self._lock = threading.Lock()
+        self._variants: OrderedDict[str, _Variant] = OrderedDict()
+        self._lock = threading.RLock()
         self.feature_seconds = 0.0
-        self._feature_keys: list[str] | None = None
         self._labels_sha = hashlib.sha256(np.ascontiguousarray(corpus.y_norm).tobytes()
                                           ).hexdigest()
         self.progress = progress
@@ -141,21 +163,47 @@ class CVEngine:
 
     @property
     def feature_keys(self) -> list[str]:
-        if self._feature_keys is None:
-            self._feature_keys = [self.store.key(tr, va)
-                                  for _, _, tr, va in self.splits.iter_folds()]
-        return self._feature_keys
+        """The config's own feature variant's fold keys."""
+        return self.variant_keys(self.config.features)
+
+    def features_for(self, params: Mapping[str, Any]) -> Any:
+        """The feature config ``params`` ask for: the config's ``features:`` with their
+        ``features.<family>.<field>`` keys applied."""
+        return self.config.features.with_params(params)
+
+    def _variant(self, features: Any) -> _Variant:
+        key = json.dumps(features.to_dict(), sort_keys=True, default=str)
+        with self._lock:
+            v = self._variants.get(key)
+            if v is None:
+                v = _Variant(self.store.variant(features))
+                self._variants[key] = v
+                base = json.dumps(self.config.features.to_dict(), sort_keys=True, default=str)
+                while len(self._variants) > MAX_VARIANTS:  # the config's own variant stays
+                    old = next(k for k in self._variants if k != base and k != key)
+                    del self._variants[old]
+            self._variants.move_to_end(key)
+            return v
+
+    def variant_keys(self, features: Any) -> list[str]:
+        """The fold keys of a feature variant (one per fold of every repeat)."""
+        v = self._variant(features)
+        if v.keys is None:
+            v.keys = [v.store.key(tr, va) for _, _, tr, va in self.splits.iter_folds()]
+        return v.keys
 
     def model_seed(self, repeat: int) -> int:
         """XGBoost's seed for a fold assignment: the fold seed plus the repeat index, so fresh
         folds (another seed) and repeats also vary the training randomness."""
         return int(self.splits.seed) + repeat
 
-    def prepare(self) -> list[_Fold]:
-        """Build (or load) every fold's features and DMatrix once; later calls reuse them."""
+    def prepare(self, features: Any = None) -> list[_Fold]:
+        """Build (or load) every fold's features and DMatrix once for a feature variant
+        (default: the config's ``features:``); later calls reuse them."""
+        v = self._variant(self.config.features if features is None else features)
         with self._lock:
-            if self._folds:
-                return self._folds
+            if v.folds:
+                return v.folds
             t0 = time.perf_counter()
             y = self.corpus.y_norm
             folds = []
@@ -164,14 +212,14 @@ class CVEngine:
             with self.progress.stage(f"fold features ({sp.scheme}{reps})", total=self.n_fits,
                                      unit="folds") as stage:
                 for r, k, tr, va in sp.iter_folds():
-                    ff = self.store.fold(tr, va)
+                    ff = v.store.fold(tr, va)
                     dtrain = xgb.DMatrix(ff.X_train, label=y[tr],
                                          feature_names=list(ff.feature_names))
                     dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
                     folds.append(_Fold(r, k, tr, va, dtrain, dval))
                     stage.advance()
-            self._folds = folds
-            self.feature_seconds = time.perf_counter() - t0
+            v.folds = folds
+            self.feature_seconds += time.perf_counter() - t0
             return folds
 
     # ------------------------------------------------------------------ inner folds
@@ -205,28 +253,32 @@ class CVEngine:
                                         repeats=1, seed=seed)
         return [(tr[itr], tr[iva]) for _, _, itr, iva in inner.iter_folds()]
 
-    def _inner_folds(self, fold: _Fold) -> list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]:
+    def _inner_folds(self, fold: _Fold, features: Any = None
+                     ) -> list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]:
         """Each inner fold's held-out rows and DMatrix pair; features refitted on the inner
         training essays (cached like every fold's)."""
         key = (fold.repeat, fold.fold)
+        v = self._variant(self.config.features if features is None else features)
         with self._lock:
-            if key in self._inner:
-                return self._inner[key]
+            if key in v.inner:
+                return v.inner[key]
         y = self.corpus.y_norm
         out = []
         for itr, iva in self.inner_splits(fold):
-            ff = self.store.fold(itr, iva)
+            ff = v.store.fold(itr, iva)
             out.append((iva, xgb.DMatrix(ff.X_train, label=y[itr],
                                          feature_names=list(ff.feature_names)),
                         xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))))
         with self._lock:
-            self._inner[key] = out
+            v.inner[key] = out
         return out
 
     # ------------------------------------------------------------------ raw predictions
 
-    def _key(self, bp: Mapping[str, Any], rounds: int, part: str) -> str:
-        return prediction_key(part=part, features=self.feature_keys, splits=self.splits.sha256,
+    def _key(self, bp: Mapping[str, Any], rounds: int, part: str,
+             features: Any = None) -> str:
+        keys = self.variant_keys(self.config.features if features is None else features)
+        return prediction_key(part=part, features=keys, splits=self.splits.sha256,
                               booster={k: v for k, v in bp.items() if k != "nthread"},
                               rounds=rounds, labels=self._labels_sha,
                               inner_folds=self.config.mapping.inner_folds
@@ -238,8 +290,10 @@ class CVEngine:
                         ) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw normalised predictions: held-out ``(repeats, n)`` and, with ``inner``, each
         outer fold's inner cross-fitted predictions of its training essays, stacked as
-        ``(n_folds_total, n)`` (NaN outside that fold's training rows)."""
-        folds = self.prepare()
+        ``(n_folds_total, n)`` (NaN outside that fold's training rows). The feature variant
+        is the one ``params`` ask for (:meth:`features_for`)."""
+        features = self.features_for(params)
+        folds = self.prepare(features)
         n = len(self.corpus)
         out_z = None
         inner_z = None
@@ -247,7 +301,7 @@ class CVEngine:
             bp, rounds = booster_params(model_params(params), objective=self.config.model.objective,
                                         nthread=self.nthread, seed=self.model_seed(r))
             rep_folds = [f for f in folds if f.repeat == r]
-            key = self._key(bp, rounds, f"outer:{r}")
+            key = self._key(bp, rounds, f"outer:{r}", features)
             hit = self.predictions.get(key)
             if hit is None:
                 z = np.full(n, np.nan)
@@ -269,12 +323,12 @@ class CVEngine:
                         on_fold()
             out_z = z[None, :] if out_z is None else np.vstack([out_z, z[None, :]])
             if inner:
-                ikey = self._key(bp, rounds, f"inner:{r}")
+                ikey = self._key(bp, rounds, f"inner:{r}", features)
                 ihit = self.predictions.get(ikey)
                 if ihit is None:
                     zi = np.full((len(rep_folds), n), np.nan)
                     for j, f in enumerate(rep_folds):
-                        for iva, dtr, dva in self._inner_folds(f):
+                        for iva, dtr, dva in self._inner_folds(f, features):
                             t0 = time.perf_counter()
                             booster = xgb.train(bp, dtr, num_boost_round=rounds)
                             zi[j, iva] = booster.predict(dva)
@@ -301,7 +355,8 @@ class CVEngine:
         ``on_fold`` is called once per fold (:attr:`n_fits` times), after its model predicted
         (and, for a label-based mapping, after its inner cross-fit).
         """
-        folds = self.prepare()
+        features = self.features_for(params)
+        folds = self.prepare(features)
         spec = spec_from_params(params, self.config.mapping.spec)
         timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "mapping_s",
                                  "cache_hits"), 0.0)
@@ -345,8 +400,11 @@ class CVEngine:
                               + timings["mapping_s"] + timings["metrics_s"])
         mapping = {"spec": spec.to_dict(), "transductive": METHODS[spec.method].transductive,
                    "fallback_share": float(fallback.mean()), "folds": records}
+        used = {"families": features.enabled_names(), "config": features.to_dict(),
+                "params": feature_params(params)}
         return CVResult(oof=oof, metrics=metrics, timings=timings,
-                        params=complete_params(params, self.config.mapping.spec), mapping=mapping)
+                        params=complete_params(params, self.config.mapping.spec), mapping=mapping,
+                        features=used)
 
     def _oof_frame(self, z: np.ndarray, z_mapped: np.ndarray, y_pred: np.ndarray,
                    fallback: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:

@@ -230,7 +230,8 @@ class Objective:
 def _ensure_enqueued(study: optuna.Study, baseline: Mapping[str, Any], space: dict,
                      ws: Workspace, opts: SearchOptions, n_trials: int) -> None:
     """The first generation of a new study: the baseline, user configs, baseline neighbours."""
-    full = {**baseline, **spec_to_params(ws.config.baseline_mapping)}
+    full = {**baseline, **spec_to_params(ws.config.baseline_mapping),
+            **ws.config.features.params(space)}  # the baseline's own feature variant
     study.enqueue_trial({k: full[k] for k in space if k in full},
                         user_attrs={"moqwk_role": "baseline"})
     search = ws.config.search
@@ -332,7 +333,8 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     else:
         space = distributions(cfg.search.space)
         n_trials = int(run.n_trials or cfg.search.n_trials)
-        full = {**baseline, **spec_to_params(cfg.baseline_mapping)}
+        full = {**baseline, **spec_to_params(cfg.baseline_mapping),
+                **cfg.features.params(space)}
         outside = [n for n in contains(space, full)
                    if n in full or not n.startswith(PARAM_PREFIX)]  # unused mapping params
         if outside:

@@ -242,11 +242,14 @@ def test_corpus_counts_round_trip_through_disk(corpus, tmp_path):
 def test_corrupt_cache_file_is_rebuilt(corpus, tmp_path):
     ids, texts = corpus
     train, val = split(len(texts))
-    ff = FeatureStore(ids, texts, SMALL, tmp_path).fold(train, val)
-    (tmp_path / "folds" / f"{ff.key}.npz").write_bytes(b"PK\x03\x04 truncated")
+    built = FeatureStore(ids, texts, SMALL, tmp_path)
+    ff = built.fold(train, val)
+    word_key = built.block_keys(train, val)["word"]  # each family's block is its own file
+    (tmp_path / "folds" / f"{word_key}.npz").write_bytes(b"PK\x03\x04 truncated")
     store = FeatureStore(ids, texts, SMALL, tmp_path)
     again = store.fold(train, val)
     assert store.stats["misses"] == 1
+    assert store.stats["blocks_built"] == 1 and store.stats["blocks_loaded"] == 2
     assert np.array_equal(again.X_train, ff.X_train)
 
 
@@ -265,7 +268,7 @@ def test_concurrent_builders_of_one_fold(corpus, tmp_path):
         t.join()
     assert len(results) == 3
     assert all(np.array_equal(r.X_train, results[0].X_train) for r in results)
-    assert len(list((tmp_path / "folds").iterdir())) == 1
+    assert len(list((tmp_path / "folds").iterdir())) == 3  # one block per family
     assert not list(tmp_path.rglob("*.tmp"))
 
 

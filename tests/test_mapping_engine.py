@@ -148,8 +148,9 @@ def test_cv_metrics_record_the_mapping(tmp_path: Path, demo_config_yaml: str) ->
     params.write_text(json.dumps({**PARAMS, "mapping.method": "stretch"}))
     assert main(["cv", "--config", str(cfg), "--run-dir", str(tmp_path / "a")]) == 0
     m = json.loads((tmp_path / "a/artifacts/cv_metrics.json").read_text())
-    # `moqwk cv` runs the baseline, which keeps round (baseline.mapping) whatever mapping: says
-    assert m["mapping"]["spec"]["method"] == "round" and m["transductive"] is False
+    # `moqwk cv` scores baseline.params with the config's mapping: (not baseline.mapping)
+    assert m["mapping"]["spec"]["method"] == "prompt_standardize" and m["transductive"] is True
+    assert m["features"]["families"] == ["handcrafted", "word", "char"]
     assert main(["cv", "--config", str(cfg), "--run-dir", str(tmp_path / "b"),
                  "--params", str(params)]) == 0
     m = json.loads((tmp_path / "b/artifacts/cv_metrics.json").read_text())

@@ -26,16 +26,42 @@ def run(args: argparse.Namespace) -> int:
     ws = Workspace.open(config_for_run(args, level="scoring"), run_dir)
     con = make_console()
     result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
-                                    progress=progress_for(args, con))
+                                    mapping=args.mapping, progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
+    con.print(scored_line(result), highlight=False, markup=False)
     for p in paths.values():
         con.print(f"wrote {p}")
     return 0
 
 
+def scored_line(result) -> str:
+    """One line naming the mapping and the feature families a CV run scored with."""
+    spec = result.mapping["spec"]
+    params = ", ".join(f"{k}={v}" for k, v in sorted(spec.get("params", {}).items()))
+    mapping = spec["method"] + (f" ({params})" if params else "")
+    if result.transductive:
+        mapping += ", transductive"
+    feats = ", ".join(result.features["families"])
+    chosen = ", ".join(f"{k}={v}" for k, v in sorted(result.features["params"].items()))
+    return f"scored with mapping {mapping}; features {feats}" + (f" ({chosen})" if chosen else "")
+
+
 def register(add) -> None:
+    from moqwk.core.mapping import METHODS
+
     p = add("cv", "cross-validate one XGBoost config and write residuals and metrics", run)
+    p.description = (
+        "Cross-validate one pipeline: baseline.params (or --params) with the config's "
+        "features: and its mapping: section (mapping.method, default stretch), not "
+        "baseline.mapping, which is only the search's trial 0. --mapping METHOD scores "
+        "another mapping method; mapping.* and features.* keys in --params apply too. "
+        "The mapping and the feature families used are printed and recorded in "
+        "cv_metrics.json.")
     add_config(p)
     add_run_dir(p)
     p.add_argument("--scheme", default="prompt_holdout", choices=SCHEMES)
-    p.add_argument("--params", help="JSON file of XGBoost params (default: the config's baseline)")
+    p.add_argument("--params", help="JSON file of XGBoost params (default: baseline.params); "
+                                    "may hold mapping.* and features.* keys")
+    p.add_argument("--mapping", choices=list(METHODS), metavar="METHOD",
+                   help="score with this mapping method instead of the config's mapping.method "
+                        f"(one of {', '.join(METHODS)}; round is the baseline's scoring)")

@@ -17,7 +17,14 @@ from typing import Any
 
 import yaml
 
-from moqwk.config.search import SearchConfig, SelectConfig, parse_search, parse_select
+from moqwk.config.search import (
+    SearchConfig,
+    SelectConfig,
+    SpaceParam,
+    check_feature_space,
+    parse_search,
+    parse_select,
+)
 from moqwk.config.sections import (
     CVConfig,
     DataConfig,
@@ -225,6 +232,9 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     _check_mapping_space(search)
     select = parse_select(raw)
     features = FeatureConfig.from_mapping(raw.get("features"), path="features", base_dir=base_dir)
+    check_feature_space(search.space, features)
+    check_feature_space(tuple(SpaceParam(k, "categorical", choices=tuple(v))
+                              for k, v in search.grid.items()), features, path="search.grid")
     feature_dict = features.to_dict()
     if features.table is not None:  # absolute, so the run directory's copy finds the table
         feature_dict["table"]["path"] = str(features.table.resolved)

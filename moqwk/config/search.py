@@ -117,6 +117,34 @@ def _space_param(name: str, spec: Any, where: str) -> SpaceParam:
     return SpaceParam(name, kind, low=low, high=high, log=log, step=step)
 
 
+def check_feature_space(space: tuple[SpaceParam, ...], features: Any,
+                        *, path: str = "search.space") -> None:
+    """``features.<family>.<field>`` entries of the space must name a registered family's
+    searchable field, and every value they can draw must be valid for that field.
+
+    ``features`` is the config's :class:`~moqwk.features.FeatureConfig`; each bound or choice
+    is applied to it and validated as the config validates ``features:``, so a bad one is an
+    error naming ``search.space.features.<family>.<field>``.
+    """
+    from moqwk.features.config import PARAM_PREFIX, split_param
+
+    for p in space:
+        if not p.name.startswith(PARAM_PREFIX):
+            continue
+        where = f"{path}.{p.name}"
+        split_param(p.name, where=where)
+        values = list(p.choices) if p.type == "categorical" else [p.low, p.high]
+        if p.type == "categorical" and any(isinstance(v, list | dict) for v in values):
+            raise ConfigError(f"{where}.choices: a searched feature field takes single values "
+                              "(numbers, strings, true/false)")
+        for v in values:
+            value = int(v) if p.type == "int" else v
+            try:
+                features.with_params({p.name: value}, path=where)
+            except ConfigError as e:
+                raise ConfigError(f"{where}: the value {value!r} is not valid ({e})") from None
+
+
 def parse_grid(raw: Any, *, path: str = "search.grid") -> dict[str, list[Any]]:
     """The grid ``{param: [values]}``; ``None`` means :data:`DEFAULT_GRID`."""
     grid = DEFAULT_GRID if raw is None else raw

@@ -695,12 +695,20 @@ def spec_to_params(spec: MappingSpec) -> dict[str, Any]:
     return out
 
 
+#: Trial params that choose a feature variant (``features.<family>.<field>``), not XGBoost's.
+FEATURE_PREFIX = "features."
+
+
 def model_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's params without the mapping's keys: what the model is trained with."""
-    return {k: v for k, v in params.items() if not k.startswith(PARAM_PREFIX)}
+    """A trial's params without the mapping's and the features' keys: XGBoost's params."""
+    return {k: v for k, v in params.items()
+            if not k.startswith(PARAM_PREFIX) and not k.startswith(FEATURE_PREFIX)}
 
 
 def complete_params(params: Mapping[str, Any], default: MappingSpec) -> dict[str, Any]:
-    """``params`` with its mapping written out: the model's params plus the ``mapping.*`` keys
-    of the mapping they ask for (``default`` where they ask for none). What a trial records."""
-    return {**model_params(params), **spec_to_params(spec_from_params(params, default))}
+    """``params`` with its mapping written out: the model's params, the ``features.*`` keys it
+    names, and the ``mapping.*`` keys of the mapping they ask for (``default`` where they ask
+    for none). What a trial records."""
+    features = {k: v for k, v in params.items() if k.startswith(FEATURE_PREFIX)}
+    return {**model_params(params), **features,
+            **spec_to_params(spec_from_params(params, default))}

@@ -19,7 +19,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,7 +31,9 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from moqwk.errors import ConfigError, DataError
-from moqwk.features.config import NgramConfig
+
+if TYPE_CHECKING:
+    from moqwk.features.families.ngram import NgramConfig
 
 ANALYZERS = ("word", "char_wb")
 SPELL_MIN_DOCS = 2
@@ -68,6 +72,17 @@ class CorpusCounts:
         X = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=shape)
         return cls(analyzer, ngram_range, X, terms)
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Column of each term."""
+        return {t: j for j, t in enumerate(self.terms)}
+
+    def rows(self, rows: np.ndarray) -> CorpusCounts:
+        """The counts of essays ``rows`` only (all columns kept)."""
+        sub = sp.csr_array(self.counts[np.asarray(rows, dtype=np.intp)])
+        sub.sort_indices()
+        return CorpusCounts(self.analyzer, self.ngram_range, sub, self.terms)
+
     def unigrams(self) -> CorpusCounts:
         """The 1-gram columns of word counts (the terms without a space)."""
         cols = np.array([j for j, t in enumerate(self.terms) if " " not in t], dtype=np.intp)
@@ -83,6 +98,7 @@ class FoldTfidf:
     X_val: sp.csr_array
     columns: np.ndarray
     corpus: CorpusCounts
+    idf: np.ndarray | None = None
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -123,6 +139,36 @@ def _count_char_wb(texts: Sequence[str], ngram_range: tuple[int, int]) -> tuple[
     )
     T = per_word.fit_transform(list(vocab))
     return D @ sp.csr_array(T), list(per_word.get_feature_names_out())
+
+
+def empty_counts(analyzer: str, ngram_range: tuple[int, int], n: int) -> CorpusCounts:
+    """Counts of ``n`` essays that hold no n-gram: no terms."""
+    X = sp.csr_array((np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(n + 1, np.int32)),
+                     shape=(n, 0))
+    return CorpusCounts(analyzer, (int(ngram_range[0]), int(ngram_range[1])), X, ())
+
+
+def restrict_counts(counts: CorpusCounts, terms: tuple[str, ...]) -> sp.csr_array:
+    """``counts`` over the columns ``terms`` (in that order; a term not counted is zeros)."""
+    index = counts.index
+    src = np.fromiter((index.get(t, -1) for t in terms), dtype=np.intp, count=len(terms))
+    present = np.flatnonzero(src >= 0)
+    sub = sp.csr_array(counts.counts[:, src[present]]).tocoo()
+    out = sp.csr_array((sub.data, (sub.row, present[sub.col])),
+                       shape=(counts.counts.shape[0], len(terms)))
+    out.sum_duplicates()
+    out.sort_indices()
+    return out
+
+
+def oov_of_known(counts: CorpusCounts, known: frozenset[str] | set[str]) -> np.ndarray:
+    """Share of each essay's word tokens whose term is not in ``known`` (0 for no tokens)."""
+    unknown = np.fromiter((t not in known for t in counts.terms), dtype=np.float64,
+                          count=len(counts.terms))
+    X = counts.counts
+    total = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    oov = np.asarray(X @ unknown, dtype=np.float64).ravel()
+    return np.divide(oov, total, out=np.zeros_like(total), where=total > 0)
 
 
 def count_corpus(texts: Sequence[str], analyzer: str, ngram_range: tuple[int, int]) -> CorpusCounts:
@@ -208,7 +254,7 @@ def fold_tfidf(
         sub.sort_indices()
         return _tfidf(sub, idf, cfg.sublinear_tf)
 
-    return FoldTfidf(part(train_rows), part(val_rows), cols, corpus)
+    return FoldTfidf(part(train_rows), part(val_rows), cols, corpus, idf)
 
 
 def fold_svd(tfidf: FoldTfidf, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

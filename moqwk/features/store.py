@@ -1,13 +1,23 @@
-"""The fold cache: per-fold feature matrices, built leak-free once and then read from disk.
+"""The fold cache: per-fold feature blocks, built leak-free once per family variant, then read.
 
-``FeatureStore.fold(train_idx, val_idx)`` returns float32 matrices whose fitted parts (n-gram
-vocabularies, IDF, SVD, the spelling proxy's vocabulary) saw the training essays only. Results
-are keyed by the corpus, the config, the two id sets and the library versions; they live in an
-in-process memo and in ``cache_dir/folds/<key>.npz``, written with :func:`moqwk.atomic.atomic_write`
-so readers and racing writers never see a partial file.
+``FeatureStore.fold(train_idx, val_idx)`` fits every enabled family of the config
+(:data:`moqwk.features.registry.FAMILIES`) on the training essays and transforms the validation
+essays with what it fitted: the same :meth:`~moqwk.features.family.Family.fit` and
+:meth:`~moqwk.features.family.Family.transform` calls that ``moqwk fit`` and ``predict`` make.
+Each family's block is cached on its own, keyed by the corpus, the family's config (its
+*variant*), the seed if the family uses it, the two id sets and the library versions: in an
+in-process memo and in ``cache_dir/folds/<key>.npz``, written with
+:func:`moqwk.atomic.atomic_write` so readers and racing writers never see a partial file. Two
+configs that share a family variant (say, trials that differ only in ``features.word.*``) share
+that family's blocks.
+
+:meth:`FeatureStore.variant` gives the store of another feature config over the same corpus,
+sharing the caches, the memo and the counters.
 
 Rows are fitted in id order, so a fold's result depends on the id *sets*, not on the order of
-``train_idx``; the returned rows follow the caller's order.
+``train_idx``; the returned rows follow the caller's order. What a family may share across
+folds (the corpus's raw n-gram counts, pure per-essay columns) is sliced to the fold's rows
+before the family sees it.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy
@@ -29,11 +40,14 @@ import sklearn
 from moqwk.atomic import atomic_write
 from moqwk.errors import DataError
 from moqwk.features.config import FeatureConfig
-from moqwk.features.ngrams import CorpusCounts, count_corpus, fold_svd, fold_tfidf, oov_share
-from moqwk.features.text import HANDCRAFTED_NAMES, handcrafted_features, load_table, table_sha256
+from moqwk.features.family import PerEssayFn
+from moqwk.features.ngrams import CorpusCounts, count_corpus
+from moqwk.features.registry import FAMILIES
 
-FEATURE_CODE_VERSION = "1"  # bump whenever any feature changes: it is part of every cache key
+#: Bump whenever the features or the cache layout change: it is part of every cache key.
+FEATURE_CODE_VERSION = "2"
 _LOAD_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+_ANALYZER = {"word": "word", "char": "char_wb"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,50 @@ def _versions() -> dict[str, str]:
     }
 
 
+class _Shared:
+    """What every variant of a store over one corpus shares: caches, memo, counters, lock."""
+
+    def __init__(self, ids: np.ndarray, texts: list[str], cache_dir: Path, memo_size: int):
+        self.ids = ids
+        self.texts = texts
+        self.cache_dir = cache_dir
+        self.memo_size = memo_size
+        self.lock = threading.RLock()
+        self.memo: OrderedDict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = \
+            OrderedDict()
+        self.counts: dict[tuple[str, tuple[int, int]], CorpusCounts] = {}
+        self.per_essay: dict[str, np.ndarray] = {}
+        self.stats: dict[str, float] = dict.fromkeys(("hits", "memo_hits", "disk_hits"), 0)
+        self.stats |= {"misses": 0, "build_seconds": 0.0, "load_seconds": 0.0,
+                       "corpus_seconds": 0.0}
+        self.stats |= dict.fromkeys(("blocks_memo", "blocks_loaded", "blocks_built"), 0)
+        h = hashlib.sha256()
+        for j in np.argsort(ids, kind="stable"):  # content hash, independent of row order
+            for s in (ids[j], texts[j]):
+                b = s.encode("utf-8", "surrogatepass")
+                h.update(len(b).to_bytes(8, "little") + b)
+        self.corpus_hash = h.hexdigest()
+        self.rows_hash = _sha(self.corpus_hash, ids.tolist())  # also pins the row order
+
+
+class _Rows:
+    """:class:`~moqwk.features.family.EssayData` of some corpus rows, served from the store's
+    corpus-level caches sliced to those rows (nothing of the other essays reaches a family)."""
+
+    def __init__(self, store: FeatureStore, rows: np.ndarray) -> None:
+        self._store = store
+        self._rows = rows
+        self.ids = store.ids[rows]
+        self.texts = [store.texts[i] for i in rows]
+        self.options: dict[str, Any] = {}
+
+    def counts(self, analyzer: str, ngram_range: tuple[int, int]) -> CorpusCounts:
+        return self._store._corpus_counts(analyzer, ngram_range).rows(self._rows)
+
+    def per_essay(self, key: str, fn: PerEssayFn, *, persist: bool = True) -> np.ndarray:
+        return self._store._per_essay(key, fn, persist)[self._rows]
+
+
 class FeatureStore:
     """Leak-free per-fold features over one corpus, cached in memory and under ``cache_dir``."""
 
@@ -89,105 +147,107 @@ class FeatureStore:
         cache_dir: Path,
         *,
         memo_size: int = 64,
+        _shared: _Shared | None = None,
     ) -> None:
-        self.ids = np.asarray(ids).astype(str)
-        self.texts = list(texts)
-        if self.ids.ndim != 1 or len(self.ids) != len(self.texts):
-            raise DataError(
-                f"need one id per text, got {self.ids.shape} ids, {len(self.texts)} texts"
-            )
-        bad = [str(i) for i, t in zip(self.ids, self.texts, strict=True) if not isinstance(t, str)]
+        self.config = config
+        if _shared is not None:
+            self._s = _shared
+            return
+        ids = np.asarray(ids).astype(str)
+        texts = list(texts)
+        if ids.ndim != 1 or len(ids) != len(texts):
+            raise DataError(f"need one id per text, got {ids.shape} ids, {len(texts)} texts")
+        bad = [str(i) for i, t in zip(ids, texts, strict=True) if not isinstance(t, str)]
         if bad:
             raise DataError(f"essay texts must be strings; not so for ids {', '.join(bad[:5])}")
-        uniq, counts = np.unique(self.ids, return_counts=True)
+        uniq, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
             raise DataError(f"duplicate essay ids: {', '.join(uniq[counts > 1][:5])}")
-        self.config = config
-        self.cache_dir = Path(cache_dir)
-        self._memo_size = memo_size
-        self._lock = threading.RLock()
-        self._memo: OrderedDict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = OrderedDict()
-        self._corpus: dict[str, CorpusCounts] = {}
-        self._handcrafted: np.ndarray | None = None
-        self._table: tuple[np.ndarray, tuple[str, ...]] | None = None
-        self._table_sha: str | None = None
-        self._stats: dict[str, float] = dict.fromkeys(("hits", "memo_hits", "disk_hits"), 0)
-        self._stats |= {"misses": 0, "build_seconds": 0.0, "load_seconds": 0.0}
-        self._stats["corpus_seconds"] = 0.0
-        h = hashlib.sha256()
-        for j in np.argsort(self.ids, kind="stable"):  # content hash, independent of row order
-            for s in (self.ids[j], self.texts[j]):
-                b = s.encode("utf-8", "surrogatepass")
-                h.update(len(b).to_bytes(8, "little") + b)
-        self.corpus_hash = h.hexdigest()
-        self._rows_hash = _sha(self.corpus_hash, self.ids.tolist())  # also pins the row order
+        self._s = _Shared(ids, texts, Path(cache_dir), memo_size)
 
     # ------------------------------------------------------------------ public API
 
     @property
+    def ids(self) -> np.ndarray:
+        return self._s.ids
+
+    @property
+    def texts(self) -> list[str]:
+        return self._s.texts
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._s.cache_dir
+
+    @property
+    def corpus_hash(self) -> str:
+        return self._s.corpus_hash
+
+    def variant(self, config: FeatureConfig) -> FeatureStore:
+        """The store of ``config`` over the same corpus, sharing caches, memo and counters."""
+        if config == self.config:
+            return self
+        return FeatureStore(self.ids, self.texts, config, self.cache_dir, _shared=self._s)
+
+    @property
     def stats(self) -> dict[str, float]:
-        """Counters: ``hits`` (= ``memo_hits`` + ``disk_hits``), ``misses`` and seconds spent."""
-        with self._lock:
-            return dict(self._stats)
+        """Counters over all variants. Per fold: ``hits`` (= ``memo_hits`` + ``disk_hits``:
+        every block was cached) and ``misses`` (some block was built). Per family block:
+        ``blocks_memo``, ``blocks_loaded`` (from disk), ``blocks_built``. Seconds spent."""
+        with self._s.lock:
+            return dict(self._s.stats)
 
     def key(self, train_idx: np.ndarray, val_idx: np.ndarray) -> str:
         """The fold's cache key (sha256 hex); order of the indices does not matter."""
         train, val = self._check(train_idx, val_idx)
-        return self._key(train, val)
+        return self._fold_key(self._block_keys(train, val))
+
+    def block_keys(self, train_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, str]:
+        """Each enabled family's cache key for this fold."""
+        train, val = self._check(train_idx, val_idx)
+        return self._block_keys(train, val)
 
     def fold(self, train_idx: np.ndarray, val_idx: np.ndarray) -> FoldFeatures:
         """Features of one fold, fitted on ``train_idx`` only (from memo, disk, or built)."""
         train, val = self._check(train_idx, val_idx)
-        with self._lock:
-            key = self._key(train, val)
-            t0 = time.perf_counter()
-            entry = self._memo.get(key)
-            if entry is not None:
-                self._memo.move_to_end(key)
-                self._stats["memo_hits"] += 1
+        s = self._s
+        with s.lock:
+            keys = self._block_keys(train, val)
+            ctr, cva = self._canonical(train), self._canonical(val)
+            blocks = []
+            sources = []
+            for name, cfg in self.config.enabled():
+                entry, source = self._block(name, cfg, keys[name], ctr, cva)
+                blocks.append(entry)
+                sources.append(source)
+            if "built" in sources:
+                s.stats["misses"] += 1
+            elif "disk" in sources:
+                s.stats["disk_hits"] += 1
             else:
-                entry = self._load(key, len(train), len(val))
-                if entry is not None:
-                    self._stats["disk_hits"] += 1
-                    self._stats["load_seconds"] += time.perf_counter() - t0
-                else:
-                    entry = self._build(self._canonical(train), self._canonical(val))
-                    saved = np.asarray(entry[2], dtype=str)
-                    atomic_savez(self._fold_path(key), X_train=entry[0], X_val=entry[1],
-                                 feature_names=saved)  # fmt: skip
-                    self._stats["misses"] += 1
-                    self._stats["build_seconds"] += time.perf_counter() - t0
-                self._remember(key, entry)
-            self._stats["hits"] = self._stats["memo_hits"] + self._stats["disk_hits"]
-        X_train, X_val, names = entry
+                s.stats["memo_hits"] += 1
+            s.stats["hits"] = s.stats["memo_hits"] + s.stats["disk_hits"]
+        X_train = np.hstack([b[0] for b in blocks]) if blocks else np.zeros((len(train), 0))
+        X_val = np.hstack([b[1] for b in blocks]).reshape(len(val), X_train.shape[1])
+        names = tuple(n for b in blocks for n in b[2])
         return FoldFeatures(
             X_train=X_train[self._from_canonical(train)],
             X_val=X_val[self._from_canonical(val)],
             feature_names=names,
-            key=key,
+            key=self._fold_key(keys),
         )
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         """The names of the columns every fold has, in order."""
-        cfg, names = self.config, []
-        if cfg.handcrafted:
-            names += [f"hc.{n}" for n in HANDCRAFTED_NAMES] + ["hc.spell_oov_share"]
-        for kind, ncfg in (("word", cfg.word), ("char", cfg.char)):
-            if ncfg.enabled:
-                names += [f"{kind}.svd_{i:03d}" for i in range(ncfg.svd_components)]
-        if cfg.table is not None:
-            names += list(self._table_features()[1])
-        return tuple(names)
+        return tuple(n for name, cfg in self.config.enabled()
+                     for n in FAMILIES[name].feature_names(cfg))
 
     def corpus_counts(self, kind: str) -> CorpusCounts:
         """Raw corpus counts for ``kind`` in {"word", "char", "unigram"} (cached on disk)."""
-        with self._lock:
-            if kind not in self._corpus:
-                t0 = time.perf_counter()
-                self._corpus[kind] = self._count(kind)
-                self._stats["corpus_seconds"] += time.perf_counter() - t0
-            return self._corpus[kind]
+        if kind == "unigram":
+            return self._corpus_counts("word", (1, 1))
+        return self._corpus_counts(_ANALYZER[kind], self.config.family(kind).ngram_range)
 
     # ------------------------------------------------------------------ internals
 
@@ -220,101 +280,101 @@ class FeatureStore:
     def _from_canonical(self, idx: np.ndarray) -> np.ndarray:
         return np.argsort(self._order(idx), kind="stable")
 
-    def _key(self, train: np.ndarray, val: np.ndarray) -> str:
-        table_sha = self._table_file_sha() if self.config.table is not None else None
-        return _sha(
-            self.corpus_hash,
-            self.config.to_dict(),
-            table_sha,
-            sorted(self.ids[train].tolist()),
-            sorted(self.ids[val].tolist()),
-            _versions(),
-        )
+    def _block_keys(self, train: np.ndarray, val: np.ndarray) -> dict[str, str]:
+        tr, va = sorted(self.ids[train].tolist()), sorted(self.ids[val].tolist())
+        out = {}
+        for name, cfg in self.config.enabled():
+            fam = FAMILIES[name]
+            out[name] = _sha(self.corpus_hash, name, fam.version, fam.fingerprint(cfg),
+                             self.config.seed if fam.uses_seed else None, tr, va, _versions())
+        return out
 
-    def _fold_path(self, key: str) -> Path:
-        return self.cache_dir / "folds" / f"{key}.npz"
+    @staticmethod
+    def _fold_key(keys: dict[str, str]) -> str:
+        return _sha(list(keys.items()))
 
-    def _load(self, key: str, n_train: int, n_val: int):
-        z = _load_npz(self._fold_path(key), ("X_train", "X_val", "feature_names"))
-        if z is None:
-            return None
-        names = tuple(str(n) for n in z["feature_names"].tolist())
-        d = len(names)
-        if z["X_train"].shape != (n_train, d) or z["X_val"].shape != (n_val, d):
-            return None
-        return z["X_train"], z["X_val"], names
-
-    def _remember(self, key: str, entry: tuple) -> None:
+    def _block(self, name: str, cfg: Any, key: str, train: np.ndarray, val: np.ndarray):
+        """One family's (X_train, X_val, names) of a fold, rows in id order; and its source."""
+        s = self._s
+        t0 = time.perf_counter()
+        entry = s.memo.get(key)
+        if entry is not None:
+            s.memo.move_to_end(key)
+            s.stats["blocks_memo"] += 1
+            return entry, "memo"
+        path = s.cache_dir / "folds" / f"{key}.npz"
+        z = _load_npz(path, ("X_train", "X_val", "feature_names"))
+        names = FAMILIES[name].feature_names(cfg)
+        if z is not None and tuple(str(n) for n in z["feature_names"].tolist()) == names \
+                and z["X_train"].shape == (len(train), len(names)) \
+                and z["X_val"].shape == (len(val), len(names)):
+            entry, source = (z["X_train"], z["X_val"], names), "disk"
+            s.stats["blocks_loaded"] += 1
+            s.stats["load_seconds"] += time.perf_counter() - t0
+        else:
+            fam = FAMILIES[name]
+            state, b_train = fam.fit(cfg, _Rows(self, train), seed=self.config.seed)
+            b_val = fam.transform(cfg, state, _Rows(self, val))
+            d = len(names)
+            entry = (np.asarray(b_train).astype(np.float32).reshape(len(train), d),
+                     np.asarray(b_val).astype(np.float32).reshape(len(val), d), names)
+            atomic_savez(path, X_train=entry[0], X_val=entry[1],
+                         feature_names=np.asarray(names, dtype=str))
+            source = "built"
+            s.stats["blocks_built"] += 1
+            s.stats["build_seconds"] += time.perf_counter() - t0
         for arr in entry[:2]:
             arr.flags.writeable = False
-        self._memo[key] = entry
-        while len(self._memo) > self._memo_size:
-            self._memo.popitem(last=False)
+        s.memo[key] = entry
+        while len(s.memo) > s.memo_size:
+            s.memo.popitem(last=False)
+        return entry, source
 
-    def _build(self, train: np.ndarray, val: np.ndarray):
-        """Fit on ``train`` (rows in id order) and transform both; float32 blocks + names."""
-        cfg, tr, va = self.config, [], []
-        table = self._table_features()[0] if cfg.table is not None else None  # fail fast
-        if cfg.handcrafted:
-            H = self._handcrafted_features()
-            spell = oov_share(self.corpus_counts("unigram"), train)[:, None]
-            tr.append(np.hstack([H[train], spell[train]]))
-            va.append(np.hstack([H[val], spell[val]]))
-        for kind, ncfg in (("word", cfg.word), ("char", cfg.char)):
-            if ncfg.enabled:
-                tfidf = fold_tfidf(self.corpus_counts(kind), train, val, ncfg, f"features.{kind}")
-                z_tr, z_va = fold_svd(tfidf, ncfg.svd_components, cfg.seed)
-                tr.append(z_tr)
-                va.append(z_va)
-        if table is not None:
-            tr.append(table[train])
-            va.append(table[val])
-        X_train = np.hstack(tr).astype(np.float32)
-        X_val = np.hstack(va).astype(np.float32).reshape(len(val), X_train.shape[1])
-        return X_train, X_val, self.feature_names
+    def _per_essay(self, key: str, fn: PerEssayFn, persist: bool) -> np.ndarray:
+        s = self._s
+        with s.lock:
+            if key not in s.per_essay:
+                t0 = time.perf_counter()
+                path = s.cache_dir / "corpus" / f"{key}-{_sha(s.rows_hash, _versions())}.npz"
+                z = _load_npz(path, ("X",)) if persist else None
+                if z is None or len(z["X"]) != len(self.ids):
+                    z = {"X": np.asarray(fn(self.ids, self.texts))}
+                    if persist:
+                        atomic_savez(path, **z)
+                arr = z["X"]
+                arr.flags.writeable = False
+                s.per_essay[key] = arr
+                s.stats["corpus_seconds"] += time.perf_counter() - t0
+            return s.per_essay[key]
 
-    def _handcrafted_features(self) -> np.ndarray:
-        if self._handcrafted is None:
-            t0 = time.perf_counter()
-            name = f"handcrafted-{_sha(self._rows_hash, _versions())}.npz"
-            path = self.cache_dir / "corpus" / name
-            z = _load_npz(path, ("H",))
-            if z is None or z["H"].shape != (len(self.ids), len(HANDCRAFTED_NAMES)):
-                z = {"H": handcrafted_features(self.texts)}
-                atomic_savez(path, **z)
-            self._handcrafted = z["H"]
-            self._stats["corpus_seconds"] += time.perf_counter() - t0
-        return self._handcrafted
+    def _corpus_counts(self, analyzer: str, ngram_range: tuple[int, int]) -> CorpusCounts:
+        s = self._s
+        rng = (int(ngram_range[0]), int(ngram_range[1]))
+        with s.lock:
+            if (analyzer, rng) not in s.counts:
+                t0 = time.perf_counter()
+                s.counts[(analyzer, rng)] = self._count(analyzer, rng)
+                s.stats["corpus_seconds"] += time.perf_counter() - t0
+            return s.counts[(analyzer, rng)]
 
-    def _count(self, kind: str) -> CorpusCounts:
-        word = self.config.word
-        if kind == "unigram" and word.enabled and word.ngram_range[0] == 1:
-            return self.corpus_counts("word").unigrams()
-        analyzer, rng = {
-            "word": ("word", word.ngram_range),
-            "char": ("char_wb", self.config.char.ngram_range),
-            "unigram": ("word", (1, 1)),
-        }[kind]
-        name = f"{analyzer}-{_sha(self._rows_hash, rng, _versions())}.npz"
-        z = _load_npz(
-            self.cache_dir / "corpus" / name, ("data", "indices", "indptr", "shape", "terms")
-        )
+    def _count(self, analyzer: str, rng: tuple[int, int]) -> CorpusCounts:
+        s = self._s
+        if analyzer == "word" and rng == (1, 1):
+            # unigrams are the 1-gram columns of word counts from 1-grams up (same numbers)
+            have = next((r for a, r in s.counts if a == "word" and r[0] == 1 and r != rng), None)
+            word = self.config.family("word")
+            if have is None and word.enabled and word.ngram_range[0] == 1 \
+                    and word.ngram_range != rng:
+                have = word.ngram_range
+            if have is not None:
+                return self._corpus_counts("word", have).unigrams()
+        name = f"{analyzer}-{_sha(s.rows_hash, rng, _versions())}.npz"
+        path = s.cache_dir / "corpus" / name
+        z = _load_npz(path, ("data", "indices", "indptr", "shape", "terms"))
         if z is not None:
             counts = CorpusCounts.from_arrays(analyzer, rng, z)
             if counts.counts.shape == (len(self.ids), len(counts.terms)):
                 return counts
         counts = count_corpus(self.texts, analyzer, rng)
-        atomic_savez(self.cache_dir / "corpus" / name, **counts.to_arrays())
+        atomic_savez(path, **counts.to_arrays())
         return counts
-
-    def _table_file_sha(self) -> str:
-        if self._table_sha is None:
-            assert self.config.table is not None
-            self._table_sha = table_sha256(self.config.table)
-        return self._table_sha
-
-    def _table_features(self) -> tuple[np.ndarray, tuple[str, ...]]:
-        if self._table is None:
-            assert self.config.table is not None
-            self._table = load_table(self.config.table, self.ids)
-        return self._table

@@ -16,12 +16,15 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from moqwk.errors import ConfigError, DataError
-from moqwk.features.config import TableConfig
+
+if TYPE_CHECKING:
+    from moqwk.features.families.table import TableConfig
 
 MTLD_THRESHOLD = 0.72
 LONG_WORD_LETTERS = 7

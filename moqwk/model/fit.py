@@ -225,6 +225,7 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
               nthread: int | None = None, overwrite: bool = False) -> FitResult:
     """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
 
+    The trial's features are its ``features.*`` params applied to the config's ``features:``.
     The trial's score mapping (its ``mapping.*`` params, else the config's ``mapping:``) is
     fitted again here on ``corpus`` (:func:`fit_score_mapping`), as CV fits it on a fold's
     training essays.
@@ -237,7 +238,9 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
                              f"({len(corpus)} essays) for trial {source.trial_number}")
     t_mapping = time.perf_counter() - t0
     t0 = time.perf_counter()
-    features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), config.features)
+    # the trial's feature variant: the config's features: with its features.* params applied
+    variant = config.features.with_params(source.params, path="the trial's params")
+    features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), variant)
     t_features = time.perf_counter() - t0
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
@@ -270,7 +273,8 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
         "booster": {"file": BOOSTER_FILE, "format": "ubj", "num_boost_round": rounds,
                     "params": {k: v for k, v in bp.items() if k != "nthread"}},
         "features": {"key": features.key, "feature_names": list(features.feature_names),
-                     "fitted_on": features.fitted_on},
+                     "fitted_on": features.fitted_on, "families": variant.enabled_names(),
+                     "config": variant.to_dict()},
         "mapping": mapping,
         "cv_estimates": source.cv_estimates,
         "timings": {"mapping_s": t_mapping, "features_s": t_features, "train_s": t_train},

@@ -25,6 +25,7 @@ def cv_metrics_record(result: CVResult, engine: CVEngine, ws: Workspace, *,
         "params": result.params,
         "mapping": result.mapping,
         "transductive": result.transductive,
+        "features": result.features,
         "timings": result.timings,
         "config_hash": ws.config.hash(),
         "data_hash": ws.corpus.data_hash,
@@ -51,10 +52,25 @@ def write_cv_outputs(ws: Workspace, engine: CVEngine, result: CVResult, *, schem
     return paths
 
 
+def cv_params(ws: Workspace, params: dict[str, Any] | None = None,
+              mapping: str | None = None) -> dict[str, Any]:
+    """What ``moqwk cv`` scores: ``params`` (default ``baseline.params``) with the config's
+    ``mapping:`` (its method, default ``stretch``, and params) unless they name their own
+    ``mapping.*`` keys; ``mapping`` (``--mapping METHOD``) overrides the method; the
+    ``features.*`` keys of ``params``, if any, choose a feature variant of ``features:``."""
+    out = dict(ws.config.baseline_params if params is None else params)
+    if mapping is not None:
+        out = {k: v for k, v in out.items() if not k.startswith("mapping.")}
+        if mapping != ws.config.mapping.spec.method:
+            out["mapping.method"] = mapping
+    return out
+
+
 def run_cv(ws: Workspace, *, scheme: str = "prompt_holdout",
-           params: dict[str, Any] | None = None,
+           params: dict[str, Any] | None = None, mapping: str | None = None,
            progress: Progress = NO_PROGRESS) -> tuple[CVResult, CVEngine, dict[str, Path]]:
-    """``moqwk cv``: one config through every fold, artifacts written.
+    """``moqwk cv``: one config through every fold, artifacts written (see :func:`cv_params`
+    for what it scores).
 
     A new run directory is recorded as a ``cv`` run; a search or grid may later continue it.
     ``progress`` sees two stages: the fold features, then the folds trained.
@@ -63,12 +79,12 @@ def run_cv(ws: Workspace, *, scheme: str = "prompt_holdout",
     if read_run_record(ws.run_dir) is None:
         write_run_record(ws.run_dir, RunRecord(kind="cv", scoring_hash=ws.config.scoring_hash(),
                                                data_hash=ws.corpus.data_hash))
+    scored = cv_params(ws, params, mapping)
     engine = ws.engine(scheme, progress=progress)
-    engine.prepare()
+    engine.prepare(engine.features_for(scored))
     with progress.stage(f"training folds ({scheme})", total=engine.n_fits, unit="folds") as st:
-        result = engine.run(params if params is not None else ws.config.baseline_trial_params,
-                            on_fold=st.advance)
+        result = engine.run(scored, on_fold=st.advance)
     result.timings["wall_s"] = time.perf_counter() - t0
     paths = write_cv_outputs(ws, engine, result, scheme=scheme,
-                             title="baseline" if params is None else "given params")
+                             title="baseline.params" if params is None else "given params")
     return result, engine, paths

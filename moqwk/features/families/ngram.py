@@ -1,0 +1,189 @@
+"""Word and character n-grams: tf-idf over a pruned vocabulary, then TruncatedSVD.
+
+Fitted on training essays: the kept terms (document frequency within ``[min_df, max_df]``), the
+smoothed IDF and the SVD components; a new essay is counted over the kept terms, weighted by the
+stored IDF, L2-normalised and projected as ``tfidf @ components.T`` (what
+``TruncatedSVD.transform`` computes). See :mod:`moqwk.features.ngrams` for the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Integral
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.utils.extmath import safe_sparse_dot
+from threadpoolctl import threadpool_limits
+
+from moqwk.errors import ConfigError, DataError
+from moqwk.features.family import EssayData, Family
+from moqwk.features.ngrams import _tfidf, fold_tfidf, restrict_counts
+from moqwk.features.validate import boolean, doc_frequency, mapping_of, whole
+
+_MAX_NGRAM = 10
+_FIELDS = ("enabled", "ngram_range", "min_df", "max_df", "sublinear_tf", "svd_components")
+
+
+@dataclass(frozen=True)
+class NgramConfig:
+    """One n-gram family: tf-idf over a document-frequency-pruned vocabulary, then TruncatedSVD.
+
+    ``min_df`` / ``max_df`` follow scikit-learn: an int is a count of training essays, a float in
+    [0, 1] a share of them. Both are applied to each fold's training essays only.
+    """
+
+    enabled: bool = True
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int | float = 2
+    max_df: int | float = 0.95
+    sublinear_tf: bool = True
+    svd_components: int = 64
+
+    def __bool__(self) -> bool:
+        return self.enabled
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "ngram_range": list(self.ngram_range),
+            "min_df": self.min_df,
+            "max_df": self.max_df,
+            "sublinear_tf": self.sublinear_tf,
+            "svd_components": self.svd_components,
+        }
+
+
+WORD_DEFAULTS = NgramConfig()
+CHAR_DEFAULTS = NgramConfig(ngram_range=(2, 4), min_df=3)
+
+
+def parse_ngram(value: Any, path: str, defaults: NgramConfig) -> NgramConfig:
+    if isinstance(value, bool):
+        raise ConfigError(
+            f"{path} must be a mapping; write {path}: {{enabled: {str(value).lower()}}}"
+        )
+    m = mapping_of(value, path, _FIELDS)
+    rng = m.get("ngram_range", list(defaults.ngram_range))
+    if (
+        not isinstance(rng, list | tuple)
+        or len(rng) != 2
+        or any(isinstance(v, bool) or not isinstance(v, Integral) for v in rng)
+        or not 1 <= rng[0] <= rng[1] <= _MAX_NGRAM
+    ):
+        raise ConfigError(
+            f"{path}.ngram_range must be two whole numbers [low, high] with "
+            f"1 <= low <= high <= {_MAX_NGRAM}, got {rng!r}"
+        )
+    min_df = doc_frequency(m.get("min_df", defaults.min_df), f"{path}.min_df")
+    max_df = doc_frequency(m.get("max_df", defaults.max_df), f"{path}.max_df")
+    if type(min_df) is type(max_df) and max_df < min_df:
+        raise ConfigError(
+            f"{path}.max_df ({max_df}) is below {path}.min_df ({min_df}); no term could be kept"
+        )
+    return NgramConfig(
+        enabled=boolean(m.get("enabled", defaults.enabled), f"{path}.enabled"),
+        ngram_range=(int(rng[0]), int(rng[1])),
+        min_df=min_df,
+        max_df=max_df,
+        sublinear_tf=boolean(m.get("sublinear_tf", defaults.sublinear_tf), f"{path}.sublinear_tf"),
+        svd_components=whole(
+            m.get("svd_components", defaults.svd_components), f"{path}.svd_components", lo=1
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NgramState:
+    """Kept terms (sorted), their IDF and the SVD components (``k <= svd_components`` rows;
+    fewer when the fitted essays or kept terms were fewer; the trailing columns are zeros)."""
+
+    terms: tuple[str, ...]
+    idf: np.ndarray
+    components: np.ndarray
+
+
+def _fit_svd(X: sp.csr_array, n_components: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Components and the training projection (``fit_transform``, as a fold always had it)."""
+    n_train, n_terms = X.shape
+    Z = np.zeros((n_train, n_components))
+    k = min(n_components, n_train, n_terms)
+    if not (k >= 1 and n_terms >= 2):
+        return np.zeros((0, n_terms)), Z
+    # One BLAS thread: with another process or worker on the cores, OpenBLAS threads spin
+    # against each other (measured on ELLIPSE char n-grams under load: 7.6 s with one thread,
+    # 13.3 s with two). The result does not depend on the thread count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        svd = TruncatedSVD(n_components=k, algorithm="randomized", random_state=seed)
+        Z[:, :k] = svd.fit_transform(X)
+    return np.ascontiguousarray(svd.components_, dtype=np.float64), Z
+
+
+class NgramFamily(Family):
+    """``word`` (sklearn's word analyzer) or ``char`` (``char_wb``) n-grams."""
+
+    searchable = ("enabled", "svd_components", "min_df", "max_df", "sublinear_tf")
+    uses_seed = True
+
+    def __init__(self, name: str, analyzer: str, defaults: NgramConfig) -> None:
+        self.name = self.prefix = name
+        self.analyzer = analyzer
+        self.defaults = defaults
+        self.config_type = NgramConfig
+
+    def default(self) -> NgramConfig:
+        return self.defaults
+
+    def parse(self, raw: Any, path: str, base_dir: Path | None) -> NgramConfig:
+        return parse_ngram(raw, path, self.defaults)
+
+    def feature_names(self, cfg: NgramConfig) -> tuple[str, ...]:
+        return tuple(f"{self.prefix}.svd_{i:03d}" for i in range(cfg.svd_components))
+
+    def fit(self, cfg: NgramConfig, data: EssayData, *, seed: int) -> tuple[NgramState, np.ndarray]:
+        corpus = data.counts(self.analyzer, cfg.ngram_range)
+        if not corpus.terms:
+            raise DataError(f"no {self.analyzer} n-grams in any essay: the texts hold no words")
+        rows = np.arange(len(data.texts))
+        tfidf = fold_tfidf(corpus, rows, np.arange(0), cfg, f"features.{self.name}")
+        components, Z = _fit_svd(tfidf.X_train, cfg.svd_components, seed)
+        return NgramState(tfidf.vocabulary, tfidf.idf, components), Z
+
+    def transform(self, cfg: NgramConfig, state: NgramState, data: EssayData) -> np.ndarray:
+        n = len(data.texts)
+        Z = np.zeros((n, cfg.svd_components))
+        k = state.components.shape[0]
+        if k and n:
+            counts = restrict_counts(data.counts(self.analyzer, cfg.ngram_range), state.terms)
+            X = _tfidf(counts, state.idf, cfg.sublinear_tf)
+            Z[:, :k] = safe_sparse_dot(X, state.components.T)
+        return Z
+
+    def save_state(self, state: NgramState) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        from moqwk.features.blobs import blob
+
+        meta = {"analyzer": self.analyzer, "n_terms": len(state.terms),
+                "n_fitted_components": int(state.components.shape[0])}
+        return meta, {"terms": blob(state.terms), "idf": np.asarray(state.idf, np.float64),
+                      "components": np.asarray(state.components, np.float64)}
+
+    def load_state(self, cfg: NgramConfig, meta: Mapping[str, Any],
+                   arrays: Mapping[str, np.ndarray]) -> NgramState:
+        from moqwk.features.blobs import typed, unblob
+
+        terms = unblob(typed(arrays["terms"], np.uint8))
+        idf = typed(arrays["idf"], np.float64)
+        comps = typed(arrays["components"], np.float64)
+        if idf.shape != (len(terms),) or comps.ndim != 2 or comps.shape[1] != len(terms) \
+                or comps.shape[0] > cfg.svd_components or len(terms) != meta["n_terms"]:
+            raise ValueError(f"{self.name}: {len(terms)} terms, idf {idf.shape}, "
+                             f"components {comps.shape}")
+        return NgramState(terms, idf, comps)
+
+
+WORD = NgramFamily("word", "word", WORD_DEFAULTS)
+CHAR = NgramFamily("char", "char_wb", CHAR_DEFAULTS)
