@@ -1,0 +1,130 @@
+"""The readability, connectives and lexical families through the family registry's code paths.
+
+The fixture registers the three families at the end of ``FAMILIES``, exactly as their registry
+entry does. Then each family goes through the same calls cv, search, fit and predict make: the
+per-fold store, ``FittedFeatures`` fit/save/load/transform (bit for bit equal to the fold's
+block), config parsing, and a trial's ``features.*`` variant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moqwk.demo_corpus import make_demo_corpus
+from moqwk.errors import ConfigError
+from moqwk.features import FeatureConfig, FeatureStore
+from moqwk.features.families.connectives import CONNECTIVES
+from moqwk.features.families.lexical import LEXICAL
+from moqwk.features.families.readability import READABILITY
+from moqwk.features.fitted import FittedFeatures
+from moqwk.features.registry import FAMILIES
+
+NEW = {"readability": READABILITY, "connectives": CONNECTIVES, "lexical": LEXICAL}
+PREFIX = {"readability": "read.", "connectives": "conn.", "lexical": "lex."}
+SMALL = {"word": {"svd_components": 8}, "char": {"enabled": False}}
+
+
+@pytest.fixture(autouse=True)
+def registered(monkeypatch: pytest.MonkeyPatch):
+    for name, fam in NEW.items():
+        monkeypatch.setitem(FAMILIES, name, fam)
+    yield
+
+
+@pytest.fixture(scope="module")
+def demo():
+    df = make_demo_corpus(5, n_essays=120)
+    return df["essay_id"].to_numpy(), df["text"].tolist(), df["prompt"].to_numpy()
+
+
+def _config(**families) -> FeatureConfig:
+    return FeatureConfig.from_mapping({**SMALL, **families})
+
+
+def test_new_families_are_off_by_default_and_leave_the_default_config_alone():
+    cfg = FeatureConfig.from_mapping(None)
+    assert not any(n in cfg.enabled_names() for n in NEW)
+    assert cfg.to_dict()["readability"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("spec", [
+    {"readability": True}, {"connectives": {"enabled": True}},
+    {"lexical": {"enabled": True}}, {"lexical": {"enabled": True, "reference": "training"}},
+])
+def test_each_family_joins_the_fold_matrix_leak_free(spec, demo, tmp_path: Path):
+    ids, texts, prompts = demo
+    name = next(iter(spec))
+    cfg = _config(**spec)
+    train = np.flatnonzero(~np.isin(prompts, ["P02", "P03"]))
+    val = np.flatnonzero(prompts == "P02")
+    ff = FeatureStore(ids, texts, cfg, cache_dir=tmp_path / "a").fold(train, val)
+    cols = [i for i, n in enumerate(ff.feature_names) if n.startswith(PREFIX[name])]
+    assert len(cols) == len(NEW[name].feature_names(cfg.family(name)))
+    assert np.isfinite(ff.X_val[:, cols]).all() and ff.X_val[:, cols].any()
+    # leak-free: a validation essay's row does not depend on the other validation essays
+    more = np.concatenate([val, np.flatnonzero(prompts == "P03")])
+    ff2 = FeatureStore(ids, texts, cfg, cache_dir=tmp_path / "b").fold(train, more)
+    np.testing.assert_array_equal(ff2.X_val[: len(val)][:, cols], ff.X_val[:, cols])
+    # ... nor do the training rows: the held-out essays' texts never reach the fitted state
+    garbled = list(texts)
+    for i in more:
+        garbled[i] = "zebra " * 50
+    ff3 = FeatureStore(ids, garbled, cfg, cache_dir=tmp_path / "c").fold(train, val)
+    np.testing.assert_array_equal(ff3.X_train[:, cols], ff.X_train[:, cols])
+
+
+@pytest.mark.parametrize("spec", [
+    {"readability": True, "connectives": True},
+    {"lexical": {"enabled": True, "reference": "training", "min_df": 2}},
+])
+def test_fit_save_load_predict_equals_the_folds_block(spec, demo, tmp_path: Path):
+    ids, texts, prompts = demo
+    cfg = _config(**spec)
+    train = np.flatnonzero(prompts != "P04")
+    val = np.flatnonzero(prompts == "P04")
+    ff = FeatureStore(ids, texts, cfg, cache_dir=tmp_path / "cache").fold(train, val)
+    fitted, X_train = FittedFeatures.fit(ids[train], [texts[i] for i in train], cfg)
+    np.testing.assert_array_equal(X_train, ff.X_train)
+    fitted.save(tmp_path / "model")
+    loaded = FittedFeatures.load(tmp_path / "model")
+    X_val = loaded.transform([texts[i] for i in val], ids=ids[val])
+    np.testing.assert_array_equal(X_val, ff.X_val)
+    assert loaded.feature_names == ff.feature_names
+
+
+def test_training_reference_state_is_the_training_vocabulary(demo):
+    ids, texts, prompts = demo
+    cfg = _config(lexical={"enabled": True, "reference": "training", "min_df": 2})
+    train = np.flatnonzero(prompts != "P01")
+    fitted, _ = FittedFeatures.fit(ids[train], [texts[i] for i in train], cfg)
+    state = dict(fitted.states)["lexical"]
+    from moqwk.features.lexical import words_of
+
+    train_words = {w for i in train for w in words_of(texts[i])}
+    held_only = {w for i in np.flatnonzero(prompts == "P01") for w in words_of(texts[i])}
+    held_only -= train_words  # P01's topic words, which no training essay uses
+    assert held_only and held_only.isdisjoint(state)
+    assert all(c >= 2 for c in state.values())
+
+
+def test_a_trial_can_switch_a_family_on(demo, tmp_path: Path):
+    ids, texts, _ = demo
+    base = _config()
+    variant = base.with_params({"features.readability.enabled": True,
+                                "features.lexical.reference": "training"})
+    assert "readability" in variant.enabled_names()
+    assert variant.lexical.reference == "training" and not variant.lexical.enabled
+    with pytest.raises(ConfigError, match="features.lexical.reference"):
+        base.with_params({"features.lexical.reference": "brown"})
+
+
+def test_bad_fields_name_their_path():
+    with pytest.raises(ConfigError, match="features.readability.enabled"):
+        FeatureConfig.from_mapping({"readability": {"enabled": "yes"}})
+    with pytest.raises(ConfigError, match="features.connectives has unknown key"):
+        FeatureConfig.from_mapping({"connectives": {"enabled": True, "lists": []}})
+    with pytest.raises(ConfigError, match="features.lexical.min_df"):
+        FeatureConfig.from_mapping({"lexical": {"enabled": True, "min_df": 0}})
