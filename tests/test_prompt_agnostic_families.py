@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from moqwk.demo_corpus import make_demo_corpus
@@ -128,3 +129,54 @@ def test_bad_fields_name_their_path():
         FeatureConfig.from_mapping({"connectives": {"enabled": True, "lists": []}})
     with pytest.raises(ConfigError, match="features.lexical.min_df"):
         FeatureConfig.from_mapping({"lexical": {"enabled": True, "min_df": 0}})
+
+
+# --------------------------------------------------------------------------- through the CLI
+
+
+def _scaled_config(tmp_path: Path, **extra) -> Path:
+    import yaml
+
+    from moqwk.scaled_corpus import SYNTHETIC_SPECS, synthetic_scaled_frame, write_scaled_corpus
+
+    feats = {**SMALL, "readability": True, "connectives": True,
+             "lexical": {"enabled": True, "reference": "training"}}
+    path = write_scaled_corpus(tmp_path / "corpus", synthetic_scaled_frame(0, 240),
+                               SYNTHETIC_SPECS, extra={"features": feats, **extra})
+    raw = yaml.safe_load(path.read_text())
+    raw["baseline"] = {"params": {"n_estimators": 30, "max_depth": 3}}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_cv_scores_with_the_new_families_and_names_them(tmp_path: Path, capsys):
+    from moqwk import artifacts
+    from moqwk.cli import main
+
+    cfg = _scaled_config(tmp_path)
+    run = tmp_path / "run"
+    assert main(["cv", "-q", "--config", str(cfg), "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    for name in NEW:
+        assert name in out  # cv names the families it scored with
+    metrics = artifacts.read_json(run / "artifacts" / "cv_metrics.json")
+    assert set(NEW) <= set(metrics["features"]["families"])
+    oof = pd.read_csv(run / "artifacts" / "residuals_cv_val_oof.csv")
+    assert len(oof) == 240 and oof["prompt"].nunique() == 10  # one held-out row per essay
+
+
+def test_a_search_over_features_records_the_drawn_family_switches(tmp_path: Path):
+    from moqwk import artifacts
+    from moqwk.cli import main
+
+    space = {"max_depth": {"type": "int", "low": 2, "high": 3},
+             "features.readability.enabled": {"type": "categorical", "choices": [False, True]},
+             "features.lexical.enabled": {"type": "categorical", "choices": [False, True]}}
+    cfg = _scaled_config(tmp_path, search={"n_trials": 3, "seed": 3, "space": space,
+                                           "population_size": 2})
+    run = tmp_path / "run"
+    assert main(["search", "-q", "--config", str(cfg), "--run-dir", str(run)]) == 0
+    trials = artifacts.read_json(run / "artifacts" / "optuna_trials.json")
+    drawn = [t["params"] for t in trials if t["state"] == "complete" and t["number"] > 0]
+    assert drawn and all("features.readability.enabled" in p and "features.lexical.enabled" in p
+                         for p in drawn)
