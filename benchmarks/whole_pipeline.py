@@ -75,7 +75,12 @@ FEATURE_DIMS: dict[str, dict[str, Any]] = {
 
 
 def new_space(features: bool) -> dict[str, dict[str, Any]]:
-    return {**DEFAULT_SPACE, **MAPPING_DIMS, **(FEATURE_DIMS if features else {})}
+    """The A3 space; ``features.*`` dimensions only of registered families (the results record
+    which), none with ``features=False``."""
+    from moqwk.features.registry import FAMILIES
+
+    dims = {k: v for k, v in FEATURE_DIMS.items() if k.split(".")[1] in FAMILIES}
+    return {**DEFAULT_SPACE, **MAPPING_DIMS, **(dims if features else {})}
 
 
 # --------------------------------------------------------------------------- configs
