@@ -136,11 +136,13 @@ def scaled_frame(
 
 
 def ellipse_path() -> Path:
-    """$MOQWK_ELLIPSE_CSV, else the shared copy next to the repository."""
+    """$MOQWK_ELLIPSE_CSV, else ``../shared/data/ellipse`` next to the repository (as in
+    ``examples/ellipse.yaml`` and the tests)."""
     env = os.environ.get("MOQWK_ELLIPSE_CSV")
     if env:
         return Path(env)
-    return Path("/work/shared/data/ellipse/ELLIPSE_Final_github_test.csv")
+    repo = Path(__file__).resolve().parents[1]
+    return repo.parent / "shared" / "data" / "ellipse" / "ELLIPSE_Final_github_test.csv"
 
 
 def ellipse_scaled_frame(path: Path | None = None, score_column: str = "Overall") -> pd.DataFrame:

@@ -23,7 +23,6 @@ from moqwk.scaled_corpus import (
     ELLIPSE_SPECS,
     SYNTHETIC_SPECS,
     PromptSpec,
-    ellipse_path,
     ellipse_scaled_frame,
     rescale,
     synthetic_scaled_frame,
@@ -79,9 +78,8 @@ def test_a_prompt_missing_from_the_source_is_named():
         scaled_frame(df, {"P99": PromptSpec(0, 3, 1)}, source=(0, 60))
 
 
-@pytest.mark.skipif(not ellipse_path().is_file(), reason="the ELLIPSE CSV is not on this machine")
-def test_ellipse_scaled_frame_has_the_eight_prompts():
-    df = ellipse_scaled_frame()
+def test_ellipse_scaled_frame_has_the_eight_prompts(ellipse_csv: Path):
+    df = ellipse_scaled_frame(ellipse_csv)
     assert set(df["prompt"]) == set(ELLIPSE_SPECS) and len(df) == 1084
     dl = df[df["prompt"] == "Distance learning"]["score"]
     assert dl.min() >= 30 and dl.median() >= 45  # the 0-60 prompt, bunched high
