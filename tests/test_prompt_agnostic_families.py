@@ -180,3 +180,30 @@ def test_a_search_over_features_records_the_drawn_family_switches(tmp_path: Path
     drawn = [t["params"] for t in trials if t["state"] == "complete" and t["number"] > 0]
     assert drawn and all("features.readability.enabled" in p and "features.lexical.enabled" in p
                          for p in drawn)
+
+
+def test_fit_and_predict_a_trial_that_switched_the_families_on(tmp_path: Path):
+    from moqwk import artifacts
+    from moqwk.cli import main
+
+    space = {"max_depth": {"type": "int", "low": 2, "high": 3},
+             "features.readability.enabled": {"type": "categorical", "choices": [True]},
+             "features.lexical.reference": {"type": "categorical", "choices": ["training"]}}
+    cfg = _scaled_config(tmp_path, search={"n_trials": 2, "seed": 5, "space": space,
+                                           "population_size": 2})
+    run = tmp_path / "run"
+    assert main(["search", "-q", "--config", str(cfg), "--run-dir", str(run)]) == 0
+    trials = artifacts.read_json(run / "artifacts" / "optuna_trials.json")
+    drawn = next(t for t in trials if t["state"] == "complete" and t["number"] > 0)
+    model = tmp_path / "model"
+    assert main(["fit", "-q", "--run-dir", str(run), "--trial", str(drawn["number"]),
+                 "--out", str(model)]) == 0
+    out = tmp_path / "scores.csv"
+    corpus = cfg.parent / "corpus.csv"
+    assert main(["predict", "-q", "--model", str(model), "--data", str(corpus), "-o",
+                 str(out), "--id-column", "essay_id", "--text-column", "text",
+                 "--prompt-column", "prompt"]) == 0
+    scores = pd.read_csv(out)
+    assert len(scores) == 240
+    saved = " ".join(p.read_text() for p in model.rglob("*.json"))
+    assert "read.flesch_reading_ease" in saved and "lex.oov_rate" in saved
