@@ -378,6 +378,8 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "params": chosen["params"] if chosen else None,
         "mapping": mapping,
         "transductive": bool(mapping and mapping.get("transductive")),
+        # the deployment batch every number of a transductive choice assumes (None: not one)
+        "batch": (mapping or {}).get("batch"),
         "values": chosen["values"] if chosen else None,
         "constraints": chosen["constraints"] if chosen else None,
         "feasible": chosen["feasible"] if chosen else None,

@@ -286,10 +286,10 @@ def test_fit_refuses_to_replace_what_is_not_a_model(global_case, tmp_path, _demo
 
 def test_a_label_free_mapping_is_refitted_and_matches_the_cv_engine(
         global_case, tmp_path, _demo_frame_cached, demo_frame):
-    """prompt_standardize fitted without P03, then P03 scored as one batch: the same scores as
-    the CV engine's fold whose training essays are exactly those (bit for bit)."""
+    """prompt_standardize (batch = prompt) fitted without P03, then P03 scored as one batch: the
+    same scores as the CV engine's fold whose training essays are exactly those (bit for bit)."""
     config = global_case[0]
-    params = {**PARAMS, "mapping.method": "prompt_standardize"}
+    params = {**PARAMS, "mapping.method": "prompt_standardize", "mapping.batch": "prompt"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         corpus = load_corpus(config)

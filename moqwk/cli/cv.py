@@ -28,6 +28,11 @@ def run(args: argparse.Namespace) -> int:
     result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
                                     progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
+    if result.transductive:
+        from moqwk.core.batching import describe_batch
+
+        con.print(f"Transductive score mapping: these numbers assume {describe_batch(result.batch)}"
+                  f"; {result.mapping['fallback_share']:.1%} of essays fell back")
     for p in paths.values():
         con.print(f"wrote {p}")
     return 0

@@ -204,6 +204,13 @@ def optuna_summary(trials: list[dict], record: dict, *,
     return "\n".join(lines)
 
 
+def _batch_words(mapping: Mapping) -> str:
+    from moqwk.core.batching import describe_batch
+
+    spec_params = (mapping.get("spec") or {}).get("params") or {}
+    return describe_batch(mapping.get("batch", spec_params.get("batch", "prompt")))
+
+
 def mapping_section(record: Mapping) -> list[str]:
     """The selected config's score mapping: method, parameters, what each fold fitted."""
     mapping = record.get("mapping")
@@ -212,7 +219,8 @@ def mapping_section(record: Mapping) -> list[str]:
     spec = mapping["spec"]
     lines = ["", "## Score mapping", "",
              f"Method `{spec['method']}` with parameters `{json.dumps(spec['params'])}`"
-             + (" (transductive: per-prompt batch statistics of the scored essays)"
+             + (" (transductive: per-prompt batch statistics of the scored essays; every "
+                f"number assumes {_batch_words(mapping)})"
                 if mapping.get("transductive") else "") + ".", ""]
     folds = mapping.get("folds") or []
     shown = [f for f in folds if f.get("numbers")]
