@@ -163,7 +163,8 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
 
     :func:`moqwk.core.noise.tie_band` on the front's out-of-fold levels, ordered best-first by
     the primary objective: ``paired_median`` (the median paired bootstrap SE between the top
-    trial and the next five trials whose predictions differ from it) or ``independent``
+    trial and the next five trials whose predictions differ from it, floored at the top trial's
+    own SE so that near-duplicates cannot collapse it) or ``independent``
     (sqrt 2 x the top trial's own SE). A duplicate of the top trial never narrows the band.
     With fewer than two trials there is nothing to tie.
     """

@@ -87,7 +87,10 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
     exactly 0 in every resample, and a set of clones would otherwise count several times).
 
     - ``paired_median``: the median of the paired bootstrap SEs of the difference between the
-      top config and each competitor (robust to one near-clone among them).
+      top config and each competitor (robust to one near-clone among them), floored at the top
+      config's own SE: when most competitors are near-duplicates of the top (predictions that
+      differ on a few essays), their paired SEs are tiny and the median would collapse the band
+      to nothing, though the top's worst-prompt QWK is no less noisy.
     - ``independent``: sqrt(2) x the bootstrap SE of the top config's own worst-prompt QWK: the
       SE of a difference between two configs whose errors were independent.
 
@@ -115,10 +118,14 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
     ses = tuple(_sd(reps[:, top] - reps[:, j]) for j in pairs)
     label = est.long_label
     if method == "paired_median" and ses and math.isfinite(float(np.nanmedian(ses))):
-        value = float(np.nanmedian(ses))
+        median = float(np.nanmedian(ses))
+        floor = single if math.isfinite(single) else 0.0
+        value = max(median, floor)
         desc = (f"median of the paired bootstrap SEs of the {label} difference between the top "
-                f"config and the next {len(pairs)} configs whose predictions differ from it; "
-                "essays resampled within prompts")
+                f"config and the next {len(pairs)} configs whose predictions differ from it, "
+                "floored at the top config's own SE"
+                + (" (the floor applied: the competitors are near-duplicates of the top)"
+                   if floor > median else "") + "; essays resampled within prompts")
         used = "paired_median"
     else:
         value = math.sqrt(2.0) * single if math.isfinite(single) else 0.0
