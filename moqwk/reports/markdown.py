@@ -241,6 +241,15 @@ def mapping_section(record: Mapping) -> list[str]:
     return lines
 
 
+def _joint_words(joint: Mapping | None) -> str:
+    """The joint rule of compare's verdict in one sentence (empty without one)."""
+    if not joint or joint.get("mean_standardised_loss") is None:
+        return ""
+    return (f" Joint rule: {joint['rule']}; here {joint['mean_standardised_loss']:.2f}, "
+            f"{'within' if joint['ok'] else 'beyond'} the limit"
+            + (" (every objective worse)" if joint.get("all_worse") else "") + ".")
+
+
 def compare_markdown(record: dict) -> str:
     """``compare.md``: in-sample against fresh numbers per run, and the verdict."""
     ff = record["fresh_folds"]
@@ -274,7 +283,8 @@ def compare_markdown(record: dict) -> str:
                   f"`{v['first']}` against `{v['second']}`: **{'met' if v['met'] else 'not met'}**"
                   f" (QWKs matched or improved: {v['qwk_matched_or_improved']}; tails not worse: "
                   f"{v['tails_not_worse']}; tail regression allowed: "
-                  f"{v['tail_regression_allowed']}). Ties: {v.get('ties', 'none')}.", "",
+                  f"{v['tail_regression_allowed']}). Ties: {v.get('ties', 'none')}."
+                  + _joint_words(v.get("joint")), "",
                   "| metric | first | second | difference | paired SE | outcome | ok |",
                   "|---|---|---|---|---|---|---|"]
         for m, c in v["checks"].items():
