@@ -60,6 +60,13 @@ def xgb_threads(n_parallel_trials: int, configured: int = 0) -> int:
     return max(1, (cores or 1) // max(1, n_parallel_trials))
 
 
+def inner_seed(seed: int, repeat: int, fold: int) -> int:
+    """The seed of an outer fold's inner folds: from the fold seed, the repeat and the fold
+    (``moqwk fit`` uses it too, so a fit on a fold's training essays has that fold's inner
+    folds)."""
+    return int(np.random.default_rng([int(seed), int(repeat), int(fold), 29]).integers(2**31))
+
+
 def booster_params(params: Mapping[str, Any], *, objective: str, nthread: int,
                    seed: int) -> tuple[dict[str, Any], int]:
     """Split moqwk params into ``xgboost.train`` params and the number of boosting rounds."""
@@ -192,8 +199,7 @@ class CVEngine:
 
         k_in = self.config.mapping.inner_folds
         tr = fold.train
-        seed = int(np.random.default_rng([self.splits.seed, fold.repeat, fold.fold, 29]
-                                         ).integers(2**31))
+        seed = inner_seed(self.splits.seed, fold.repeat, fold.fold)
         ids = self.corpus.ids[tr]
         if self.splits.scheme == "prompt_holdout":
             codes = self.corpus.prompt_codes[tr]
