@@ -123,7 +123,8 @@ def show_compare(console: Console, record: dict, out: Path) -> None:
             console.print(f"{r['run_dir']}: {r['unfinished']}", style="yellow")
     if any(r.get("transductive") for r in record["runs"]):
         console.print("* transductive mapping: each essay's score depends on the other essays of "
-                      "its prompt scored with it (fresh folds score each prompt as a batch)")
+                      "its prompt scored with it (fresh folds score them in the mapping's declared "
+                      "batch, mapping.batch in its params)")
     v = record.get("verdict")
     if v:
         ties = [metric(m).label for m, c in v.get("checks", {}).items() if c.get("tie")]
