@@ -136,13 +136,48 @@ def paired_fresh(ws: Workspace, fresh: FreshScores, *, seed: int, n_boot: int = 
     return {names[d.metric]: {**d.to_dict(), "metric": names[d.metric]} for d in diffs}
 
 
+#: The joint rule of the verdict: the mean over the counted objectives of each one's loss in
+#: units of its paired SE (worse > 0, better < 0) may be at most this. One objective a tie
+#: inside 1 SE is noise; four objectives each 0.9 SE worse (mean 0.9) are a consistent loss.
+JOINT_LOSS_LIMIT = 0.5
+
+
+def standardised_loss(check: dict) -> float | None:
+    """An objective's loss in SEs: (first - second) / SE, signed so that worse is positive;
+    0 when there is no difference; None without an SE."""
+    d, se = check.get("delta"), check.get("se")
+    if d is None or se is None or not np.isfinite(se):
+        return None
+    loss = -d if check.get("direction") == "maximize" else d
+    if loss == 0:
+        return 0.0
+    return float(loss / se) if se > 0 else float(np.sign(loss) * np.inf)
+
+
+def joint_check(checks: dict, names: Sequence[str], *,
+                limit: float = JOINT_LOSS_LIMIT) -> dict:
+    """Are the small losses consistent? The mean standardised loss over ``names`` must be at
+    most ``limit``, so that several ties that all lean the same way are not "met"."""
+    z = {n: standardised_loss(checks[n]) for n in names}
+    known = [v for v in z.values() if v is not None]
+    mean = float(np.mean(known)) if known else None
+    return {"rule": f"mean over the objectives of (loss / paired SE) <= {limit:g}, worse "
+                    "counted positive",
+            "standardised_losses": z, "mean_standardised_loss": mean, "limit": limit,
+            "all_worse": bool(known) and all(v > 0 for v in known),
+            "ok": mean is None or mean <= limit}
+
+
 def verdict(first: RunSummary, second: RunSummary, a: dict, b: dict,
             paired: dict | None = None) -> dict:
     """Does the first run match or improve both QWKs against the second, tails not worse?
 
     On fresh folds, with their noise: a difference within its paired bootstrap SE is a tie
-    (``paired``: per objective ``{difference, se, tie}``), and a tie is not worse. Without
-    ``paired`` the comparison is strict.
+    (``paired``: per objective ``{difference, se, tie}``), and a tie is not worse. Ties alone
+    do not make it "met": the joint rule (:func:`joint_check`) also asks that the losses in SE
+    units average at most :data:`JOINT_LOSS_LIMIT` over the objectives counted (both QWKs, and
+    the tails unless a tail regression was allowed). Without ``paired`` the comparison is
+    strict.
     """
     obj = first.objectives
     crit = success_criterion(candidate=a, baseline=b, objectives=obj)
@@ -157,14 +192,18 @@ def verdict(first: RunSummary, second: RunSummary, a: dict, b: dict,
                         "strictly_ok": c["ok"], "ok": c["ok"] or tie}
     tails_ok = all(checks[m]["ok"] for m in obj.tails)
     qwk_ok = all(checks[m]["ok"] for m in (obj.primary, obj.secondary))
-    met = qwk_ok and (tails_ok or first.allow_tail_regression)
+    counted = [obj.primary, obj.secondary] + ([] if first.allow_tail_regression
+                                               else list(obj.tails))
+    joint = joint_check(checks, counted) if paired else None
+    met = (qwk_ok and (tails_ok or first.allow_tail_regression)
+           and (joint is None or joint["ok"]))
     return {"first": first.run_dir, "second": second.run_dir, "on": "fresh folds",
             "ties": "a difference within its paired bootstrap SE (essays resampled within "
                     "prompts on the fresh out-of-fold predictions) counts as a tie, not worse"
                     if paired else "none: strict comparison",
             "qwk_matched_or_improved": qwk_ok, "tails_not_worse": tails_ok,
             "tail_regression_allowed": first.allow_tail_regression,
-            "met": met, "checks": checks}
+            "joint": joint, "met": met, "checks": checks}
 
 
 def compare_config(run_dirs: Sequence[Path], given: Config | None) -> Config:

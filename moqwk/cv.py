@@ -26,9 +26,9 @@ import pandas as pd
 import xgboost as xgb
 
 from moqwk.config import Config
+from moqwk.core.batching import apply_in_batches, batch_of, batch_seed, describe_batch
 from moqwk.core.mapping import (
     METHODS,
-    apply_mapping,
     complete_params,
     fit_mapping,
     model_params,
@@ -63,6 +63,13 @@ def xgb_threads(n_parallel_trials: int, configured: int = 0) -> int:
     return max(1, (cores or 1) // max(1, n_parallel_trials))
 
 
+def inner_seed(seed: int, repeat: int, fold: int) -> int:
+    """The seed of an outer fold's inner folds: from the fold seed, the repeat and the fold
+    (``moqwk fit`` uses it too, so a fit on a fold's training essays has that fold's inner
+    folds)."""
+    return int(np.random.default_rng([int(seed), int(repeat), int(fold), 29]).integers(2**31))
+
+
 def booster_params(params: Mapping[str, Any], *, objective: str, nthread: int,
                    seed: int) -> tuple[dict[str, Any], int]:
     """Split moqwk params into ``xgboost.train`` params and the number of boosting rounds."""
@@ -92,6 +99,11 @@ class CVResult:
     @property
     def transductive(self) -> bool:
         return bool(self.mapping.get("transductive"))
+
+    @property
+    def batch(self) -> int | str | None:
+        """The deployment batch a transductive mapping's numbers assume (None: not transductive)."""
+        return self.mapping.get("batch")
 
 
 @dataclass(frozen=True)
@@ -235,8 +247,7 @@ class CVEngine:
 
         k_in = self.config.mapping.inner_folds
         tr = fold.train
-        seed = int(np.random.default_rng([self.splits.seed, fold.repeat, fold.fold, 29]
-                                         ).integers(2**31))
+        seed = inner_seed(self.splits.seed, fold.repeat, fold.fold)
         ids = self.corpus.ids[tr]
         if self.splits.scheme == "prompt_holdout":
             codes = self.corpus.prompt_codes[tr]
@@ -381,15 +392,19 @@ class CVEngine:
                 spec, train_y_norm=c.y_norm[tr], train_prompt_codes=c.prompt_codes[tr],
                 train_lo=es.lo[tr], train_hi=es.hi[tr], train_step=es.step[tr],
                 train_pred=None if zi is None else zi[j, tr], source=source)
-            mapped = apply_mapping(fitted, pred=z[f.repeat, va], prompt_codes=c.prompt_codes[va],
-                                   lo=es.lo[va], hi=es.hi[va], step=es.step[va])
+            # a transductive mapping scores the held-out essays in its declared batches
+            bseed = batch_seed(self.splits.seed, f.repeat, f.fold)
+            mapped = apply_in_batches(fitted, pred=z[f.repeat, va],
+                                      prompt_codes=c.prompt_codes[va], lo=es.lo[va],
+                                      hi=es.hi[va], step=es.step[va], seed=bseed)
             y_pred[f.repeat, va] = mapped.y_pred
             z_mapped[f.repeat, va] = mapped.z
             fallback[f.repeat, va] = mapped.fallback
             fold_of[f.repeat, va] = f.fold
             records.append({"repeat": f.repeat, "fold": f.fold, **fitted.to_dict(),
                             "fallback_essays": int(mapped.fallback.sum()),
-                            "held_out_essays": len(va)})
+                            "held_out_essays": len(va),
+                            **({"batch_seed": bseed} if fitted.transductive else {})})
         timings["mapping_s"] = time.perf_counter() - t0
         oof = self._oof_frame(z, z_mapped, y_pred, fallback, fold_of)
         t1 = time.perf_counter()
@@ -398,7 +413,13 @@ class CVEngine:
         timings["features_s"] = self.feature_seconds
         timings["total_s"] = (timings["train_s"] + timings["predict_s"] + timings["inner_train_s"]
                               + timings["mapping_s"] + timings["metrics_s"])
-        mapping = {"spec": spec.to_dict(), "transductive": METHODS[spec.method].transductive,
+        transductive = METHODS[spec.method].transductive
+        batch = batch_of(spec.params) if transductive else None
+        mapping = {"spec": spec.to_dict(), "transductive": transductive,
+                   "batch": batch, "batch_description": describe_batch(batch),
+                   "batch_order": ("each fold's held-out essays of a prompt in a random order "
+                                   "seeded by batch_seed(cv seed, repeat, fold), cut into "
+                                   "batches of that size" if isinstance(batch, int) else None),
                    "fallback_share": float(fallback.mean()), "folds": records}
         used = {"families": features.enabled_names(), "config": features.to_dict(),
                 "params": feature_params(params)}

@@ -52,7 +52,9 @@ from moqwk.study.records import CONSTRAINTS, objective_names, records
 class SelectOptions:
     tie_tolerance: float | None = None  # None: estimate from the data
     gate_margin: float = 0.02
-    gate_worst_margin: float = 0.10
+    gate_worst_margin: float | None = None  # None: gate_worst_se_k x the paired SE
+    gate_worst_se_k: float = 1.0
+    gate_max_fallback_share: float = 0.10
     max_gate_candidates: int = 3
     n_boot: int = 200
     allow_tail_regression: bool = False
@@ -161,7 +163,8 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
 
     :func:`moqwk.core.noise.tie_band` on the front's out-of-fold levels, ordered best-first by
     the primary objective: ``paired_median`` (the median paired bootstrap SE between the top
-    trial and the next five trials whose predictions differ from it) or ``independent``
+    trial and the next five trials whose predictions differ from it, floored at the top trial's
+    own SE so that near-duplicates cannot collapse it) or ``independent``
     (sqrt 2 x the top trial's own SE). A duplicate of the top trial never narrows the band.
     With fewer than two trials there is nothing to tie.
     """
@@ -255,6 +258,44 @@ def _gate_metrics(m: Any) -> dict:
     return {name: metric(name).value(m) for name in GATE_METRICS}
 
 
+def gate_check(ws: Workspace, candidate: Mapping[str, Any], baseline: Mapping[str, Any], *,
+               candidate_result: Any, baseline_result: Any, opts: SelectOptions) -> dict:
+    """One candidate's gate verdict (a dict, as ``selected_params.json`` records it).
+
+    The worst-prompt margin is ``select.gate_worst_margin`` when given, else derived from the
+    noise: ``gate_worst_se_k`` x the paired bootstrap SE of the worst-prompt difference between
+    the candidate and the baseline on the gate's own folds
+    (:func:`moqwk.core.noise.gate_noise`). A candidate whose run mapped more than
+    ``gate_max_fallback_share`` of its essays with its mapping's fallback fails: its gate
+    numbers are mostly not those of the mapping that was chosen.
+    """
+    from moqwk.core.noise import gate_noise
+    from moqwk.core.worst_prompt import estimator
+
+    noise = None
+    margin = opts.gate_worst_margin
+    if margin is None:
+        es = ws.corpus.essay_scale
+        n = len(ws.corpus)
+        levels = [es.level(r.oof["y_pred"].to_numpy(float).reshape(-1, n))
+                  for r in (baseline_result, candidate_result)]
+        noise = gate_noise(ws.pool(levels), candidate=1, baseline=0, k=opts.gate_worst_se_k,
+                           n_boot=opts.n_boot, seed=ws.config.cv.seed,
+                           worst_prompt=estimator("min"))  # the gate checks the plain min
+        margin = noise.margin
+    verdict = gate_verdict(candidate=candidate, baseline=baseline, margin=opts.gate_margin,
+                           metrics=GATE_METRICS, margins={"worst_prompt_qwk": margin}).to_dict()
+    share = float(candidate_result.mapping.get("fallback_share") or 0.0)
+    leans = share > opts.gate_max_fallback_share
+    return {**verdict, "passed": bool(verdict["passed"] and not leans),
+            "worst_prompt_margin": margin,
+            "worst_prompt_noise": noise.to_dict() if noise is not None else
+            {"method": "given", "margin": margin},
+            "fallback": {"share": share, "limit": opts.gate_max_fallback_share,
+                         "leans_on_fallback": leans,
+                         "batch": candidate_result.mapping.get("batch")}}
+
+
 def check_run_matches(ws: Workspace, run: RunTrials) -> None:
     """The study was made from this data and this config (what ``select`` re-scores with)."""
     if run.data_hash is not None and run.data_hash != ws.corpus.data_hash:
@@ -307,16 +348,17 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     tried = [int(n) for n in ranked["trial_number"].iloc[:opts.max_gate_candidates]]
     label = f"stability gate (stratified_text): baseline + up to {len(tried)} candidate(s)"
     with progress.stage(label, total=(1 + len(tried)) * engine.n_fits, unit="folds") as st:
-        base_m = _gate_metrics(engine.run(run.baseline["params"], on_fold=st.advance).metrics)
+        base_res = engine.run(run.baseline["params"], on_fold=st.advance)
+        base_m = _gate_metrics(base_res.metrics)
         sel = Selection(None, ranked, front, tol, how, base_m)
         for n in tried:
             rec = by_number[n]
-            cand = _gate_metrics(engine.run(rec["params"], on_fold=st.advance).metrics)
-            verdict = gate_verdict(candidate=cand, baseline=base_m, margin=opts.gate_margin,
-                                   metrics=GATE_METRICS,
-                                   margins={"worst_prompt_qwk": opts.gate_worst_margin})
-            sel.gates.append(GateRun(n, cand, verdict.to_dict()))
-            if verdict.passed:
+            res = engine.run(rec["params"], on_fold=st.advance)
+            cand = _gate_metrics(res.metrics)
+            gate = gate_check(ws, cand, base_m, candidate_result=res, baseline_result=base_res,
+                              opts=opts)
+            sel.gates.append(GateRun(n, cand, gate))
+            if gate["passed"]:
                 sel.chosen = rec
                 break
     if sel.chosen is not None:
@@ -353,6 +395,8 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
         raise ConfigError(f"--max-candidates must be >= 1, got {maxc}")
     return SelectOptions(tie_tolerance=tol, gate_margin=margin,
                          gate_worst_margin=config_select.gate_worst_margin,
+                         gate_worst_se_k=config_select.gate_worst_se_k,
+                         gate_max_fallback_share=config_select.gate_max_fallback_share,
                          max_gate_candidates=maxc,
                          n_boot=config_select.n_boot, rule=config_select.rule,
                          tie_method=config_select.tie_method,
@@ -378,6 +422,8 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "params": chosen["params"] if chosen else None,
         "mapping": mapping,
         "transductive": bool(mapping and mapping.get("transductive")),
+        # the deployment batch every number of a transductive choice assumes (None: not one)
+        "batch": (mapping or {}).get("batch"),
         "values": chosen["values"] if chosen else None,
         "constraints": chosen["constraints"] if chosen else None,
         "feasible": chosen["feasible"] if chosen else None,
@@ -393,7 +439,10 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "stability_gate": {
             "scheme": "stratified_text",
             "margin": opts.gate_margin,
-            "worst_prompt_margin": opts.gate_worst_margin,
+            "worst_prompt_margin": ("auto" if opts.gate_worst_margin is None
+                                    else opts.gate_worst_margin),
+            "worst_prompt_se_k": opts.gate_worst_se_k,
+            "max_fallback_share": opts.gate_max_fallback_share,
             "metrics": list(GATE_METRICS),
             "max_candidates": opts.max_gate_candidates,
             "baseline": sel.gate_baseline,
@@ -494,6 +543,12 @@ def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOption
         return []
 
 
+def _worst_margin_words(opts: SelectOptions) -> str:
+    if opts.gate_worst_margin is not None:
+        return f"{opts.gate_worst_margin}"
+    return f"{opts.gate_worst_se_k:g} x the paired SE"
+
+
 def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
                   progress: Progress = NO_PROGRESS) -> tuple[dict, Selection]:
     """``moqwk select``: load, decide, write; raises when nothing can be selected."""
@@ -505,6 +560,8 @@ def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
         raise StabilityGateError(
             f"no candidate passed the stability gate (tried trials {tried} under "
             f"stratified_text, margin {opts.gate_margin}, worst-prompt QWK margin "
-            f"{opts.gate_worst_margin}); see {ws.run_dir / SUMMARY}; raise select.gate_margin, "
-            "gate_worst_margin or max_gate_candidates only with a reason")
+            f"{_worst_margin_words(opts)}, at most {opts.gate_max_fallback_share:.0%} of essays "
+            f"on a mapping's fallback); see {ws.run_dir / SUMMARY}; raise select.gate_margin, "
+            "gate_worst_se_k, gate_max_fallback_share or max_gate_candidates only with a "
+            "reason")
     return record, sel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -391,3 +392,36 @@ def test_the_run_copy_loads_back_to_the_same_config(tmp_path: Path, text: str,
         assert table.resolved == was.resolved == tmp_path / "project" / "extra" / "features.csv"
         assert (table.id_column, table.columns) == (was.id_column, was.columns)
     assert again.to_yaml() == original.to_yaml()  # a copy of the copy is the same file
+
+
+def test_declaring_batches_leaves_every_other_runs_hash_alone(tmp_path: Path) -> None:
+    """mapping.params.batch is new and its default (10) changes how a transductive mapping is
+    scored, so such configs hash anew (a run scored with whole prompts is not resumed in
+    batches of 10); `batch: prompt`, the old scoring, hashes as configs written before the
+    field did; configs without a transductive mapping keep their hashes."""
+    from moqwk.config.load import _default_raw, _minus, _unpin_batch
+
+    psd = _cfg(tmp_path, mapping__method="prompt_standardize")
+    old_way = _cfg(tmp_path, mapping__method="prompt_standardize",
+                   mapping__params={"batch": "prompt"})
+    assert psd.mapping.spec.params["batch"] == 10
+    assert psd.study_hash() != old_way.study_hash()
+    # what old_way hashes is exactly the config as written before batches existed
+    before = old_way.study_dict()
+    del before["mapping"]["params"]["batch"]
+    assert _minus(_unpin_batch(old_way.study_dict()), _default_raw()) == _minus(
+        before, _default_raw())
+    for method in ("round", "stretch", "thresholds"):
+        d = _cfg(tmp_path, mapping__method=method).study_dict()
+        assert "batch" not in json.dumps(d), method
+    space = {"mapping.method": {"type": "categorical", "choices": ["stretch",
+                                                                   "prompt_standardize"]}}
+    offered = _cfg(tmp_path, search__space=space)
+    assert offered.study_dict()["transductive_batch_default"] == 10
+    plain = {"mapping.method": {"type": "categorical", "choices": ["stretch", "round"]}}
+    assert "transductive_batch_default" not in _cfg(tmp_path, search__space=plain).study_dict()
+
+
+def test_a_bad_batch_is_refused_with_its_full_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^mapping\.params\.batch: .*min_batch"):
+        _cfg(tmp_path, mapping__method="prompt_center", mapping__params={"batch": 4})

@@ -101,3 +101,68 @@ def test_the_model_never_saw_the_prompt_and_refuses_malformed_input(case):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "full_text" in lines[0], proc.stderr
     assert not out.exists()  # nothing written on failure
+
+
+@pytest.fixture(scope="module")
+def stretch_case(ellipse_csv: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The default mapping (a fitted stretch) on the config's own 5 prompt-holdout folds: the
+    fold holding the smallest eligible prompt is left out of fit, with the run's folds given,
+    so fit uses that fold's inner folds and seeds."""
+    from threadpoolctl import threadpool_limits
+
+    from moqwk.run.splits_file import make_splits
+
+    tmp = tmp_path_factory.mktemp("ellipse-fit-stretch")
+    raw = yaml.safe_load((REPO / "examples" / "ellipse.yaml").read_text(encoding="utf-8"))
+    raw["data"]["path"] = str(ellipse_csv)
+    raw["model"] = {**(raw.get("model") or {}), "nthread": 1}
+    config = parse_config(raw, base_dir=tmp)
+    assert config.mapping.spec.method == "stretch"  # the default, written out in the example
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        corpus = load_corpus(config)
+    splits = make_splits(corpus, config, "prompt_holdout")
+    counts = pd.Series(corpus.prompts).value_counts()
+    eligible = counts[counts >= config.cv.min_prompt_n]
+    smallest = sorted(eligible.index, key=lambda p: (eligible[p], p))[0]
+    k = int(splits.assignment(0)[list(corpus.prompts).index(smallest)])
+    held = sorted(set(corpus.prompts[splits.assignment(0) == k]))
+    params = dict(config.baseline_params)
+    params = {**params, "mapping.method": "stretch"}
+    with threadpool_limits(1):
+        res = CVEngine(config, corpus, splits).run(params)
+        frame = pd.read_csv(ellipse_csv, dtype={"text_id_kaggle": str, "prompt": str})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            train = validate_frame(frame[~frame["prompt"].isin(held)], config.data,
+                                   config.scale, n_folds=1, min_prompt_n=config.cv.min_prompt_n,
+                                   source="ELLIPSE without one fold's prompts")
+        fit_model(config, train, FitSource(params, None, "a test", {"in_sample": None}),
+                  out=tmp / "model", cv_splits=splits)
+    essays = frame[frame["prompt"].isin(held)].drop(columns=["Overall"])
+    essays.to_csv(tmp / "held.csv", index=False)
+    fold = next(f for f in res.mapping["folds"] if f["fold"] == k)
+    return tmp, held, res.oof, essays, fold
+
+
+def test_a_fold_left_out_of_fit_is_scored_as_cv_scores_it_with_a_fitted_stretch(stretch_case):
+    import json
+
+    tmp, held, oof, essays, fold = stretch_case
+    manifest = json.loads((tmp / "model" / "model.json").read_text(encoding="utf-8"))
+    m = manifest["mapping"]
+    assert m["method"] == "stretch" and m["fitted_on"]["cv_fold"]["fold"] == fold["fold"]
+    assert m["numbers"]["slope"] == fold["numbers"]["slope"]  # the fold's stretch, exactly
+    out = tmp / "scores.csv"
+    proc = subprocess.run([sys.executable, "-m", "moqwk", "predict", "--model",
+                           str(tmp / "model"), "--data", str(tmp / "held.csv"), "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    pred = pd.read_csv(out, dtype={"id": str, "prompt": str})
+    assert len(pred) == len(essays) and set(pred["prompt"]) == set(held)
+    ref = oof.set_index("id").loc[pred["id"]]
+    np.testing.assert_array_equal(pred["y_pred_raw"].to_numpy(), ref["y_pred_raw"].to_numpy())
+    np.testing.assert_array_equal(pred["y_pred"].to_numpy(), ref["y_pred"].to_numpy())
+    # the stretch did something: not the raw prediction rounded
+    assert (pred["y_pred"].to_numpy() != np.clip(
+        np.rint((pred["y_pred_raw"].to_numpy() - 1) / 0.5) * 0.5 + 1, 1, 5)).any()

@@ -286,10 +286,10 @@ def test_fit_refuses_to_replace_what_is_not_a_model(global_case, tmp_path, _demo
 
 def test_a_label_free_mapping_is_refitted_and_matches_the_cv_engine(
         global_case, tmp_path, _demo_frame_cached, demo_frame):
-    """prompt_standardize fitted without P03, then P03 scored as one batch: the same scores as
-    the CV engine's fold whose training essays are exactly those (bit for bit)."""
+    """prompt_standardize (batch = prompt) fitted without P03, then P03 scored as one batch: the
+    same scores as the CV engine's fold whose training essays are exactly those (bit for bit)."""
     config = global_case[0]
-    params = {**PARAMS, "mapping.method": "prompt_standardize"}
+    params = {**PARAMS, "mapping.method": "prompt_standardize", "mapping.batch": "prompt"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         corpus = load_corpus(config)
@@ -389,3 +389,64 @@ def test_a_transductive_mapping_needs_a_batch_per_prompt():
     assert small_prompts(mapping_record(None, source="t"), prompts) == {}
     with pytest.raises(ModelError, match="needs min_batch >= 1"):
         mapping_record({"method": "prompt_center", "transductive": True}, source="t")
+
+
+def test_a_fitted_stretch_left_out_of_a_cv_fold_reproduces_that_fold(
+        global_case, tmp_path, _demo_frame_cached, demo_frame):
+    """The default mapping (stretch): fit on exactly the training essays of one of the run's
+    prompt-holdout folds, then predict that fold's prompts. fit uses the fold's inner folds and
+    seeds, so its fitted stretch equals the fold's and the scores equal the fold's out-of-fold
+    rows. Without the run's folds, fit's own inner folds give another stretch."""
+    from moqwk.run.splits_file import make_splits
+
+    config = global_case[0]
+    params = {**PARAMS, "mapping.method": "stretch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        corpus = load_corpus(config)
+    splits = make_splits(corpus, config, "prompt_holdout")
+    res = CVEngine(config, corpus, splits).run(params)
+    k = 1
+    held = sorted(set(corpus.prompts[splits.assignment(0) == k]))
+    rec = next(f for f in res.mapping["folds"] if f["fold"] == k)
+    frame = _demo_frame_cached
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        train = validate_frame(frame[~frame["prompt"].isin(held)], config.data, config.scale,
+                               n_folds=1, min_prompt_n=config.cv.min_prompt_n,
+                               source="demo without fold 1")
+    fit_model(config, train, source(params), out=tmp_path / "m", cv_splits=splits)
+    m = load_model(tmp_path / "m").manifest["mapping"]
+    assert m["fitted_on"]["cv_fold"]["fold"] == k and m["fitted_on"]["cv_fold"]["repeat"] == 0
+    assert m["numbers"]["slope"] == rec["numbers"]["slope"]  # the same stretch, exactly
+    assert m["numbers"]["center_pred"] == rec["numbers"]["center_pred"]
+    essays = demo_frame[demo_frame["prompt"].isin(held)]
+    pred = load_model(tmp_path / "m").predict(essays)
+    ref = res.oof.set_index("id").loc[pred["id"]]
+    np.testing.assert_array_equal(pred["y_pred_raw"].to_numpy(), ref["y_pred_raw"].to_numpy())
+    np.testing.assert_array_equal(pred["y_pred"].to_numpy(), ref["y_pred"].to_numpy())
+    # what differed before: fit's own inner folds and seed give another fitted slope
+    fit_model(config, train, source(params), out=tmp_path / "own")
+    own = load_model(tmp_path / "own").manifest["mapping"]
+    assert "cv_fold" not in own["fitted_on"]
+    assert own["numbers"]["slope"] != rec["numbers"]["slope"]
+
+
+def test_a_runs_recorded_folds_are_read_back_for_fit(global_case, tmp_path):
+    """fit_run finds the fold from the run's splits.json: the folds read back have the same
+    training essays per fold as the ones CV ran."""
+    from moqwk.model.cv_fold import matching_fold, run_splits
+    from moqwk.run.splits_file import ensure_splits
+
+    config = global_case[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        corpus = load_corpus(config)
+    splits = ensure_splits(tmp_path, corpus, config, "prompt_holdout")
+    back = run_splits(tmp_path)
+    assert back is not None and back.sha256 == splits.sha256
+    for _r, k, tr, _va in splits.iter_folds():
+        fold = matching_fold(back, corpus.ids[tr])
+        assert fold is not None and (fold.repeat, fold.fold) == (0, k)
+    assert matching_fold(back, corpus.ids) is None  # the whole corpus is no fold's
+    assert run_splits(tmp_path / "nothing") is None

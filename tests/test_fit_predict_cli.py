@@ -268,3 +268,40 @@ def test_a_transductive_mapping_refuses_a_small_batch(selected, fitted, capsys, 
     es = (scores["y_pred_norm"] * 4 + 1)  # the raw prediction in score units, as round maps it
     np.testing.assert_array_equal(scores["y_pred"], np.clip(np.rint((es - 1) / 0.5) * 0.5 + 1,
                                                             1, 5))
+
+
+def test_a_batch_smaller_than_declared_is_refused_or_falls_back(selected, fitted, capsys,
+                                                                  tmp_path):
+    """A model whose mapping declares batch = N (at least min_batch): predict refuses a prompt
+    with fewer than N essays in the call, naming the declared batch and the fix; with
+    --small-batch fallback those essays take the fallback, as CV mapped such a batch."""
+    n = len(selected.held)
+    model = tmp_path / "model"
+    shutil.copytree(fitted, model)
+    m = read_json(model / "model.json")
+    numbers = {"min_batch": 2, "batch": n + 1, "fallback": "none", "mean_score": 0.5,
+               "sd_score": 0.2, "spread": "within"}
+    m["mapping"].update(method="prompt_standardize", transductive=True,
+                        params={"min_batch": 2, "batch": n + 1, "fallback": "none",
+                                "spread": "within", "max_slope": 5.0}, numbers=numbers)
+    (model / "model.json").write_text(json.dumps(m))
+    held = str(selected.tmp / "held_out.csv")
+    out = tmp_path / "s.csv"
+    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out))
+    assert_one_error(rc, err, 3, f"assume batches of {n + 1} essays per prompt",
+                     "mapping.params.batch", f"{HELD_OUT} ({n})", "--small-batch fallback")
+    assert not out.exists()
+    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out),
+                      "--small-batch", "fallback")
+    assert rc == 0, err
+    scores = pd.read_csv(out)
+    es = (scores["y_pred_norm"] * 4 + 1)  # fallback none: the raw prediction, rounded
+    np.testing.assert_array_equal(scores["y_pred"], np.clip(np.rint((es - 1) / 0.5) * 0.5 + 1,
+                                                            1, 5))
+    # declared as the call's size, the same essays are standardised: not the fallback
+    m["mapping"]["params"]["batch"] = m["mapping"]["numbers"]["batch"] = n
+    (model / "model.json").write_text(json.dumps(m))
+    rc, _o, err = run(capsys, "predict", "--model", str(model), "--data", held, "-o", str(out))
+    assert rc == 0, err
+    assert "batch = " + str(n) in err
+    assert (pd.read_csv(out)["y_pred"].to_numpy() != scores["y_pred"].to_numpy()).any()

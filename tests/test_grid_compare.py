@@ -204,7 +204,14 @@ def test_compare_verdict_recomputed_from_its_numbers(chain):
     tails = ok["low_tail_mae"] and ok["high_tail_mae"]
     assert (v["first"], v["second"]) == (str(chain.search), str(chain.grid))
     assert v["qwk_matched_or_improved"] == qwks and v["tails_not_worse"] == tails
-    assert v["met"] == (qwks and tails)
+    # the joint rule: losses in SE units (worse positive) average at most 0.5
+    z = []
+    for name, check in v["checks"].items():
+        loss = -check["delta"] if maximise[name] else check["delta"]
+        z.append(0.0 if loss == 0 else loss / check["se"])
+    assert v["joint"]["mean_standardised_loss"] == pytest.approx(float(np.mean(z)))
+    assert v["joint"]["ok"] == (np.mean(z) <= 0.5)
+    assert v["met"] == (qwks and tails and v["joint"]["ok"])
     # the SEs are real: a worst-prompt QWK difference on the 10-prompt demo is not known exactly
     assert v["checks"]["worst_prompt_qwk"]["se"] > 0
     for r in c["runs"]:

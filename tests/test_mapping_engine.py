@@ -123,7 +123,8 @@ def test_a_small_prompt_batch_takes_the_fallback(setup) -> None:
     config, corpus = setup
     splits = make_splits(corpus, config, "prompt_holdout")
     res = CVEngine(config, corpus, splits, nthread=1).run(
-        {**PARAMS, "mapping.method": "prompt_standardize", "mapping.min_batch": 50})
+        {**PARAMS, "mapping.method": "prompt_standardize", "mapping.min_batch": 50,
+             "mapping.batch": "prompt"})
     oof = res.oof
     sizes = oof.groupby("prompt")["id"].size()
     small = set(sizes[sizes < 50].index)
@@ -162,6 +163,44 @@ def test_cv_metrics_record_the_mapping(tmp_path: Path, demo_config_yaml: str) ->
     m = json.loads((tmp_path / "c/artifacts/cv_metrics.json").read_text())
     assert m["mapping"]["spec"]["method"] == "prompt_standardize"  # the config's mapping
     assert m["transductive"] is True and m["params"]["mapping.method"] == "prompt_standardize"
+    # every number of a transductive pipeline says which batch it assumes: the default, 10
+    assert m["mapping"]["batch"] == 10 and m["params"]["mapping.batch"] == 10
+    assert all(isinstance(f["batch_seed"], int) for f in m["mapping"]["folds"])
+
+
+def test_cv_scores_held_out_essays_in_the_declared_batches(setup) -> None:
+    """A transductive mapping is scored in batches of its declared size (each fold's held-out
+    essays of a prompt in a seeded random order); batch = prompt is today's whole-prompt
+    scoring; the same config gives the same scores."""
+    from moqwk.core.batching import batch_plan, batch_seed
+
+    config, corpus = setup
+    splits = make_splits(corpus, config, "prompt_holdout")
+    engine = CVEngine(config, corpus, splits, nthread=1)
+    run = {**PARAMS, "mapping.method": "prompt_standardize"}
+    whole = engine.run({**run, "mapping.batch": "prompt"})
+    tens = engine.run({**run, "mapping.batch": 10})
+    again = engine.run({**run, "mapping.batch": 10})
+    assert whole.batch == "prompt" and tens.batch == 10
+    np.testing.assert_array_equal(tens.oof["y_pred"], again.oof["y_pred"])
+    assert (whole.oof["y_pred"] != tens.oof["y_pred"]).any()
+    # one fold's first batch, re-mapped alone with that fold's fitted numbers: the same scores
+    from moqwk.core.mapping import FittedMapping, apply_mapping
+
+    rec = tens.mapping["folds"][0]
+    f = engine.prepare()[0]
+    assert rec["batch_seed"] == batch_seed(splits.seed, f.repeat, f.fold)
+    va = f.val
+    codes = corpus.prompt_codes[va]
+    scored, members = batch_plan(codes, 10, rec["batch_seed"])[0]
+    fitted = FittedMapping.from_dict(rec)
+    zr, _ = engine.raw_predictions(run, inner=False, timings=dict.fromkeys(
+        ("train_s", "predict_s", "inner_train_s", "cache_hits"), 0.0))
+    es = corpus.essay_scale
+    rows = va[members]
+    alone = apply_mapping(fitted, pred=zr[0, rows], prompt_codes=codes[members], lo=es.lo[rows],
+                          hi=es.hi[rows], step=es.step[rows])
+    np.testing.assert_array_equal(tens.oof["y_pred"].to_numpy()[rows], alone.y_pred)
 
 
 def _write(path: Path, obj: dict) -> Path:

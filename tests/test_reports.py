@@ -212,3 +212,25 @@ def test_residual_diagnostics_pooled_qwk_only_on_a_global_scale(global_scale, po
     assert pooled in text
     assert "| worst-prompt QWK | 1.000 (a) |" in text
     assert '"max_depth": 3' in text
+
+
+def test_a_transductive_choice_says_which_batch_its_numbers_assume():
+    """The decision sentences (console, optuna_summary.md and the HTML report all print them)
+    and the markdown mapping section name the declared batch; a record from before batches
+    were declared reads as whole prompts."""
+    from moqwk.reports.decision import transductive_sentence
+    from moqwk.reports.markdown import mapping_section
+
+    mapping = {"spec": {"method": "prompt_standardize",
+                        "params": {"min_batch": 10, "batch": 15, "fallback": "none"}},
+               "transductive": True, "batch": 15, "fallback_share": 0.02, "folds": []}
+    record = {"mapping": mapping}
+    sentence = transductive_sentence(record)
+    assert sentence is not None and "assumes batch = 15" in sentence
+    assert "batch = 15 (each prompt's essays scored 15 at a time)" in "\n".join(
+        mapping_section(record))
+    old = {"mapping": {**mapping, "batch": None, "spec": {
+        "method": "prompt_standardize", "params": {"min_batch": 10, "fallback": "none"}}}}
+    old["mapping"].pop("batch")
+    assert "assumes batch = prompt" in (transductive_sentence(old) or "")
+    assert transductive_sentence({"mapping": {"transductive": False}}) is None

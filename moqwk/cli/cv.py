@@ -29,6 +29,11 @@ def run(args: argparse.Namespace) -> int:
                                     mapping=args.mapping, progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
     con.print(scored_line(result), highlight=False, markup=False)
+    if result.transductive:
+        from moqwk.core.batching import describe_batch
+
+        con.print(f"Transductive score mapping: these numbers assume {describe_batch(result.batch)}"
+                  f"; {result.mapping['fallback_share']:.1%} of essays fell back")
     for p in paths.values():
         con.print(f"wrote {p}")
     return 0

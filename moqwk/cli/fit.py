@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
         con.print(f"CV estimate (in-sample, prompt_holdout; optimistic): {shown}")
     mapping = m["mapping"]
     con.print(f"Score mapping: {mapping['method']}"
-              + (" (transductive: per-prompt batch statistics)" if mapping["transductive"]
-                 else ""))
+              + (" (transductive: per-prompt batch statistics; its numbers assume batch = "
+                 f"{(mapping.get('params') or {}).get('batch', 'prompt')})"
+                 if mapping["transductive"] else ""))
     con.print(f"wrote {result.out}")
     con.print("Next: " + " ".join(shlex.quote(c) for c in
                                   ["moqwk", "predict", "--model", str(result.out), "--data",

@@ -13,7 +13,7 @@ from moqwk.errors import ConfigError
 
 def run(args: argparse.Namespace) -> int:
     from moqwk.atomic import atomic_write
-    from moqwk.model.mapping import min_batch
+    from moqwk.model.mapping import declared_batch, min_batch
     from moqwk.model.predict import load_model, read_essays
 
     data = Path(args.data)
@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if mapping["transductive"]:
         con.print(f"Score mapping {mapping['method']} is transductive: each prompt's essays "
                   f"were mapped as one batch (at least {min_batch(mapping)} per prompt), so a "
-                  "score depends on the essays scored with it")
+                  "score depends on the essays scored with it; its CV numbers assume batch = "
+                  f"{declared_batch(mapping)}")
     if out is None:
         try:
             scores.to_csv(sys.stdout, index=False)
@@ -64,4 +65,5 @@ def register(add) -> None:
                                            "columns from this file (default: the fitted one)")
     p.add_argument("--small-batch", choices=("refuse", "fallback"), default="refuse",
                    help="a transductive score mapping with fewer essays of a prompt than it "
-                        "needs: refuse (default) or map them with its fallback method")
+                        "needs (its min_batch, or its declared batch when larger): refuse "
+                        "(default) or map them with its fallback method")

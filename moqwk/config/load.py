@@ -42,7 +42,7 @@ from moqwk.config.sections import (
     parse_scale,
     parse_tails,
 )
-from moqwk.core.mapping import METHODS, MappingSpec, spec_to_params
+from moqwk.core.mapping import DEFAULT_BATCH, METHODS, MappingSpec, spec_to_params
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import ConfigError
 
@@ -110,7 +110,23 @@ def _default_raw() -> dict[str, Any]:
 def _hash_of(d: Mapping[str, Any]) -> str:
     """sha256 of what differs from the defaults: a field moqwk adds later, at its default, does
     not change the hash of a config written before it existed (its runs stay resumable)."""
-    return _sha(_minus(d, _default_raw()))
+    return _sha(_minus(_unpin_batch(d), _default_raw()))
+
+
+def _unpin_batch(d: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` without a transductive mapping's ``params.batch: prompt``: how every such mapping
+    was scored before batches were declared (the new default is an integer), so a config that
+    says ``batch: prompt`` hashes as configs written before the field did, and their runs can be
+    resumed as they were scored."""
+    out = copy.deepcopy(dict(d))
+    for m in (out.get("mapping"), (out.get("baseline") or {}).get("mapping")):
+        if not isinstance(m, dict):
+            continue
+        params = m.get("params")
+        if (isinstance(params, dict) and params.get("batch") == "prompt"
+                and m.get("method") in METHODS and METHODS[m["method"]].transductive):
+            del params["batch"]
+    return out
 
 
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -179,7 +195,25 @@ class Config:
         not the budget, timeout, workers or selection."""
         keep = {**self.scoring_dict(), "baseline": self.raw["baseline"],
                 "search": self.raw["search"]}
+        batch = self._searched_transductive_batch()
+        if batch is not None:
+            keep["transductive_batch_default"] = batch
         return _without(keep, _NOT_STUDY)
+
+    def _searched_transductive_batch(self) -> Any:
+        """The default ``mapping.params.batch`` a search space relies on when it offers a
+        transductive method without searching or setting its batch (None otherwise). Trials of
+        such a space were scored with whole prompts before batches were declared; keeping the
+        default in the study hash stops a resume from mixing the two scorings."""
+        names = {p.name: p for p in self.search.space}
+        method = names.get("mapping.method")
+        if method is None or "mapping.batch" in names:
+            return None
+        if not any(c in METHODS and METHODS[c].transductive for c in method.choices):
+            return None
+        if METHODS[self.mapping.spec.method].transductive:
+            return None  # mapping.params holds the batch, already in the hash
+        return DEFAULT_BATCH
 
     def study_hash(self) -> str:
         """sha256 of :meth:`study_dict`.

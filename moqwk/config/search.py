@@ -227,7 +227,13 @@ class SelectConfig:
 
     tie_tolerance: float | None = None  # None: "auto", estimated from the data
     gate_margin: float = 0.02
-    gate_worst_margin: float = 0.10
+    #: None: "auto", gate_worst_se_k x the paired bootstrap SE of the worst-prompt QWK
+    #: difference (candidate - baseline) under stratified_text; a number: that fixed margin.
+    gate_worst_margin: float | None = None
+    gate_worst_se_k: float = 1.0
+    #: a candidate whose stratified_text run maps more than this share of essays with its
+    #: mapping's fallback fails the gate: the gate did not test the mapping that was chosen
+    gate_max_fallback_share: float = 0.10
     max_gate_candidates: int = 3
     n_boot: int = 200
     rule: str = "lexicographic"
@@ -242,9 +248,23 @@ class SelectConfig:
                 "bbc_n_boot": self.bbc_n_boot, "bbc_scheme": self.bbc_scheme,
                 "bbc_corrected": self.bbc_corrected,
                 "tie_tolerance": "auto" if self.tie_tolerance is None else self.tie_tolerance,
-                "gate_margin": self.gate_margin, "gate_worst_margin": self.gate_worst_margin,
+                "gate_margin": self.gate_margin,
+                "gate_worst_margin": ("auto" if self.gate_worst_margin is None
+                                      else self.gate_worst_margin),
+                "gate_worst_se_k": self.gate_worst_se_k,
+                "gate_max_fallback_share": self.gate_max_fallback_share,
                 "max_gate_candidates": self.max_gate_candidates,
                 "n_boot": self.n_boot}
+
+
+def _auto_or_number(s: Mapping[str, Any], name: str) -> float | None:
+    v = s.get(name, "auto")
+    if v is None or v == "auto":
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+        raise ConfigError(f"select.{name}: 'auto' (derived from the noise) or a number >= 0, "
+                          f"got {v!r}")
+    return float(v)
 
 
 def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
@@ -253,7 +273,8 @@ def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
     from moqwk.core.selection import RULES
 
     s = section(raw, "select", {"rule", "tie_tolerance", "tie_method", "gate_margin",
-                                "gate_worst_margin", "max_gate_candidates", "n_boot",
+                                "gate_worst_margin", "gate_worst_se_k",
+                                "gate_max_fallback_share", "max_gate_candidates", "n_boot",
                                 "bbc_n_boot", "bbc_scheme", "bbc_corrected"})
     bbc_n_boot = bounded(s, "bbc_n_boot", "select", int, 500, lo=0)
     if bbc_n_boot == 1:
@@ -268,7 +289,10 @@ def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
     return SelectConfig(
         tie_tolerance=tie,
         gate_margin=bounded(s, "gate_margin", "select", float, 0.02, lo=0.0),
-        gate_worst_margin=bounded(s, "gate_worst_margin", "select", float, 0.10, lo=0.0),
+        gate_worst_margin=_auto_or_number(s, "gate_worst_margin"),
+        gate_worst_se_k=bounded(s, "gate_worst_se_k", "select", float, 1.0, lo=0.0),
+        gate_max_fallback_share=bounded(s, "gate_max_fallback_share", "select", float, 0.10,
+                                        lo=0.0, hi=1.0),
         max_gate_candidates=bounded(s, "max_gate_candidates", "select", int, 3, lo=1),
         n_boot=bounded(s, "n_boot", "select", int, 200, lo=2),
         rule=choice(s, "rule", "select", tuple(RULES), "lexicographic"),

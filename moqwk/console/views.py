@@ -109,6 +109,13 @@ def show_selection(console: Console, record: dict, run_dir: Path) -> None:
         console.print(f"report with figures: {run_dir / HTML_REPORT}")
 
 
+def _joint_line(joint: dict | None) -> str:
+    if not joint or joint.get("ok", True):
+        return ""
+    return (f"; but the losses lean one way: {joint['mean_standardised_loss']:.2f} SE worse on "
+            f"average (joint limit {joint['limit']:g})")
+
+
 def show_compare(console: Console, record: dict, out: Path) -> None:
     console.print(compare_table(record, objectives_of(record)))
     for r in record["runs"]:
@@ -116,7 +123,8 @@ def show_compare(console: Console, record: dict, out: Path) -> None:
             console.print(f"{r['run_dir']}: {r['unfinished']}", style="yellow")
     if any(r.get("transductive") for r in record["runs"]):
         console.print("* transductive mapping: each essay's score depends on the other essays of "
-                      "its prompt scored with it (fresh folds score each prompt as a batch)")
+                      "its prompt scored with it (fresh folds score them in the mapping's declared "
+                      "batch, mapping.batch in its params)")
     v = record.get("verdict")
     if v:
         ties = [metric(m).label for m, c in v.get("checks", {}).items() if c.get("tie")]
@@ -124,5 +132,6 @@ def show_compare(console: Console, record: dict, out: Path) -> None:
         console.print(f"Verdict on fresh folds: {v['first']} vs {v['second']}: "
                       f"{'MET' if v['met'] else 'NOT met'}"
                       + (f"; worse beyond noise on {', '.join(worse)}" if worse else "")
-                      + (f"; within noise (a tie) on {', '.join(ties)}" if ties else ""))
+                      + (f"; within noise (a tie) on {', '.join(ties)}" if ties else "")
+                      + _joint_line(v.get("joint")))
     console.print(f"wrote {out / 'compare.md'} and {out / 'compare.json'}")

@@ -19,9 +19,12 @@ Two kinds of method, and what "leak-free" means for each:
 * **Label-free, per prompt** (``prompt_center``, ``prompt_standardize``): statistics of a prompt's
   own predictions, taken over the batch of that prompt's essays passed to :func:`apply_mapping`
   (transductive: an essay's score depends on the other essays of its prompt in the batch),
-  mapped to numbers from the training essays' normalised scores. A prompt with fewer than
-  ``min_batch`` essays in the batch takes the method's ``fallback`` (``none``: the raw prediction,
-  as ``round``; ``stretch``: the fitted stretch), and ``MappedScores.fallback`` marks its essays.
+  mapped to numbers from the training essays' normalised scores. ``batch`` declares how they
+  will be scored in use (``prompt``: a prompt's whole cohort at once; an integer B: B essays of
+  a prompt at a time; see :mod:`moqwk.core.batching`, which CV uses to score in such batches).
+  A prompt with fewer than ``min_batch`` essays in the batch, or fewer than an integer
+  ``batch``, takes the method's ``fallback`` (``none``: the raw prediction, as ``round``;
+  ``stretch``: the fitted stretch), and ``MappedScores.fallback`` marks its essays.
 
 :func:`apply_mapping` has no label argument: held-out scores cannot enter a mapped prediction.
 """
@@ -40,8 +43,10 @@ import pandas as pd
 from moqwk.core.metrics import qwk_by_group
 from moqwk.core.scale import EssayScale
 
-__all__ = ["METHODS", "PARAM_PREFIX", "FittedMapping", "MappedScores", "MappingSpec", "Method",
-           "apply_mapping", "complete_params", "fit_mapping", "model_params", "needs_train_pred",
+__all__ = ["DEFAULT_BATCH", "METHODS", "PARAM_PREFIX", "FittedMapping", "MappedScores",
+           "MappingSpec", "Method",
+           "apply_mapping", "complete_params", "fit_mapping", "model_params", "needed_batch",
+           "needs_train_pred",
            "spec_from_params",
            "spec_to_params"]
 
@@ -76,6 +81,10 @@ class MappingSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "params": dict(self.params)}
+
+    @property
+    def transductive(self) -> bool:
+        return METHODS[self.method].transductive
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MappingSpec:
@@ -113,7 +122,11 @@ class FittedMapping:
         for name in ("numbers", "fitted_on", "transductive"):
             if name not in d:
                 raise ValueError(f"mapping.{name}: missing from the recorded mapping")
-        spec = MappingSpec.from_dict({"method": d.get("method"), "params": d.get("params")})
+        params = dict(d.get("params") or {})
+        method = METHODS.get(str(d.get("method")))
+        if method is not None and method.transductive and "batch" not in params:
+            params["batch"] = "prompt"  # recorded before batches were declared: whole prompts
+        spec = MappingSpec.from_dict({"method": d.get("method"), "params": params})
         if bool(d["transductive"]) != METHODS[spec.method].transductive:
             raise ValueError(f"mapping.transductive: {d['transductive']!r} disagrees with method "
                              f"{spec.method!r}")
@@ -558,7 +571,7 @@ def _transform_thresholds(params: Mapping[str, Any], numbers: Mapping[str, Any],
 
 def _fit_per_prompt(params: Mapping[str, Any], t: _Train) -> dict[str, Any]:
     out: dict[str, Any] = {"mean_score": float(t.y.mean()), "min_batch": params["min_batch"],
-                           "fallback": params["fallback"]}
+                           "batch": params["batch"], "fallback": params["fallback"]}
     if "spread" in params:  # standardising: the sd every prompt's batch is given
         out.update(sd_score=_spread(t.y, t.prompt, params["spread"]), spread=params["spread"])
     if params["fallback"] == "stretch":
@@ -576,7 +589,7 @@ def _per_prompt(numbers: Mapping[str, Any], b: _Batch, standardise: bool):
     ss = np.bincount(inv, weights=(z - mean[inv]) ** 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.where(n >= 2, np.sqrt(ss / np.maximum(n - 1, 1)), np.nan)
-    ok = n >= numbers["min_batch"]
+    ok = n >= needed_batch(numbers)
     if standardise:
         ok &= np.nan_to_num(sd) > _EPS_SD
         out = numbers["mean_score"] + numbers["sd_score"] * (z - mean[inv]) / np.where(
@@ -594,6 +607,29 @@ def _per_prompt(numbers: Mapping[str, Any], b: _Batch, standardise: bool):
     return out, fallback, batches
 
 
+def needed_batch(numbers: Mapping[str, Any]) -> int:
+    """The fewest essays of a prompt in a batch that a per-prompt method maps with the batch's
+    statistics: ``min_batch``, or an integer declared ``batch`` when larger (a smaller batch
+    than declared is not what the reported numbers assumed, so it takes the fallback)."""
+    batch = numbers.get("batch", "prompt")
+    need = int(numbers["min_batch"])
+    return need if batch == "prompt" else max(need, int(batch))
+
+
+def _batch_param(p: Mapping[str, Any]) -> None:
+    v = p["batch"]
+    if v == "prompt":
+        return
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+        raise ValueError(f"mapping.params.batch: must be 'prompt' (a prompt's whole cohort is "
+                         f"scored at once) or an integer >= 1 (essays of a prompt scored that "
+                         f"many at a time), got {v!r}")
+    if v < p["min_batch"]:
+        raise ValueError(f"mapping.params.batch: {v} is below min_batch {p['min_batch']}, so "
+                         f"every batch would take the fallback; declare batch >= min_batch "
+                         f"(or lower min_batch)")
+
+
 def _transform_center(params: Mapping[str, Any], numbers: Mapping[str, Any], b: _Batch):
     return _per_prompt(numbers, b, standardise=False)
 
@@ -606,7 +642,12 @@ def _transform_standardize(params: Mapping[str, Any], numbers: Mapping[str, Any]
 
 _FALLBACKS = ("none", "stretch")
 _PER_PROMPT_CHECKS = (_int_at_least("min_batch", 2), _choice("fallback", _FALLBACKS),
-                      _positive("max_slope"))
+                      _positive("max_slope"), _batch_param)
+#: ``mapping.params.batch`` when a transductive method's config does not say: a small batch,
+#: because a user of ``predict`` rarely holds a prompt's whole cohort (docs/explanation/method.md,
+#: docs/research/transductive-batch.md). Equal to the default ``min_batch``: the smallest batch
+#: predict accepts, so the CV numbers hold for every batch predict maps.
+DEFAULT_BATCH = 10
 
 METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
     Method("round", "the raw normalised prediction, rounded to the step and clipped (today)",
@@ -633,13 +674,14 @@ METHODS: Mapping[str, Method] = MappingProxyType({m.name: m for m in (
            _fit_thresholds, _transform_thresholds, lambda p: True, False),
     Method("prompt_center",
            "label-free: each prompt's batch of predictions shifted to the training scores' mean",
-           {"min_batch": 10, "fallback": "none", "max_slope": 5.0},
+           {"min_batch": 10, "batch": DEFAULT_BATCH, "fallback": "none", "max_slope": 5.0},
            _all(*_PER_PROMPT_CHECKS), _fit_per_prompt, _transform_center,
            lambda p: p["fallback"] == "stretch", True),
     Method("prompt_standardize",
            "label-free: each prompt's batch of predictions z-scored, then given the training "
            "scores' mean and sd (spread: pooled sd, or pooled within-prompt sd)",
-           {"min_batch": 10, "fallback": "none", "spread": "within", "max_slope": 5.0},
+           {"min_batch": 10, "batch": DEFAULT_BATCH, "fallback": "none", "spread": "within",
+            "max_slope": 5.0},
            _all(*_PER_PROMPT_CHECKS, _choice("spread", ("pooled", "within"))),
            _fit_per_prompt, _transform_standardize, lambda p: p["fallback"] == "stretch", True),
 )})
@@ -691,7 +733,9 @@ def spec_to_params(spec: MappingSpec) -> dict[str, Any]:
     """``spec`` as ``mapping.*`` keys (the method and the params that differ from defaults)."""
     defaults = METHODS[spec.method].defaults
     out: dict[str, Any] = {f"{PARAM_PREFIX}method": spec.method}
-    out.update({f"{PARAM_PREFIX}{k}": v for k, v in spec.params.items() if defaults.get(k) != v})
+    # a transductive method's batch is always written: every number says which batch it assumes
+    out.update({f"{PARAM_PREFIX}{k}": v for k, v in spec.params.items()
+                if defaults.get(k) != v or (k == "batch" and spec.transductive)})
     return out
 
 

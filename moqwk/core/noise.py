@@ -87,7 +87,10 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
     exactly 0 in every resample, and a set of clones would otherwise count several times).
 
     - ``paired_median``: the median of the paired bootstrap SEs of the difference between the
-      top config and each competitor (robust to one near-clone among them).
+      top config and each competitor (robust to one near-clone among them), floored at the top
+      config's own SE: when most competitors are near-duplicates of the top (predictions that
+      differ on a few essays), their paired SEs are tiny and the median would collapse the band
+      to nothing, though the top's worst-prompt QWK is no less noisy.
     - ``independent``: sqrt(2) x the bootstrap SE of the top config's own worst-prompt QWK: the
       SE of a difference between two configs whose errors were independent.
 
@@ -115,10 +118,14 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
     ses = tuple(_sd(reps[:, top] - reps[:, j]) for j in pairs)
     label = est.long_label
     if method == "paired_median" and ses and math.isfinite(float(np.nanmedian(ses))):
-        value = float(np.nanmedian(ses))
+        median = float(np.nanmedian(ses))
+        floor = single if math.isfinite(single) else 0.0
+        value = max(median, floor)
         desc = (f"median of the paired bootstrap SEs of the {label} difference between the top "
-                f"config and the next {len(pairs)} configs whose predictions differ from it; "
-                "essays resampled within prompts")
+                f"config and the next {len(pairs)} configs whose predictions differ from it, "
+                "floored at the top config's own SE"
+                + (" (the floor applied: the competitors are near-duplicates of the top)"
+                   if floor > median else "") + "; essays resampled within prompts")
         used = "paired_median"
     else:
         value = math.sqrt(2.0) * single if math.isfinite(single) else 0.0
@@ -174,3 +181,42 @@ def paired_differences(pooled: Pooled, *, first: int = 0, second: int = 1, n_boo
         out.append(PairedDifference(metric=name, first=a, second=b, difference=d, se=se,
                                     tie=bool(abs(d) <= se) if math.isfinite(se) else False))
     return out
+
+
+@dataclass(frozen=True)
+class GateNoise:
+    """The stability gate's worst-prompt margin, derived from the noise: ``k`` x the paired
+    bootstrap SE of the worst-prompt difference between candidate and baseline."""
+
+    se: float
+    k: float
+    margin: float
+    n_boot: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        return {"method": "k x paired SE", "se": self.se, "k": self.k, "margin": self.margin,
+                "n_boot": self.n_boot, "seed": self.seed,
+                "description": (f"{self.k:g} x the paired bootstrap SE ({self.se:.4f}) of the "
+                                "worst-prompt QWK difference candidate - baseline on the gate's "
+                                "folds; essays resampled within prompts")}
+
+
+def gate_noise(pooled: Pooled, *, candidate: int = 1, baseline: int = 0, k: float = 1.0,
+               n_boot: int = 200, seed: int = 0,
+               worst_prompt: WorstPromptEstimator | None = None) -> GateNoise:
+    """The worst-prompt margin of the stability gate: ``k`` x the paired SE of the difference.
+
+    ``pooled`` holds both configs' out-of-fold levels on the gate's folds. Identical predictions
+    give SE 0 (and margin 0: a candidate equal to the baseline passes, one worse does not).
+    """
+    if not math.isfinite(k) or k < 0:
+        raise ValueError(f"k must be a finite number >= 0, got {k}")
+    est = worst_prompt or estimator("min")
+    if np.array_equal(pooled.preds[candidate], pooled.preds[baseline]):
+        se = 0.0
+    else:
+        reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=est)[:, :, 0]
+        se = _sd(reps[:, candidate] - reps[:, baseline])
+        se = se if math.isfinite(se) else 0.0
+    return GateNoise(se=se, k=float(k), margin=float(k) * se, n_boot=n_boot, seed=seed)

@@ -18,8 +18,9 @@ from moqwk.core.metrics import qwk_by_group
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 
 #: What the stability gate compares between a candidate and the baseline. Worst-prompt QWK is
-#: noisier than the others (one standard error is about 0.07 on ELLIPSE), so it has its own,
-#: wider margin (``select.gate_worst_margin``).
+#: noisier than the others (one standard error is about 0.07 on ELLIPSE), so it has its own
+#: margin, derived from the noise by default (``select.gate_worst_se_k`` x the paired SE of the
+#: difference, :func:`moqwk.core.noise.gate_noise`) or fixed (``select.gate_worst_margin``).
 GATE_METRICS: tuple[str, ...] = ("mean_qwk", "pooled_qwk", "worst_prompt_qwk", "low_tail_mae",
                                  "high_tail_mae")
 

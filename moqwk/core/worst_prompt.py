@@ -6,7 +6,8 @@ differences a search chases. Two less noisy readings of the same question:
 
 - ``cvar``: the mean of the worst ``q`` share of prompts (a lower-tail mean, CVaR-style);
 - ``eb_min``: the minimum after an empirical-Bayes shrinkage of each prompt's QWK toward the
-  mean, more for prompts whose QWK is noisier (smaller prompts).
+  mean, more for prompts whose QWK is noisier (smaller prompts); never above the mean
+  per-prompt QWK.
 
 Every function works on the last axis of ``qwk`` (prompts) and broadcasts over leading axes
 (configs, bootstrap replicates). ``weights`` says how many times each prompt counts: 0 leaves it
@@ -123,7 +124,7 @@ def eb_shrink(qwk: np.ndarray, *, sampling_var: np.ndarray,
         raise ValueError("sampling_var must be >= 0")
     counted = w > 0
     tot = w.sum(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         xz = np.where(counted, x, 0.0)
         m = (w * xz).sum(axis=-1, keepdims=True) / tot
         var_x = (w * (xz - m) ** 2).sum(axis=-1, keepdims=True) / (tot - 1)
@@ -146,9 +147,19 @@ def eb_shrink(qwk: np.ndarray, *, sampling_var: np.ndarray,
 
 def eb_worst(qwk: np.ndarray, *, sampling_var: np.ndarray,
              weights: np.ndarray | None = None) -> np.ndarray:
-    """The lowest empirical-Bayes-shrunk QWK among counted prompts (see :func:`eb_shrink`)."""
+    """The lowest empirical-Bayes-shrunk QWK among counted prompts (see :func:`eb_shrink`),
+    capped at the mean per-prompt QWK of the same prompts.
+
+    The shrinkage target ``mu`` is precision-weighted, so when the large (precise) prompts score
+    higher than the small ones, ``mu`` lies above the plain mean; with tau^2 near 0 every prompt
+    is pulled to ``mu``, and the "worst" prompt would read above the average prompt (issue 20:
+    0.629 against a mean of 0.609 on ELLIPSE). A worst prompt cannot be better than the mean
+    prompt, so the estimate is ``min(shrunk minimum, weighted mean)``.
+    """
     s = eb_shrink(qwk, sampling_var=sampling_var, weights=weights)
-    return worst_min(s.qwk, weights=weights)
+    worst = worst_min(s.qwk, weights=weights)
+    mean = weighted_mean(qwk, weights=weights)
+    return np.where(np.isnan(worst) | np.isnan(mean), worst, np.minimum(worst, mean))
 
 
 # --------------------------------------------------------------------------- the registry

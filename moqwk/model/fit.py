@@ -9,6 +9,7 @@ under a temporary name next to ``out`` and renamed into place: a failed fit leav
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -34,11 +36,13 @@ from moqwk.core.mapping import (
     needs_train_pred,
     spec_from_params,
 )
+from moqwk.core.splits import Splits
 from moqwk.corpus import Corpus, load_corpus, read_table, validate_frame
 from moqwk.cv import booster_params, xgb_threads
 from moqwk.errors import DataError, ModelError, RunDirError
 from moqwk.features.fitted import FittedFeatures
 from moqwk.features.store import FEATURE_CODE_VERSION
+from moqwk.model.cv_fold import CVFold, matching_fold, run_splits
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
 from moqwk.model.mapping import mapping_record
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
@@ -185,10 +189,18 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
 
 
 def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
-                             nthread: int | None = None) -> tuple[np.ndarray, str]:
+                             nthread: int | None = None,
+                             cv_fold: CVFold | None = None) -> tuple[np.ndarray, str]:
     """Out-of-sample predictions for every essay of ``corpus``: the inner cross-fit a
     label-based mapping is fitted on, as the CV engine fits it inside each fold
-    (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part)."""
+    (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part).
+
+    With ``cv_fold`` (the corpus is that fold's training essays) the inner folds and the model
+    seed are that fold's, so the predictions equal the CV engine's inner cross-fit there.
+    Otherwise the inner folds are seeded from ``cv.seed`` alone.
+    """
+    import dataclasses
+
     from moqwk.core.splits import prompt_holdout
     from moqwk.cv import CVEngine
 
@@ -196,24 +208,33 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
     if k < 2:
         raise ModelError("a label-based score mapping needs at least 2 prompts to fit on; fit "
                          "on more prompts, or choose a trial whose mapping is label-free")
-    seed = int(np.random.default_rng([config.cv.seed, 29]).integers(2**31))
+    seed = (cv_fold.inner_seed if cv_fold is not None
+            else int(np.random.default_rng([config.cv.seed, 29]).integers(2**31)))
     splits = prompt_holdout(corpus.ids, corpus.prompt_codes, n_folds=k, repeats=1, seed=seed)
+    if cv_fold is not None:  # the engine trains repeat 0 with its splits' seed: the fold's
+        splits = dataclasses.replace(splits, seed=cv_fold.model_seed)
     engine = CVEngine(config, corpus, splits, nthread=nthread)
     timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "cache_hits"), 0.0)
     z, _ = engine.raw_predictions(params, inner=False, timings=timings)
-    return z[0], (f"cross-fit over the fitted corpus: {k} prompt-grouped folds, features "
-                  "refitted on each training part")
+    where = (f"the inner folds of CV fold {cv_fold.fold} (repeat {cv_fold.repeat}), whose "
+             "training essays these are" if cv_fold is not None else
+             f"{k} prompt-grouped folds seeded from cv.seed")
+    return z[0], (f"cross-fit over the fitted corpus: {where}, features refitted on each "
+                  "training part")
 
 
 def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
-                      nthread: int | None = None) -> FittedMapping:
+                      nthread: int | None = None,
+                      cv_fold: CVFold | None = None) -> FittedMapping:
     """The trial's score mapping fitted on every essay of ``corpus`` (numbers fitted on one CV
     fold are not the whole-corpus model's): label-based methods on cross-fitted predictions,
-    label-free ones on the essays' scores only."""
+    label-free ones on the essays' scores only. ``cv_fold``: see
+    :func:`cross_fitted_predictions`."""
     spec: MappingSpec = spec_from_params(params, config.mapping.spec)
     pred, source = None, ""
     if needs_train_pred(spec):
-        pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread)
+        pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread,
+                                                cv_fold=cv_fold)
     es = corpus.essay_scale
     return fit_mapping(spec, train_y_norm=corpus.y_norm, train_prompt_codes=corpus.prompt_codes,
                        train_lo=es.lo, train_hi=es.hi, train_step=es.step, train_pred=pred,
@@ -222,18 +243,25 @@ def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any],
 
 def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
               run_dir: Path | None = None, run_data_hash: str | None = None,
-              nthread: int | None = None, overwrite: bool = False) -> FitResult:
+              nthread: int | None = None, overwrite: bool = False,
+              cv_splits: Splits | None = None) -> FitResult:
     """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
 
     The trial's features are its ``features.*`` params applied to the config's ``features:``.
     The trial's score mapping (its ``mapping.*`` params, else the config's ``mapping:``) is
     fitted again here on ``corpus`` (:func:`fit_score_mapping`), as CV fits it on a fold's
-    training essays.
+    training essays. When ``corpus`` is exactly the training essays of a fold of ``cv_splits``
+    (the run's prompt-holdout folds), that fold's inner folds and seeds are used, so the model
+    scores the fold's held-out essays as CV did (``mapping.fitted_on.cv_fold`` records it).
     """
     out = Path(out).absolute()
     _check_out(out, overwrite)
     t0 = time.perf_counter()
-    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread)
+    cv_fold = matching_fold(cv_splits, corpus.ids)
+    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread, cv_fold=cv_fold)
+    if cv_fold is not None:
+        fitted = dataclasses.replace(fitted, fitted_on=MappingProxyType(
+            {**fitted.fitted_on, "cv_fold": cv_fold.to_dict()}))
     mapping = mapping_record(fitted.to_dict(), source=f"fitted on {corpus.source} "
                              f"({len(corpus)} essays) for trial {source.trial_number}")
     t_mapping = time.perf_counter() - t0
@@ -244,7 +272,9 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     t_features = time.perf_counter() - t0
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
-                                nthread=threads, seed=config.cv.seed)
+                                nthread=threads,
+                                seed=cv_fold.model_seed if cv_fold is not None
+                                else config.cv.seed)
     dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
     booster = xgb.train(bp, dtrain, num_boost_round=rounds)
     t_train = time.perf_counter() - t0 - t_features
@@ -318,4 +348,5 @@ def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
                         f"made (data hash {run_hash[:12]}…, now {corpus.data_hash[:12]}…); "
                         "give the corpus to fit on with --data")
     return fit_model(config, corpus, source, out=out, run_dir=run_dir.absolute(),
-                     run_data_hash=run_hash, nthread=nthread, overwrite=overwrite)
+                     run_data_hash=run_hash, nthread=nthread, overwrite=overwrite,
+                     cv_splits=run_splits(run_dir))

@@ -13,9 +13,12 @@ fields are those of a fitted mapping's JSON record (``method``, ``params``, ``nu
 - ``params`` / ``numbers``: the method's settings and what it fitted (JSON values only);
 - ``fitted_on``: which essays the numbers came from;
 - ``transductive``: true when the method maps each prompt's essays with statistics of that
-  prompt's essays in the batch being scored. ``min_batch`` (in ``numbers`` or ``params``) is the
-  fewest essays of a prompt it maps that way; a prompt with fewer is refused, or, when the
-  caller allows it, takes the method's ``fallback`` (``params.fallback``).
+  prompt's essays in the batch being scored. ``batch`` (in ``numbers`` and ``params``) is the
+  deployment batch its CV numbers assume (``prompt`` or an integer; missing in a record from
+  before batches were declared: ``prompt``). The fewest essays of a prompt it maps that way is
+  ``min_batch``, or an integer ``batch`` when larger (:func:`min_batch`); a prompt with fewer
+  is refused, or, when the caller allows it, takes the method's ``fallback``
+  (``params.fallback``), exactly as CV mapped a batch below the declared size.
 
 :func:`apply_score_mapping` is the one place a model's predictions become scores; it applies the
 recorded numbers with :func:`moqwk.core.mapping.apply_mapping`, as the CV engine does.
@@ -57,11 +60,26 @@ def mapping_record(entry: Mapping[str, Any] | None, *, source: str) -> dict[str,
 
 
 def min_batch(mapping: Mapping[str, Any]) -> Any:
-    """A transductive mapping's fewest essays per prompt and batch (None: not transductive)."""
+    """A transductive mapping's fewest essays per prompt and batch (None: not transductive):
+    its ``min_batch``, or its declared integer ``batch`` when larger. The CV numbers assumed
+    batches of the declared size; a smaller one is refused, or takes the fallback."""
     if not mapping.get("transductive"):
         return None
     numbers, params = mapping.get("numbers") or {}, mapping.get("params") or {}
-    return numbers.get("min_batch", params.get("min_batch"))
+    need = numbers.get("min_batch", params.get("min_batch"))
+    batch = declared_batch(mapping)
+    if isinstance(need, int) and not isinstance(need, bool) and isinstance(batch, int):
+        return max(need, batch)
+    return need
+
+
+def declared_batch(mapping: Mapping[str, Any]) -> Any:
+    """The deployment batch a transductive mapping's numbers assume: ``"prompt"`` or an integer
+    (None: not transductive). A record from before batches were declared: ``"prompt"``."""
+    if not mapping.get("transductive"):
+        return None
+    numbers, params = mapping.get("numbers") or {}, mapping.get("params") or {}
+    return numbers.get("batch", params.get("batch", "prompt"))
 
 
 def small_prompts(mapping: Mapping[str, Any], prompts: np.ndarray, *,
@@ -81,12 +99,17 @@ def small_prompts(mapping: Mapping[str, Any], prompts: np.ndarray, *,
     if small and small_batch == "refuse":
         shown = ", ".join(f"{p} ({n})" for p, n in list(small.items())[:5])
         fallback = (mapping.get("params") or {}).get("fallback")
+        batch = declared_batch(mapping)
+        why = (f"its CV numbers assume batches of {batch} essays per prompt (mapping.params."
+               f"batch), so it needs at least {need} essays per prompt in one batch"
+               if isinstance(batch, int) else
+               f"needs at least {need} essays per prompt in one batch (its CV numbers assume a "
+               f"prompt's whole cohort at once, mapping.params.batch = prompt)")
         raise DataError(
             f"the score mapping {mapping['method']!r} maps each prompt's essays with their own "
-            f"statistics and needs at least {need} essays per prompt in one batch; these prompts "
-            f"have fewer: {shown}; score more of their essays together, or pass --small-batch "
-            f"fallback (small_batch='fallback' in Python) to map them with its fallback "
-            f"({fallback!r})")
+            f"statistics and {why}; these prompts have fewer: {shown}; score at least {need} of "
+            f"a prompt's essays together, or pass --small-batch fallback (small_batch="
+            f"'fallback' in Python) to map them with its fallback ({fallback!r})")
     return small
 
 

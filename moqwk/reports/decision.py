@@ -45,10 +45,16 @@ def transductive_sentence(record: Mapping) -> str | None:
     share = mapping.get("fallback_share")
     fell = (f"; {share:.1%} of essays fell back" if isinstance(share, float) and share > 0
             else "")
+    batch = mapping.get("batch", params.get("batch", "prompt"))
+    assumed = (f"Every number here assumes batch = {batch}: each prompt's essays scored "
+               f"{batch} at a time (CV scored its held-out essays in seeded random batches of "
+               f"that size)" if isinstance(batch, int) else
+               "Every number here assumes batch = prompt: each prompt's whole cohort scored at "
+               "once, which a smaller batch in use will not match")
     return (f"The selected score mapping ({spec.get('method')}) is transductive: each essay's "
             f"score depends on the other essays of its prompt scored with it, as a batch of at "
             f"least {params.get('min_batch')} essays (smaller batches take the fallback: "
-            f"{params.get('fallback')}){fell}.")
+            f"{params.get('fallback')}){fell}. {assumed}.")
 
 
 def estimate_sentence(record: Mapping) -> str | None:

@@ -204,6 +204,13 @@ def optuna_summary(trials: list[dict], record: dict, *,
     return "\n".join(lines)
 
 
+def _batch_words(mapping: Mapping) -> str:
+    from moqwk.core.batching import describe_batch
+
+    spec_params = (mapping.get("spec") or {}).get("params") or {}
+    return describe_batch(mapping.get("batch", spec_params.get("batch", "prompt")))
+
+
 def mapping_section(record: Mapping) -> list[str]:
     """The selected config's score mapping: method, parameters, what each fold fitted."""
     mapping = record.get("mapping")
@@ -212,7 +219,8 @@ def mapping_section(record: Mapping) -> list[str]:
     spec = mapping["spec"]
     lines = ["", "## Score mapping", "",
              f"Method `{spec['method']}` with parameters `{json.dumps(spec['params'])}`"
-             + (" (transductive: per-prompt batch statistics of the scored essays)"
+             + (" (transductive: per-prompt batch statistics of the scored essays; every "
+                f"number assumes {_batch_words(mapping)})"
                 if mapping.get("transductive") else "") + ".", ""]
     folds = mapping.get("folds") or []
     shown = [f for f in folds if f.get("numbers")]
@@ -231,6 +239,15 @@ def mapping_section(record: Mapping) -> list[str]:
     else:
         lines.append("Nothing is fitted for this method.")
     return lines
+
+
+def _joint_words(joint: Mapping | None) -> str:
+    """The joint rule of compare's verdict in one sentence (empty without one)."""
+    if not joint or joint.get("mean_standardised_loss") is None:
+        return ""
+    return (f" Joint rule: {joint['rule']}; here {joint['mean_standardised_loss']:.2f}, "
+            f"{'within' if joint['ok'] else 'beyond'} the limit"
+            + (" (every objective worse)" if joint.get("all_worse") else "") + ".")
 
 
 def compare_markdown(record: dict) -> str:
@@ -266,7 +283,8 @@ def compare_markdown(record: dict) -> str:
                   f"`{v['first']}` against `{v['second']}`: **{'met' if v['met'] else 'not met'}**"
                   f" (QWKs matched or improved: {v['qwk_matched_or_improved']}; tails not worse: "
                   f"{v['tails_not_worse']}; tail regression allowed: "
-                  f"{v['tail_regression_allowed']}). Ties: {v.get('ties', 'none')}.", "",
+                  f"{v['tail_regression_allowed']}). Ties: {v.get('ties', 'none')}."
+                  + _joint_words(v.get("joint")), "",
                   "| metric | first | second | difference | paired SE | outcome | ok |",
                   "|---|---|---|---|---|---|---|"]
         for m, c in v["checks"].items():

@@ -148,3 +148,24 @@ def test_paired_differences_call_a_tie_within_one_se():
     for r in rows:
         assert r.tie == (abs(r.difference) <= r.se)
     assert rows[1].se > 0
+
+
+@pytest.mark.parametrize("n_changed", [5, 20])
+def test_a_front_of_near_duplicates_cannot_collapse_the_band(n_changed):
+    """Every competitor differs from the top on only 5 (or 20) of 500 essays: their paired SEs
+    are near 0, and the median of them was the band (0.001 and 0.012 in the audit). The band is
+    floored at the top config's own SE."""
+    codes, a, config = _data(6)
+    top = config(60)
+    comps = []
+    for s in range(5):
+        c = top.copy()
+        idx = np.random.default_rng(600 + s).choice(top.shape[1], n_changed, replace=False)
+        c[0, idx] = np.clip(c[0, idx] + 1, 0, 8)
+        comps.append(c)
+    pl = _pool(codes, a, [top, *comps])
+    band = tie_band(pl, order=np.arange(6), n_boot=150, seed=0)
+    assert band.pairs == (1, 2, 3, 4, 5) and band.method == "paired_median"
+    assert float(np.median(band.pair_ses)) < 0.5 * band.single_se  # what used to be the band
+    assert band.value == pytest.approx(band.single_se) and band.value > 0.01
+    assert "floor applied" in band.description

@@ -168,6 +168,34 @@ def test_eb_is_invariant_to_prompt_order(values, rnd):
     assert a == pytest.approx(b, abs=1e-12) or (math.isnan(a) and math.isnan(b))
 
 
+def test_eb_worst_cannot_read_above_the_mean_prompt():
+    """Large precise prompts score high, small noisy ones low: the precision-weighted target
+    lies above the plain mean and, with no spread left (tau^2 = 0), every shrunk prompt sits on
+    it. Uncapped, the "worst" prompt read above the mean per-prompt QWK (issue 20)."""
+    x = np.array([0.70, 0.68, 0.40, 0.45, 0.42])
+    v = np.array([0.0004, 0.0004, 0.09, 0.09, 0.09])
+    s = eb_shrink(x, sampling_var=v)
+    assert float(s.tau2) == 0.0 and float(s.mu) > float(weighted_mean(x))  # the trap
+    assert float(worst_min(s.qwk)) > float(weighted_mean(x))  # what eb_min used to report
+    assert float(eb_worst(x, sampling_var=v)) == pytest.approx(float(weighted_mean(x)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=_qwks, data=st.data())
+def test_eb_worst_never_exceeds_the_mean_per_prompt_qwk(values, data):
+    n = len(values)
+    x = np.array(values)
+    v = np.array(data.draw(st.lists(st.floats(0, 0.2), min_size=n, max_size=n)))
+    w = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=float)
+    eb = float(eb_worst(x, sampling_var=v, weights=w))
+    mean = float(weighted_mean(x, weights=w))
+    if w.sum() == 0:
+        assert math.isnan(eb) and math.isnan(mean)
+    else:
+        assert eb <= mean + 1e-12
+        assert eb >= float(worst_min(x, weights=w)) - 1e-12  # shrinking never lowers the min
+
+
 # ----------------------------------------------------------------------------- registry
 
 
