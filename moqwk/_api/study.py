@@ -199,8 +199,8 @@ def _selected(run_dir: Path, record: dict[str, Any]) -> SelectResult:
 def select(*, run_dir: str | Path, config: ConfigLike | None = None,
            tie_tolerance: float | None = None, gate_margin: float | None = None,
            max_candidates: int | None = None, allow_tail_regression: bool = False,
-           reason: str | None = None, storage: str | None = None, study_name: str = "moqwk",
-           progress: ProgressLike = False) -> SelectResult:
+           reason: str | None = None, storage: str | None = None,
+           study_name: str | None = None, progress: ProgressLike = False) -> SelectResult:
     """Choose one trial of ``run_dir``'s study (``moqwk select``): the feasible Pareto front,
     the config's rule with its tie band, the stability gate, BBC-CV. Writes
     ``selected_params.json``, the front, the residuals of the choice and the reports.
@@ -217,7 +217,7 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
         reason: why a tail regression is acceptable.
         storage: the study's storage URL (default: the one the run recorded, else its
             study.db).
-        study_name: the study's name.
+        study_name: the study's name (default: the one the run recorded, else ``moqwk``).
         progress: False (default), True, or a Progress.
 
     Raises:
@@ -225,10 +225,14 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
         StabilityGateError: no candidate passed the gate (``selection_failed.json`` is written).
         ConfigError, RunDirError, StorageError: see :mod:`moqwk.errors`.
     """
+    from moqwk.run.record import read_run_record
     from moqwk.run.workspace import Workspace
     from moqwk.selector import options_from, run_selection
 
     run_dir = Path(run_dir)
+    if study_name is None:
+        run = read_run_record(run_dir)
+        study_name = run.study_name if run is not None else "moqwk"
     cfg = config_for_run(run_dir, config, level="scoring")
     ws = Workspace.open(cfg, run_dir)
     opts = options_from(cfg.select, tie_tolerance=tie_tolerance, gate_margin=gate_margin,
