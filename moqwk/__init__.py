@@ -3,12 +3,29 @@
 CV-first and selection-disciplined: features built once per fold without leakage, prompt-holdout
 cross-validation, four objectives (worst-prompt QWK, mean per-prompt QWK, low- and high-tail error),
 tail guardrails as constraints, and a separate, auditable selector.
+
+The Python API (each function returns a frozen result; errors are :mod:`moqwk.errors`)::
+
+    import moqwk
+    moqwk.cv(config={...} or "config.yaml", run_dir="runs/a")       # -> moqwk.CVResult
+    moqwk.search(config=..., run_dir="runs/a", n_trials=40)          # -> moqwk.SearchResult
+    moqwk.select(run_dir="runs/a")                                   # -> moqwk.SelectResult
+    moqwk.compare("runs/a", "runs/grid", out="runs/compare")         # -> moqwk.CompareResult
+    moqwk.fit(run_dir="runs/a")                                      # -> moqwk.FitResult
+    moqwk.load_model("runs/a/model").predict(frame)                  # or moqwk.predict(...)
+
+The names are imported on first use (module ``__getattr__``), so ``import moqwk`` stays light:
+it imports no Optuna, SQLAlchemy, matplotlib or XGBoost, and the scoring path
+(``load_model``, ``predict``) never imports the search stack.
 """
 
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
+import types as _types
 from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 # XGBoost's OpenMP threads spin while waiting by default. When trials run in parallel, or anything
 # else competes for the cores, spinning threads starve each other: on 2 cores we measured a
@@ -18,20 +35,96 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-if _TYPE_CHECKING:
-    from pathlib import Path as _Path
+#: Public name -> the private module that defines it.
+_EXPORTS = {
+    "cv": "moqwk._api.scoring",
+    "compare": "moqwk._api.scoring",
+    "search": "moqwk._api.study",
+    "select": "moqwk._api.study",
+    "fit": "moqwk._api.model",
+    "load_model": "moqwk._api.model",
+    "predict": "moqwk._api.model",
+    "CVResult": "moqwk._api.results",
+    "SearchResult": "moqwk._api.results",
+    "SelectResult": "moqwk._api.results",
+    "Estimate": "moqwk._api.results",
+    "CompareResult": "moqwk._api.results",
+    "CompareRun": "moqwk._api.results",
+    "FitResult": "moqwk._api.results",
+    "Model": "moqwk.model.predict",
+    "Config": "moqwk.config.load",
+    "load_config": "moqwk.config.load",
+    "MoqwkError": "moqwk.errors",
+    "ConfigError": "moqwk.errors",
+    "DataError": "moqwk.errors",
+    "StorageError": "moqwk.errors",
+    "RunDirError": "moqwk.errors",
+    "ModelError": "moqwk.errors",
+    "NoFeasibleTrialError": "moqwk.errors",
+    "StabilityGateError": "moqwk.errors",
+}
 
+if _TYPE_CHECKING:
+    from moqwk._api.model import fit, load_model, predict
+    from moqwk._api.results import (
+        CompareResult,
+        CompareRun,
+        CVResult,
+        Estimate,
+        FitResult,
+        SearchResult,
+        SelectResult,
+    )
+    from moqwk._api.scoring import compare, cv
+    from moqwk._api.study import search, select
+    from moqwk.config.load import Config, load_config
+    from moqwk.errors import (
+        ConfigError,
+        DataError,
+        ModelError,
+        MoqwkError,
+        NoFeasibleTrialError,
+        RunDirError,
+        StabilityGateError,
+        StorageError,
+    )
     from moqwk.model.predict import Model
 
 
-def load_model(path: str | _Path) -> Model:
-    """Load a model directory written by ``moqwk fit``: ``load_model(path).predict(frame)``.
+def __getattr__(name: str) -> _Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'moqwk' has no attribute {name!r}")
+    import importlib
 
-    See :func:`moqwk.model.predict.load_model` (imported on first use: XGBoost loads slowly).
-    """
-    from moqwk.model.predict import load_model as _load
-
-    return _load(path)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-__all__ = ["__version__", "load_model"]
+class _Package(_types.ModuleType):
+    """``moqwk`` itself. ``moqwk.cv``, ``moqwk.search`` and ``moqwk.compare`` are the API's
+    functions, but modules of those names exist too, and importing a submodule binds it as an
+    attribute of its package: this keeps the functions there (``from moqwk.search import X``
+    still finds the module, through ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: _Any) -> None:
+        if isinstance(value, _types.ModuleType) and name in _EXPORTS:
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+#: Written out (not ``[*_EXPORTS]``) so linters and type checkers see the public names.
+__all__ = [
+    "CVResult", "CompareResult", "CompareRun", "Config", "ConfigError", "DataError", "Estimate",
+    "FitResult", "Model", "ModelError", "MoqwkError", "NoFeasibleTrialError", "RunDirError",
+    "SearchResult", "SelectResult", "StabilityGateError", "StorageError", "__version__",
+    "compare", "cv", "fit", "load_config", "load_model", "predict", "search", "select",
+]

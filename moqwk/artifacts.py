@@ -72,8 +72,11 @@ def sha256_file(path: Path) -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, the platform and every library that shapes the numbers."""
-    import optuna
+    """Versions of Python, the platform and every library that shapes the numbers.
+
+    Optuna's is read from its installed metadata, not by importing it: loading a model checks
+    these versions, and the scoring runtime has no Optuna (``requirements/runtime.txt``).
+    """
     import pandas
     import sklearn
     import xgboost
@@ -88,8 +91,18 @@ def versions() -> dict[str, str]:
         "pandas": pandas.__version__,
         "scikit-learn": sklearn.__version__,
         "xgboost": xgboost.__version__,
-        "optuna": optuna.__version__,
+        "optuna": _installed("optuna"),
     }
+
+
+def _installed(name: str) -> str:
+    """The installed version of distribution ``name`` (``not installed`` when it is not)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?=@)")

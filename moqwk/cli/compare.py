@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from moqwk.cli._common import progress_for
 from moqwk.console import make_console
 
 
 def run(args: argparse.Namespace) -> int:
-    from moqwk.compare import compare_config, compare_runs
-    from moqwk.config import load_config
+    from moqwk._api.scoring import compare
     from moqwk.console.views import show_compare
 
-    run_dirs = [Path(d) for d in args.run_dirs]
-    config = compare_config(run_dirs, load_config(args.config) if args.config else None)
-    out = Path(args.out)
-    seed = args.fresh_seed if args.fresh_seed is not None else config.cv.seed + 1000
     console = make_console()
-    record = compare_runs(config, run_dirs, out, seed=seed, repeats=args.fresh_repeats,
-                          progress=progress_for(args, console))
-    show_compare(console, record, out)
+    result = compare(*args.run_dirs, config=args.config, out=args.out,
+                     fresh_seed=args.fresh_seed, fresh_repeats=args.fresh_repeats,
+                     progress=progress_for(args, console))
+    show_compare(console, dict(result.record), result.out)
     return 0
 
 

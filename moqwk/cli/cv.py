@@ -5,28 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from moqwk.cli._common import add_config, add_run_dir, config_for_run, progress_for, read_params
+from moqwk.cli._common import add_config, add_run_dir, progress_for, read_params
 from moqwk.console import make_console
 from moqwk.core.splits import SCHEMES
-from moqwk.errors import RunDirError
 
 
 def run(args: argparse.Namespace) -> int:
+    from moqwk._api.scoring import cv
     from moqwk.console.views import show_cv
-    from moqwk.run.cv_outputs import run_cv
-    from moqwk.run.record import read_run_record
-    from moqwk.run.workspace import Workspace
 
-    run_dir = Path(args.run_dir)
-    record = read_run_record(run_dir)
-    if record is not None and record.is_study:
-        raise RunDirError(f"{run_dir} holds a {record.kind}; `moqwk cv` would replace the "
-                          "residuals and metrics that `moqwk select` wrote there: use another "
-                          "--run-dir")
-    ws = Workspace.open(config_for_run(args, level="scoring"), run_dir)
     con = make_console()
-    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
-                                    mapping=args.mapping, progress=progress_for(args, con))
+    result = cv(config=args.config, run_dir=Path(args.run_dir), scheme=args.scheme,
+                params=read_params(args.params), mapping=args.mapping,
+                progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
     con.print(scored_line(result), highlight=False, markup=False)
     if result.transductive:
@@ -34,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
         con.print(f"Transductive score mapping: these numbers assume {describe_batch(result.batch)}"
                   f"; {result.mapping['fallback_share']:.1%} of essays fell back")
-    for p in paths.values():
+    for p in result.paths.values():
         con.print(f"wrote {p}")
     return 0
 

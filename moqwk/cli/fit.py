@@ -11,11 +11,10 @@ from moqwk.console import make_console
 
 
 def run(args: argparse.Namespace) -> int:
-    from moqwk.model.fit import fit_run
+    from moqwk._api.model import fit
 
-    result = fit_run(Path(args.run_dir), out=Path(args.out) if args.out else None,
-                     trial=args.trial, data=Path(args.data) if args.data else None,
-                     overwrite=args.overwrite)
+    result = fit(run_dir=Path(args.run_dir), out=args.out or None, trial=args.trial,
+                 data=args.data or None, overwrite=args.overwrite)
     m = result.manifest
     con = make_console()
     data = m["data"]
@@ -34,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
               + (" (transductive: per-prompt batch statistics; its numbers assume batch = "
                  f"{(mapping.get('params') or {}).get('batch', 'prompt')})"
                  if mapping["transductive"] else ""))
-    con.print(f"wrote {result.out}")
+    con.print(f"wrote {result.path}")
     con.print("Next: " + " ".join(shlex.quote(c) for c in
-                                  ["moqwk", "predict", "--model", str(result.out), "--data",
+                                  ["moqwk", "predict", "--model", str(result.path), "--data",
                                    "essays.csv", "-o", "scores.csv"]))
     return 0
 

@@ -6,52 +6,22 @@ import argparse
 import shlex
 from pathlib import Path
 
-from moqwk import artifacts
-from moqwk.cli._common import (
-    add_config,
-    add_run_dir,
-    add_storage,
-    config_for_run,
-    progress_for,
-)
+from moqwk.cli._common import add_config, add_run_dir, add_storage, progress_for
 from moqwk.console import make_console
-from moqwk.errors import RunDirError
 from moqwk.study.samplers import SAMPLERS
 
 
-def _baseline_from(path: Path) -> tuple[dict, str]:
-    """The params selected in a grid run (its selected_params.json) to use as the baseline."""
-    from moqwk.run.layout import SELECTED
-
-    f = path / SELECTED if path.is_dir() else path
-    if not f.exists():
-        raise RunDirError(f"--baseline-from: {f} not found; run `moqwk select` on the grid run")
-    return dict(artifacts.read_json(f)["params"]), f"selected params of {f}"
-
-
 def _run(args: argparse.Namespace, *, sampler: str | None) -> int:
-    from moqwk.config import load_config
+    from moqwk._api.study import prepare_search
     from moqwk.console.views import show_search
-    from moqwk.run.record import check_run_kind, read_run_record, reproduce_command
-    from moqwk.run.workspace import Workspace
-    from moqwk.search import SearchOptions
+    from moqwk.run.record import read_run_record, reproduce_command
 
     run_dir = Path(args.run_dir)
-    # A change of kind or sampler (--sampler, `grid` on a search, a --config with another
-    # sampler) is refused before any config comparison, with the command that resumes the run.
-    asked = sampler or (load_config(args.config).search.sampler if args.config else None)
-    check_run_kind(run_dir, kind="grid" if asked == "grid" else "search", sampler=asked)
-    config = config_for_run(args, level="study", sampler=sampler, seed=args.seed)
-    ws = Workspace.open(config, run_dir, level="study")
-    baseline, source = None, "config"
-    if getattr(args, "baseline_from", None):
-        baseline, source = _baseline_from(Path(args.baseline_from))
-    opts = SearchOptions(
-        n_trials=getattr(args, "n_trials", None),
-        timeout=args.timeout if args.timeout is not None else config.search.timeout,
-        n_jobs=args.n_jobs if args.n_jobs is not None else config.search.n_jobs,
-        storage=args.storage, study_name=args.study_name, baseline_params=baseline,
-        baseline_source=source)
+    ws, opts = prepare_search(
+        config=args.config, run_dir=run_dir, n_trials=getattr(args, "n_trials", None),
+        sampler=sampler, seed=args.seed, timeout=args.timeout, n_jobs=args.n_jobs,
+        storage=args.storage, study_name=args.study_name,
+        baseline_from=getattr(args, "baseline_from", None))
     console = make_console()
     show_search(console, ws, opts, progress=progress_for(args, console))
     record = read_run_record(run_dir)

@@ -3,61 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
-from moqwk import artifacts
-from moqwk.cli._common import (
-    add_config,
-    add_run_dir,
-    add_storage,
-    config_for_run,
-    progress_for,
-)
+from moqwk.cli._common import add_config, add_run_dir, add_storage, progress_for
 from moqwk.console import make_console
 
 
-def _commands(args: argparse.Namespace, run_dir: Path) -> list[str]:
-    """How to redo this selection (and resume its search), from the run's own record."""
-    from moqwk.run.record import read_run_record, reproduce_command
-
-    cmd = ["moqwk", "select", "--run-dir", str(run_dir)]
-    if args.storage:
-        cmd += ["--storage", artifacts.mask_url(args.storage) or ""]
-    if args.study_name != "moqwk":
-        cmd += ["--study-name", args.study_name]
-    for flag, value in (("--gate-margin", args.gate_margin),
-                        ("--max-candidates", args.max_candidates),
-                        ("--tie-tolerance", args.tie_tolerance)):
-        if value is not None:
-            cmd += [flag, str(value)]
-    if args.allow_tail_regression:
-        cmd += ["--allow-tail-regression", "--reason", args.reason or ""]
-    out = []
-    record = read_run_record(run_dir)
-    if record is not None and record.is_study:
-        out.append(" ".join(shlex.quote(c) for c in reproduce_command(run_dir, record))
-                   + "  # resumes the study; finished trials are kept")
-    out.append(" ".join(shlex.quote(c) for c in cmd))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
+    from moqwk._api.study import select
     from moqwk.console.views import show_selection
-    from moqwk.run.workspace import Workspace
-    from moqwk.selector import options_from, run_selection
 
     run_dir = Path(args.run_dir)
-    config = config_for_run(args, level="scoring")
-    ws = Workspace.open(config, run_dir)
-    opts = options_from(config.select, tie_tolerance=args.tie_tolerance,
-                        gate_margin=args.gate_margin, max_gate_candidates=args.max_candidates,
-                        allow_tail_regression=args.allow_tail_regression, reason=args.reason,
-                        storage=args.storage, study_name=args.study_name)
     console = make_console()
-    record, _sel = run_selection(ws, opts, commands=_commands(args, run_dir),
-                                 progress=progress_for(args, console))
-    show_selection(console, record, ws.run_dir)
+    result = select(run_dir=run_dir, config=args.config, tie_tolerance=args.tie_tolerance,
+                    gate_margin=args.gate_margin, max_candidates=args.max_candidates,
+                    allow_tail_regression=args.allow_tail_regression, reason=args.reason,
+                    storage=args.storage, study_name=args.study_name,
+                    progress=progress_for(args, console))
+    show_selection(console, dict(result.record), run_dir)
     return 0
 
 

@@ -141,13 +141,15 @@ class DashboardStorage(optuna.storages.BaseStorage):
 def open_readonly(url: str) -> DashboardStorage:
     """The study storage at ``url`` as the dashboard should see it: read-only, constraint lists
     added. No table is created; a storage without a study is refused."""
+    from moqwk.study.storage import backend_for
+
     masked = mask_url(url)
-    if "://" not in url:
-        raise StorageError(f"--storage {masked!r} is not a URL; use sqlite:///PATH or "
-                           "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB")
+    backend = backend_for(url)  # not a URL: one StorageError with the forms
     try:
-        inner = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        inner = backend.open_readonly(url)
         studies = inner.get_all_studies()
+    except StorageError:
+        raise
     except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors vary widely
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"cannot read storage {masked}: {mask_secrets(reason)}; check the "

@@ -1,12 +1,15 @@
-"""Optuna storages: opening one (SQLite or PostgreSQL) and creating or loading a moqwk study.
+"""Optuna storages: opening one (SQLite, PostgreSQL or a journal file) and creating or loading a
+moqwk study.
 
-:data:`BACKENDS` holds what differs between storage backends (connection arguments, what to do
-once the engine exists); adding a backend is one entry there. A study does not store its
-sampler: every create and every load passes one explicitly (see :mod:`moqwk.study.samplers`).
+:data:`BACKENDS` holds what differs between storage backends (how a URL is opened for a search
+and for reading only, what to do once it is open); adding a backend is one entry there. A study
+does not store its sampler: every create and every load passes one explicitly (see
+:mod:`moqwk.study.samplers`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -19,6 +22,10 @@ import optuna
 from moqwk.artifacts import mask_url
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import StorageError
+
+#: The URL forms moqwk's messages offer (one per backend).
+URL_FORMS = ("sqlite:///PATH", "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB",
+             "journal:///ABSOLUTE/PATH.log")
 
 
 def sqlite_url(path: Path) -> str:
@@ -50,25 +57,109 @@ def _serialise_sqlite_writes(storage: optuna.storages.RDBStorage) -> None:
     engine.dispose()  # connections opened before the listeners must not be reused
 
 
+def _rdb(url: str, *, engine_kwargs: Mapping[str, Any],
+         after_open: Callable[[optuna.storages.RDBStorage], None] | None) -> Any:
+    """An RDB storage with heartbeats (what :func:`moqwk.study.recovery` relies on)."""
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=dict(engine_kwargs), heartbeat_interval=15,
+                    grace_period=60,
+                )
+            if after_open is not None:
+                after_open(storage)
+            return storage
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors vary widely
+            if attempt + 1 < _SCHEMA_ATTEMPTS and _schema_race(e):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+def _rdb_readonly(url: str) -> Any:
+    """An RDB storage that creates no table (what the dashboard reads)."""
+    return optuna.storages.RDBStorage(url, skip_table_creation=True)
+
+
+JOURNAL_PREFIX = "journal://"
+
+
+def journal_path(url: str) -> Path:
+    """The log file of a ``journal://`` URL: ``journal:///tmp/x.log`` is ``/tmp/x.log``;
+    ``journal://runs/x.log`` is relative to the working directory."""
+    rest = url[len(JOURNAL_PREFIX):]
+    if not rest or rest.endswith("/"):
+        raise StorageError(f"storage URL {url!r} names no file; use journal:///PATH/FILE.log")
+    return Path(rest)
+
+
+def _journal_url(url: str) -> str:
+    """The journal URL with its path made absolute (what the run record keeps, so a resume from
+    another directory finds the same file)."""
+    return JOURNAL_PREFIX + str(journal_path(url).absolute())
+
+
+def _journal(url: str) -> Any:
+    """Optuna's JournalStorage on a log file (no server; the file is created if missing).
+
+    Writers take a lock file next to the log (``JournalFileSymlinkLock``: works on NFS), so
+    several workers, threads or processes, can share one journal. Journal storages have no
+    heartbeat: a worker that dies on this host is seen by its pid (:mod:`moqwk.study.recovery`);
+    on another host its trial stays RUNNING until a worker there is restarted.
+    """
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = journal_path(url)
+    if not path.parent.is_dir():
+        raise StorageError(f"journal storage {url}: directory {path.parent} does not exist; "
+                           "create it first")
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _journal_readonly(url: str) -> Any:
+    """The journal for reading: a missing file is an error, not a new empty journal."""
+    path = journal_path(url)
+    if not path.is_file():
+        raise StorageError(f"journal storage {url}: {path} not found; run `moqwk search "
+                           f"--storage {url}` first")
+    return _journal(url)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Backend:
-    """What one kind of database needs: SQLAlchemy engine arguments and a hook once opened."""
+    """One kind of storage: the URL prefix that selects it, how to open it for a search, how to
+    open it for reading only (no table or file created), and the URL a run records."""
 
     prefix: str
-    engine_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    after_open: Callable[[optuna.storages.RDBStorage], None] | None = None
+    open: Callable[[str], Any]
+    open_readonly: Callable[[str], Any]
+    canonical: Callable[[str], str] = field(default=lambda url: url)
 
-
-BACKENDS: tuple[Backend, ...] = (
-    Backend(prefix="sqlite", engine_kwargs={"connect_args": {"timeout": 60}},
-            after_open=_serialise_sqlite_writes),
-    Backend(prefix="postgresql", engine_kwargs={"connect_args": {"connect_timeout": 10},
-                                                "pool_pre_ping": True}),
-)
 
 #: Workers started together on a new storage all create Optuna's tables and version row; all but
 #: one can lose that race (a duplicate row or table). The tables exist then: opening again works.
 _SCHEMA_ATTEMPTS = 4
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend(prefix="sqlite",
+            open=functools.partial(_rdb, engine_kwargs={"connect_args": {"timeout": 60}},
+                                   after_open=_serialise_sqlite_writes),
+            open_readonly=_rdb_readonly),
+    Backend(prefix="postgresql",
+            open=functools.partial(_rdb, engine_kwargs={"connect_args": {"connect_timeout": 10},
+                                                        "pool_pre_ping": True},
+                                   after_open=None),
+            open_readonly=_rdb_readonly),
+    Backend(prefix=JOURNAL_PREFIX, open=_journal, open_readonly=_journal_readonly,
+            canonical=_journal_url),
+)
+
+#: Any other ``scheme://`` URL is handed to SQLAlchemy as it is (MySQL, for example).
+_OTHER_RDB = Backend(prefix="", open=functools.partial(_rdb, engine_kwargs={}, after_open=None),
+                     open_readonly=_rdb_readonly)
 
 
 def _schema_race(e: Exception) -> bool:
@@ -78,32 +169,38 @@ def _schema_race(e: Exception) -> bool:
         "already exists" in str(e))
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats; one clear StorageError when it cannot be reached."""
-    masked = mask_url(url)
+def backend_for(url: str) -> Backend:
+    """The backend of ``url``; a string that is no URL is one StorageError with the forms."""
     if "://" not in url:
-        raise StorageError(f"storage URL {masked!r} is not a URL; use sqlite:///PATH or "
-                           "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB")
-    backend = next((b for b in BACKENDS if url.startswith(b.prefix)), Backend(prefix=""))
-    for attempt in range(_SCHEMA_ATTEMPTS):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
-                    url, engine_kwargs=dict(backend.engine_kwargs), heartbeat_interval=15,
-                    grace_period=60,
-                )
-            if backend.after_open is not None:
-                backend.after_open(storage)
-            return storage
-        except Exception as e:  # noqa: BLE001 - SQLAlchemy and driver errors vary widely
-            if attempt + 1 < _SCHEMA_ATTEMPTS and _schema_race(e):
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise StorageError(f"cannot open storage {masked}: {mask_url(reason)}; check the "
-                               "URL, that the server is up and the credentials are right") from None
-    raise AssertionError("unreachable")
+        raise StorageError(f"storage URL {mask_url(url)!r} is not a URL; use "
+                           + ", ".join(URL_FORMS[:-1]) + f" or {URL_FORMS[-1]}")
+    return next((b for b in BACKENDS if url.startswith(b.prefix)), _OTHER_RDB)
+
+
+def canonical_url(url: str | None) -> str | None:
+    """``url`` as a run records it (a journal's path made absolute; others unchanged)."""
+    return None if url is None else backend_for(url).canonical(url)
+
+
+def _opened(url: str, how: Callable[[str], Any]) -> optuna.storages.BaseStorage:
+    try:
+        return how(url)
+    except StorageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy, driver and file errors vary widely
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"cannot open storage {mask_url(url)}: {mask_url(reason)}; check the "
+                           "URL, that the server is up and the credentials are right") from None
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The storage a search writes to; one clear StorageError when it cannot be opened."""
+    return _opened(url, backend_for(url).open)
+
+
+def open_storage_readonly(url: str) -> optuna.storages.BaseStorage:
+    """The storage for reading only: no table, no file is created."""
+    return _opened(url, backend_for(url).open_readonly)
 
 
 def load_study(storage: optuna.storages.BaseStorage, *, study_name: str,
