@@ -517,7 +517,9 @@ def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
     assert m["n_essays"] == 720 and m["scale"]["kind"] == "global"
     # baseline.params with the config's mapping: (the starter writes the default, stretch)
     assert m["params"] == {**config.baseline_params, "mapping.method": "stretch"}
-    assert "scored with mapping stretch; features handcrafted, word, char" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("scored with mapping "))
+    assert line.startswith("scored with mapping stretch (")  # the method and its params
+    assert line.endswith("; features handcrafted, word, char")  # one line, never wrapped
     assert 0.45 < m["mean_qwk"] < 0.9
     assert list(read_oof(run_dir).columns) == OOF_COLUMNS
 

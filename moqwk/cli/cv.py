@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
                 params=read_params(args.params), mapping=args.mapping,
                 progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
-    con.print(scored_line(result), highlight=False, markup=False)
+    con.print(scored_line(result), highlight=False, markup=False, soft_wrap=True)
     if result.transductive:
         from moqwk.core.batching import describe_batch
 
