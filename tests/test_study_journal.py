@@ -137,10 +137,11 @@ def test_dashboard_serves_the_journal_study(journal_run):
                 f.close()
 
 
-def test_a_journal_in_a_missing_directory_is_one_error_line(tmp_path, demo_config_path, moqwk,
+def test_a_journal_in_a_missing_directory_is_one_error_line(tmp_path, write_search_config, moqwk,
                                                             assert_one_error_line):
     missing = tmp_path / "no-such-dir" / "x.log"
-    rc, _out, err = moqwk("search", "--config", demo_config_path, "--run-dir", tmp_path / "run",
+    cfg = write_search_config(tmp_path / "config.yaml")
+    rc, _out, err = moqwk("search", "--config", cfg, "--run-dir", tmp_path / "run",
                           "--n-trials", 1, "--storage", f"journal://{missing}")
     assert rc == 4
     assert_one_error_line(err, "journal", str(missing.parent))
