@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
                                     mapping=args.mapping, progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
-    con.print(scored_line(result), highlight=False, markup=False)
+    con.print(scored_line(result), highlight=False, markup=False, soft_wrap=True)
     for p in paths.values():
         con.print(f"wrote {p}")
     return 0
