@@ -23,9 +23,13 @@ def run(args: argparse.Namespace) -> int:
         raise RunDirError(f"{run_dir} holds a {record.kind}; `moqwk cv` would replace the "
                           "residuals and metrics that `moqwk select` wrote there: use another "
                           "--run-dir")
-    ws = Workspace.open(config_for_run(args, level="scoring"), run_dir)
+    config = config_for_run(args, level="scoring")
+    params = read_params(args.params)
+    if params is not None:  # a bad features.* value is refused before anything is written
+        config.features.with_params(params, path=f"--params {args.params}")
+    ws = Workspace.open(config, run_dir)
     con = make_console()
-    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
+    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=params,
                                     mapping=args.mapping, progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
     con.print(scored_line(result), highlight=False, markup=False, soft_wrap=True)
