@@ -11,7 +11,6 @@ so, and its metrics recompute from the residuals CSV.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
