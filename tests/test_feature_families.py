@@ -359,3 +359,19 @@ def test_trials_that_share_a_variant_share_its_blocks(demo_config_path):
     assert eng._key({}, 1, "outer:0", eng.features_for(a.params)) != \
         eng._key({}, 1, "outer:0", eng.features_for(c.params))
     assert not np.array_equal(a.oof["y_pred_raw"], c.oof["y_pred_raw"])
+
+
+def test_the_feature_search_example_loads_and_holds_its_baseline():
+    from moqwk.config import load_config
+    from moqwk.core.mapping import spec_to_params
+    from moqwk.study.space import contains, distributions
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "feature-search.yaml"
+    config = load_config(path)
+    names = [p.name for p in config.search.space]
+    assert {"mapping.method", "features.word.svd_components", "features.char.enabled"} <= \
+        set(names)
+    space = distributions(config.search.space)
+    full = {**config.baseline_params, **spec_to_params(config.baseline_mapping),
+            **config.features.params(space)}
+    assert contains(space, full) == []
