@@ -57,7 +57,9 @@ def overall(ellipse_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Simp
                "-o", str(cfg)])
     assert rc == 0
     cfg.write_text(cfg.read_text() + "model: {nthread: 1}\n")
-    assert main(["cv", "--config", str(cfg), "--run-dir", str(d / "run")]) == 0
+    # --mapping round: the baseline's rounding (plain cv scores the config's mapping:, stretch)
+    assert main(["cv", "--config", str(cfg), "--run-dir", str(d / "run"),
+                 "--mapping", "round"]) == 0
     run = read_run(d / "run")
     run.config_text = cfg.read_text()
     run.dir = d
@@ -77,7 +79,8 @@ data:
   score_column: Cohesion
 model: {{nthread: 1}}
 """)
-    assert main(["cv", "--config", str(cfg), "--run-dir", str(overall.dir / "cohesion")]) == 0
+    assert main(["cv", "--config", str(cfg), "--run-dir", str(overall.dir / "cohesion"),
+                 "--mapping", "round"]) == 0
     return read_run(overall.dir / "cohesion")
 
 

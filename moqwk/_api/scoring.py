@@ -49,7 +49,10 @@ def cv(*, config: ConfigLike | None = None, run_dir: str | Path,
         raise RunDirError(f"{run_dir} holds a {record.kind}; `moqwk cv` would replace the "
                           "residuals and metrics that `moqwk select` wrote there: use another "
                           "--run-dir")
-    ws = Workspace.open(config_for_run(run_dir, config, level="scoring"), run_dir)
+    cfg = config_for_run(run_dir, config, level="scoring")
+    if params is not None:  # a bad features.* value is refused before anything is written
+        cfg.features.with_params(params, path="params")
+    ws = Workspace.open(cfg, run_dir)
     result, _engine, paths = run_cv(ws, scheme=scheme,
                                     params=dict(params) if params is not None else None,
                                     mapping=mapping, progress=as_progress(progress))

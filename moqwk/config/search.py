@@ -138,7 +138,7 @@ def check_feature_space(space: tuple[SpaceParam, ...], features: Any,
             raise ConfigError(f"{where}.choices: a searched feature field takes single values "
                               "(numbers, strings, true/false)")
         for v in values:
-            value = int(v) if p.type == "int" else v
+            value = int(v) if p.type == "int" and v is not None else v
             try:
                 features.with_params({p.name: value}, path=where)
             except ConfigError as e:

@@ -77,10 +77,21 @@ class EssayData(Protocol):
     rows are always these essays and only these, so nothing about other essays leaks in.
     """
 
-    ids: np.ndarray
-    texts: Sequence[str]
-    #: Run-time options that are not part of the fitted state (``table_path`` for predict).
-    options: Mapping[str, Any]
+    @property
+    def ids(self) -> np.ndarray:
+        """The essays' ids (str)."""
+        ...
+
+    @property
+    def texts(self) -> Sequence[str]:
+        """The essays' texts, aligned with ``ids``."""
+        ...
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Run-time options that are not part of the fitted state (``table_path`` for
+        predict)."""
+        ...
 
     def counts(self, analyzer: str, ngram_range: tuple[int, int]) -> CorpusCounts:
         """Raw n-gram counts of these essays: rows follow ``texts``, columns are sorted terms
@@ -212,7 +223,7 @@ class Essays:
 
     def counts(self, analyzer: str, ngram_range: tuple[int, int]) -> CorpusCounts:
         from moqwk.errors import DataError
-        from moqwk.features.ngrams import CorpusCounts, count_corpus, empty_counts
+        from moqwk.features.ngrams import count_corpus, empty_counts
 
         key = (analyzer, (int(ngram_range[0]), int(ngram_range[1])))
         if key not in self._counts:

@@ -1,4 +1,4 @@
-"""The one registry of feature families: ``features.<name>`` -> :class:`~moqwk.features.family.Family`.
+"""The one registry of feature families: ``features.<name>`` -> a Family.
 
 Config parsing (``features:``), the search-space checks (``features.<name>.<field>``), the
 per-fold store, ``fit``, ``predict`` and ``moqwk cv``'s report all read :data:`FAMILIES`.

@@ -151,6 +151,7 @@ class NgramFamily(Family):
         rows = np.arange(len(data.texts))
         tfidf = fold_tfidf(corpus, rows, np.arange(0), cfg, f"features.{self.name}")
         components, Z = _fit_svd(tfidf.X_train, cfg.svd_components, seed)
+        assert tfidf.idf is not None
         return NgramState(tfidf.vocabulary, tfidf.idf, components), Z
 
     def transform(self, cfg: NgramConfig, state: NgramState, data: EssayData) -> np.ndarray:
