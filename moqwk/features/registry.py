@@ -11,13 +11,18 @@ here; see :mod:`moqwk.features.family` for the interface.
 
 from __future__ import annotations
 
+from moqwk.features.families.connectives import CONNECTIVES
 from moqwk.features.families.handcrafted import HANDCRAFTED
+from moqwk.features.families.lexical import LEXICAL
 from moqwk.features.families.ngram import CHAR, WORD
+from moqwk.features.families.readability import READABILITY
 from moqwk.features.families.table import TABLE
 from moqwk.features.family import Family
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (HANDCRAFTED, WORD, CHAR, TABLE)
+    # the prompt-agnostic families (issue 19) are off by default until a benchmark shows they
+    # earn a place in the default (docs/research/cross-prompt-features.md)
+    f.name: f for f in (HANDCRAFTED, WORD, CHAR, TABLE, READABILITY, CONNECTIVES, LEXICAL)
 }
 
 
