@@ -84,6 +84,21 @@ def test_selection():
                                                        Path("runs/demo"))))
 
 
+def test_selection_ignores_a_same_named_run_in_the_working_directory(tmp_path, monkeypatch):
+    """After `make demo` the checkout holds runs/demo/reports/optuna_summary.html; the printed
+    selection of another run called runs/demo must not mention it: whether a report was written
+    is the caller's to say, never the working directory's."""
+    report = tmp_path / "runs" / "demo" / "reports" / "optuna_summary.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html></html>", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    text = render(lambda c: show_selection(c, load("selection.json"), Path("runs/demo")))
+    assert "report with figures" not in text
+    told = render(lambda c: show_selection(c, load("selection.json"), Path("runs/demo"),
+                                           html_report=Path("runs/demo/reports/x.html")))
+    assert told.splitlines()[-1] == "report with figures: runs/demo/reports/x.html"
+
+
 def test_compare():
     check("compare", render(lambda c: show_compare(c, load("compare.json"), Path("compare"))))
 

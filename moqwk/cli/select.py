@@ -15,6 +15,7 @@ from moqwk.cli._common import (
     progress_for,
 )
 from moqwk.console import make_console
+from moqwk.run.layout import HTML_REPORT
 
 
 def _commands(args: argparse.Namespace, run_dir: Path) -> list[str]:
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     record, _sel = run_selection(ws, opts, commands=_commands(args, run_dir),
                                  progress=progress_for(args, console))
-    show_selection(console, record, ws.run_dir)
+    html = ws.run_dir / HTML_REPORT
+    show_selection(console, record, ws.run_dir, html_report=html if html.exists() else None)
     return 0
 
 

@@ -21,7 +21,7 @@ from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import ObjectiveSet, metric
 from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import objectives_of
-from moqwk.run.layout import BASELINE_OOF, HTML_REPORT, SELECTED, SUMMARY, TRIALS_JSON
+from moqwk.run.layout import BASELINE_OOF, SELECTED, SUMMARY, TRIALS_JSON
 
 
 def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | None = None,
@@ -94,7 +94,11 @@ def show_search(console: Console, ws: Any, opts: Any, *,
     return study
 
 
-def show_selection(console: Console, record: dict, run_dir: Path) -> None:
+def show_selection(console: Console, record: dict, run_dir: Path, *,
+                   html_report: Path | None = None) -> None:
+    """What ``moqwk select`` prints. ``html_report``: the HTML report the selection wrote, if
+    any (the caller knows; this view never looks at the disk, whose working directory may hold
+    another run of the same name)."""
     objectives = objectives_of(record)
     from moqwk.reports.decision import decision_sentences, unfinished_sentence
 
@@ -105,8 +109,8 @@ def show_selection(console: Console, record: dict, run_dir: Path) -> None:
     if record["tail_tradeoff"]:
         console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
     console.print(f"wrote {run_dir / SELECTED}, {run_dir / BASELINE_OOF} and {run_dir / SUMMARY}")
-    if (run_dir / HTML_REPORT).exists():
-        console.print(f"report with figures: {run_dir / HTML_REPORT}")
+    if html_report is not None:
+        console.print(f"report with figures: {html_report}")
 
 
 def show_compare(console: Console, record: dict, out: Path) -> None:
