@@ -141,6 +141,16 @@ def _raised_by_ctrl_c(e: BaseException) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the command; a failure creates nothing (see :mod:`moqwk.cli._leftovers`)."""
+    from moqwk.cli._leftovers import new_dirs, remove_leftovers
+
+    created = new_dirs(args)
+    code = _run_command(args)
+    remove_leftovers(created, code)
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except MoqwkError as e:

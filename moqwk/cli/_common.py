@@ -39,17 +39,18 @@ def add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study-name", default="moqwk", help="study name in the storage")
 
 
-def config_for_run(args: argparse.Namespace, *, level: Level,
+def config_for_run(args: argparse.Namespace, *, level: Level, first: str | None = None,
                    **overrides: Any) -> Config:
     """The config a command on ``--run-dir`` uses.
 
     ``--config`` when given (it must agree with the run's own ``config.yaml`` on ``level``),
     else the run's own; ``overrides`` (``--sampler``, ``--seed``) are applied to ``search:``
-    and must agree with the run too.
+    and must agree with the run too. ``first``: for a command that never starts a run, what
+    does (see :func:`moqwk.run.record.resolve_config`).
     """
     run_dir = Path(args.run_dir)
     given = load_config(args.config) if getattr(args, "config", None) else None
-    config = resolve_config(run_dir, given, level=level)
+    config = resolve_config(run_dir, given, level=level, first=first)
     changed = config.with_search(**overrides)
     if changed is not config:
         recorded = run_config(run_dir)

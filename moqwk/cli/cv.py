@@ -23,9 +23,10 @@ def run(args: argparse.Namespace) -> int:
         raise RunDirError(f"{run_dir} holds a {record.kind}; `moqwk cv` would replace the "
                           "residuals and metrics that `moqwk select` wrote there: use another "
                           "--run-dir")
+    params = read_params(args.params)  # before the run directory is made: a bad file makes none
     ws = Workspace.open(config_for_run(args, level="scoring"), run_dir)
     con = make_console()
-    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=read_params(args.params),
+    result, _engine, paths = run_cv(ws, scheme=args.scheme, params=params,
                                     progress=progress_for(args, con))
     show_cv(con, result.metrics, title=f"CV summary ({args.scheme})")
     for p in paths.values():

@@ -15,7 +15,8 @@ from moqwk.cli._common import (
     progress_for,
 )
 from moqwk.console import make_console
-from moqwk.run.layout import HTML_REPORT
+from moqwk.errors import RunDirError
+from moqwk.run.layout import HTML_REPORT, STUDY_DB
 
 
 def _commands(args: argparse.Namespace, run_dir: Path) -> list[str]:
@@ -49,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from moqwk.selector import options_from, run_selection
 
     run_dir = Path(args.run_dir)
-    config = config_for_run(args, level="scoring")
+    start = (f"select works on a search or grid run: start one with `moqwk search --config "
+             f"CONFIG --run-dir {shlex.quote(str(run_dir))}` (or `moqwk grid`), then select")
+    if args.storage is None and not (run_dir / STUDY_DB).exists():
+        # before the config is recorded there: a failed select writes nothing
+        raise RunDirError(f"{run_dir} has no {STUDY_DB}; {start}, or pass the study's --storage")
+    config = config_for_run(args, level="scoring", first=start)
     ws = Workspace.open(config, run_dir)
     opts = options_from(config.select, tie_tolerance=args.tie_tolerance,
                         gate_margin=args.gate_margin, max_gate_candidates=args.max_candidates,
