@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from moqwk.config import Config, load_config
+from moqwk.config.yaml_load import load_json
 from moqwk.errors import ConfigError
 from moqwk.progress import Progress
 from moqwk.run.record import Level, check_same_config, resolve_config, run_config
@@ -67,7 +68,7 @@ def read_params(path: str | None) -> dict | None:
         return None
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = load_json(p.read_text(encoding="utf-8"), source=f"--params: {p}")
     except FileNotFoundError:
         raise ConfigError(f"--params: {p} not found") from None
     except json.JSONDecodeError as e:

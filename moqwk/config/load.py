@@ -35,6 +35,7 @@ from moqwk.config.sections import (
     parse_scale,
     parse_tails,
 )
+from moqwk.config.yaml_load import load_yaml
 from moqwk.core.mapping import METHODS, MappingSpec, spec_to_params
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import ConfigError
@@ -273,7 +274,7 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         raise ConfigError(f"config file {p} not found; write one with `moqwk init`")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_yaml(p.read_text(encoding="utf-8"), source=p)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
