@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from moqwk.config import Config, load_config
+from moqwk.config.xgb_params import check_param_names
 from moqwk.config.yaml_load import load_json
 from moqwk.errors import ConfigError
 from moqwk.progress import Progress
@@ -77,4 +78,5 @@ def read_params(path: str | None) -> dict | None:
         data = data["params"]  # accept selected_params.json as it is
     if not isinstance(data, dict):
         raise ConfigError(f"--params: {p} must hold a JSON object of XGBoost parameters")
+    check_param_names(data, f"--params {p}", sep=": ")
     return data

@@ -35,6 +35,7 @@ from moqwk.config.sections import (
     parse_scale,
     parse_tails,
 )
+from moqwk.config.xgb_params import check_param_names
 from moqwk.config.yaml_load import load_yaml
 from moqwk.core.mapping import METHODS, MappingSpec, spec_to_params
 from moqwk.core.objectives import ObjectiveSet
@@ -223,6 +224,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     mapping = parse_mapping(raw)
     baseline, baseline_mapping = parse_baseline(raw)
     search = parse_search(raw)
+    _check_xgb_names(raw, search)
     _check_mapping_space(search)
     select = parse_select(raw)
     features = FeatureConfig.from_mapping(raw.get("features"), path="features", base_dir=base_dir)
@@ -245,6 +247,18 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     return Config(data, scale, features, cv, tails, model, objectives, baseline, search, select,
                   mapping=mapping, baseline_mapping=baseline_mapping, source=source,
                   raw=json.loads(json.dumps(normalised, default=str)))
+
+
+def _check_xgb_names(raw: Mapping[str, Any], search: SearchConfig) -> None:
+    """Every params mapping the config gives names XGBoost parameters (or moqwk's): a typo
+    would otherwise train with XGBoost's default, silently."""
+    given = (raw.get("baseline") or {}).get("params") or {}
+    check_param_names(given, "baseline.params")
+    check_param_names([p.name for p in search.space], "search.space")
+    if isinstance(raw.get("search"), Mapping) and raw["search"].get("grid") is not None:
+        check_param_names(search.grid, "search.grid")
+    for i, c in enumerate(search.initial_configs):
+        check_param_names(c, f"search.initial_configs[{i}]")
 
 
 def _check_mapping_space(search: SearchConfig) -> None:
