@@ -51,16 +51,20 @@ def config_for_run(args: argparse.Namespace, *, level: Level, first: str | None 
     does (see :func:`moqwk.run.record.resolve_config`).
     """
     run_dir = Path(args.run_dir)
+    recorded = run_config(run_dir)
+    if recorded is not None and any(v is not None for v in overrides.values()):
+        # a flag that would change the run is named as the flag, before any --config
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k, v in overrides.items()
+                          if v is not None)
+        check_same_config(recorded.with_search(**overrides), recorded, level=level,
+                          run_dir=run_dir, what=flags)
     given = load_config(args.config) if getattr(args, "config", None) else None
-    config = resolve_config(run_dir, given, level=level, first=first)
-    changed = config.with_search(**overrides)
-    if changed is not config:
-        recorded = run_config(run_dir)
-        if recorded is not None:
-            flags = ", ".join(f"--{k.replace('_', '-')}" for k, v in overrides.items()
-                              if v is not None)
-            check_same_config(changed, recorded, level=level, run_dir=run_dir, what=flags)
-    return changed
+    if given is not None:
+        # What the command sets (`grid`: sampler grid; --sampler, --seed) is part of the config
+        # it runs with, as the run recorded it: a --config that leaves it unsaid (the command
+        # that started the run, given again to resume it) does not differ from the run.
+        given = given.with_search(**overrides)
+    return resolve_config(run_dir, given, level=level, first=first).with_search(**overrides)
 
 
 def read_params(path: str | None) -> dict | None:
