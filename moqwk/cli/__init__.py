@@ -78,7 +78,20 @@ class _NoTraceback(logging.Filter):
     """Optuna logs a failed trial with its traceback; moqwk records the reason in the trial and
     shows it in the table, so one line is enough unless ``--debug`` asks for more."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: set[str] = set()
+
     def filter(self, record: logging.LogRecord) -> bool:
+        # The trial the user's Ctrl-C stopped: Optuna logs it as failed (twice); moqwk says
+        # "Interrupted: ..." itself and the trial table shows it as interrupted.
+        msg = record.getMessage()
+        if record.exc_info and record.exc_info[0] is not None and \
+                issubclass(record.exc_info[0], KeyboardInterrupt):
+            self._interrupted.add(msg.split(" failed", 1)[0])
+            return False
+        if msg.split(" failed with value", 1)[0] in self._interrupted:
+            return False
         record.exc_info = None
         record.exc_text = None
         return True

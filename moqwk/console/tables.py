@@ -62,6 +62,15 @@ def duration_text(s: float | None) -> str:
     return f"{s:.1f}s" if s < 120 else f"{s / 60:.1f}m"
 
 
+def _role_text(r: dict) -> str:
+    """`` (baseline)``, `` (retry of 5)``, `` (seed, retry of 1)``: what a trial is, besides
+    sampled."""
+    parts = [r["role"]] if r["role"] != "sampled" else []
+    if r.get("retry_of") is not None:
+        parts.append(f"retry of {r['retry_of']}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def trials_table(records: Sequence[dict], *, limit: int | None = 20,
                  title: str = "Trials (* = feasible Pareto front)",
                  objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
@@ -78,7 +87,7 @@ def trials_table(records: Sequence[dict], *, limit: int | None = 20,
     for r in shown:
         v = r["values"] or {}
         mark = "*" if r["number"] in front else ""
-        state = r["state"] + (f" ({r['role']})" if r["role"] != "sampled" else "")
+        state = r["state"] + _role_text(r)
         feasible = "yes" if r["feasible"] else ("no" if r["values"] else "-")
         table.add_row(f"{r['number']}{mark}", state, *(metric(o).format(v.get(o)) for o in names),
                       feasible, duration_text(r["duration_s"]),
@@ -91,7 +100,7 @@ def trial_line(r: dict, names: Sequence[str]) -> str:
     v = r["values"] or {}
     tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
             else f" ({r['failure_reason'] or r['state']})")
-    role = f" ({r['role']})" if r["role"] != "sampled" else ""
+    role = _role_text(r)
     values = "".join(f" {k}={metric(k).format(v[k])}" for k in names if k in v)
     return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}"
 

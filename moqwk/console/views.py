@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,52 @@ def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | No
     console.print(summary_table(metrics, title=title))
 
 
+class _OptunaLogsAboveLive:
+    """Optuna's log lines (a failed trial) printed above the live table, not into it.
+
+    Optuna's handler writes to the ``sys.stderr`` it was created with, past the live view's
+    redirection: a line written there moved the cursor, and the transient view then erased the
+    wrong lines, leaving its header behind. While the view runs, the handler writes to the
+    redirected ``sys.stderr``, which prints above it.
+    """
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[logging.StreamHandler, Any]] = []
+
+    def start(self) -> None:
+        _echo_control_chars(False)
+        for h in logging.getLogger("optuna").handlers:
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                old = h.setStream(sys.stderr)  # None: it writes there already
+                if old is not None:
+                    self._saved.append((h, old))
+
+    def stop(self) -> None:
+        for h, stream in self._saved:
+            h.setStream(stream)
+        self._saved.clear()
+        _echo_control_chars(True)
+
+
+def _echo_control_chars(on: bool) -> None:
+    """Whether the terminal echoes Ctrl-C as ``^C``. Off while the live table runs: the echo
+    landed after the table's last, full-width line, wrapped, and the transient table then
+    erased one line too few, leaving its title behind."""
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal
+        return
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return
+        attrs = termios.tcgetattr(fd)
+        attrs[3] = attrs[3] | termios.ECHOCTL if on else attrs[3] & ~termios.ECHOCTL
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except (OSError, ValueError, AttributeError, termios.error):
+        pass
+
+
 def show_search(console: Console, ws: Any, opts: Any, *,
                 progress: Progress = NO_PROGRESS) -> Any:
     """Run the search: a live table on a terminal, one line per finished trial in a log.
@@ -51,16 +100,19 @@ def show_search(console: Console, ws: Any, opts: Any, *,
 
     if console.is_terminal:
         live = Live(console=console, refresh_per_second=2, transient=True)
+        logs = _OptunaLogsAboveLive()
         try:
             def view(recs: list[dict], prog: dict) -> None:
                 remember(prog)
                 live.update(live_view(recs, prog, objectives=objectives))
                 if not live.is_started:
                     live.start()
+                    logs.start()
 
             try:
                 study = run_search(ws, opts, on_update=view, progress=progress)
             finally:
+                logs.stop()
                 live.stop()
         except KeyboardInterrupt:
             # The live view is transient: leave the trials finished so far on the screen.
