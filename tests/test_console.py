@@ -131,8 +131,18 @@ PROG = {"complete": 3, "failed": 1, "running": 2, "feasible": 2, "target": 10,
 
 def test_progress_text():
     assert progress_text(PROG) == ("4/10 trials (3 complete, 1 failed, 2 running, 2 feasible)"
-                                   "  elapsed 75.0s  ETA 2.5m")
+                                   "  elapsed 0:01:15  ETA 0:02:30")
     assert progress_text({**PROG, "eta_s": None}).endswith("ETA -")
+
+
+@pytest.mark.parametrize("eta", [59.6, 119.0, 121.0, 3725.0])
+def test_elapsed_and_eta_keep_one_format_across_two_minutes(eta):
+    """The ETA used to switch from seconds (119.0s) to minutes (2.0m) as it crossed two
+    minutes; now it is H:MM:SS at any size, like the progress bars' times."""
+    import re
+
+    text = progress_text({**PROG, "eta_s": eta, "elapsed_s": eta})
+    assert re.search(r"elapsed \d+:\d\d:\d\d  ETA \d+:\d\d:\d\d$", text), text
 
 
 @pytest.mark.parametrize("width", [60, 80, 100, 240])
@@ -149,7 +159,7 @@ def test_live_view_is_the_last_trials_and_the_progress():
     text = render(live_view(many, PROG, limit=5))
     assert sorted(int(k.rstrip("*")) for k in rows(text) if k.rstrip("*").isdigit()) == \
         list(range(15, 20))
-    assert text.splitlines()[-1].split()[-1] == "2.5m"  # the progress line comes last
+    assert text.splitlines()[-1].split()[-1] == "0:02:30"  # the progress line comes last
 
 
 # --------------------------------------------------------------------------- selection, compare

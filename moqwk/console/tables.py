@@ -71,6 +71,16 @@ def _role_text(r: dict) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def clock_text(s: float | None) -> str:
+    """Elapsed time and ETA in one format whatever their size: ``0:00:42``, ``1:05:00`` (as
+    the progress bars show theirs); a duration in seconds, then in minutes, switched units as
+    the ETA crossed two minutes."""
+    if s is None:
+        return "-"
+    whole = int(round(max(0.0, s)))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 def trials_table(records: Sequence[dict], *, limit: int | None = 20,
                  title: str = "Trials (* = feasible Pareto front)",
                  objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
