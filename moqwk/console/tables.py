@@ -118,7 +118,9 @@ def trial_line(r: dict, names: Sequence[str]) -> str:
 def front_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
     """The ranked front and each gate verdict."""
     gates = {r["trial_number"]: r["passed"] for r in record["stability_gate"]["results"]}
-    table = Table(title=f"Ranked Pareto front (tie tolerance {record['tie_tolerance']:.4f})",
+    how = (record.get("tie_tolerance_method") or {}).get("method", "")
+    why = f": {how}" if how.startswith("single candidate") else ""  # 0.0000 alone reads as a bug
+    table = Table(title=f"Ranked Pareto front (tie tolerance {record['tie_tolerance']:.4f}{why})",
                   title_justify="left")
     cols = ["rank", "trial", *(metric(o).short for o in objectives.names), "tied", "gate"]
     for col in cols:

@@ -27,6 +27,7 @@ from matplotlib.patches import Patch
 
 from moqwk.core.objectives import ObjectiveSet, fmt, metric
 from moqwk.reports.html.summaries import running_best
+from moqwk.reports.words import count
 
 #: The guardrail keys (in ``guardrails`` records) that limit the low and the high tail objective.
 GUARDRAIL_KEYS = ("low_tail_limit", "high_tail_limit")
@@ -198,11 +199,12 @@ def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
 
     n_done = sum(len(v) for v in groups.values())
     caption = (
-        f"Each panel plots two of the {len(names)} objectives for the {n_done} finished "
-        "trials; the axis labels say which way is better. Filled blue dots are the feasible "
-        f"Pareto front ({len(groups['front'])} trials not beaten on all {len(names)} objectives "
-        "at once by another trial that keeps both tail guardrails); a front trial can look beaten "
-        "in one panel because panels show two objectives at a time. Hollow dots are feasible but "
+        f"Each panel plots two of the {len(names)} objectives for the "
+        f"{count(n_done, 'finished trial')}; the axis labels say which way is better. Filled blue "
+        f"dots are the feasible Pareto front ({count(len(groups['front']), 'trial')} not beaten "
+        f"on all {len(names)} objectives at once by another trial that keeps both tail "
+        "guardrails); a front trial can look beaten in one panel because panels show two "
+        "objectives at a time. Hollow dots are feasible but "
         f"dominated ({len(groups['dominated'])}), grey crosses break a tail guardrail "
         f"({len(groups['infeasible'])}). The black square is the baseline (trial {baseline})"
         + (f", the orange star the selected trial {selected}" if sel is not None else "")
