@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from rich import box
 from rich.table import Table
 
 from moqwk.core.metrics import CVMetrics
@@ -144,7 +145,8 @@ def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -
     """
     ff = record["fresh_folds"]
     table = Table(title=f"Selected configs; fresh = {ff['scheme']} seed {ff['seed']}, "
-                        f"{ff['repeats']} repeat(s)", title_justify="left", pad_edge=False)
+                        f"{ff['repeats']} repeat(s)", title_justify="left", pad_edge=False,
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     p, s = metric(objectives.primary), metric(objectives.secondary)
     lo, hi = (metric(t) for t in objectives.tails)
     pair = len("0.000/0.000")
@@ -152,7 +154,7 @@ def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -
     table.add_column("choice", overflow="fold")
     table.add_column(f"{p.short}\nin/fresh", min_width=pair)
     table.add_column(f"{s.short}\nin/fresh", min_width=pair)
-    table.add_column("tail MAE fresh\nlow/high", min_width=pair)
+    table.add_column("tails fresh\nlow/high", min_width=pair)  # no wider than the numbers
     table.add_column("gate", min_width=4)
     for r in record["runs"]:
         i, f = r["in_sample"], r["fresh"]
