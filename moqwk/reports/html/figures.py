@@ -113,6 +113,11 @@ def _guard_line(ax, value: float, values: Sequence[float], *, vertical: bool) ->
     else:
         xy, ha, va = ((0.99, 0.97), "right", "top") if beyond else ((0.99, 0.03), "right",
                                                                      "bottom")
+        # Room for the note beyond every value: the baseline's line lies at the edge of the
+        # data when the baseline is the worst trial, and the note sat on it.
+        pad = 0.05 * span
+        room = 0.3 * span
+        ax.set_ylim(lo - pad, hi + room) if beyond else ax.set_ylim(lo - room, hi + pad)
     ax.text(*xy, text, transform=ax.transAxes, ha=ha, va=va, fontsize=8.5, color=GUARD)
 
 
