@@ -106,14 +106,16 @@ def trials_table(records: Sequence[dict], *, limit: int | None = 20,
     return table
 
 
-def trial_line(r: dict, names: Sequence[str]) -> str:
-    """One finished trial as one line (what a log gets instead of the live table)."""
+def trial_line(r: dict, names: Sequence[str], *, worker: bool = False) -> str:
+    """One finished trial as one line (what a log gets instead of the live table); ``worker``:
+    end with the ``host:pid`` that ran it (a study shared by several workers)."""
     v = r["values"] or {}
     tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
             else f" ({r['failure_reason'] or r['state']})")
     role = _role_text(r)
     values = "".join(f" {k}={metric(k).format(v[k])}" for k in names if k in v)
-    return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}"
+    ran = f" worker={r['worker']}" if worker and r.get("worker") else ""
+    return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}{ran}"
 
 
 def front_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:

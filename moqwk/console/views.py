@@ -129,10 +129,14 @@ def show_search(console: Console, ws: Any, opts: Any, *,
             remember(prog)
             new = [r for r in recs if r["number"] not in seen
                    and r["state"] not in ("running", "waiting")]
+            # A study several workers share (a --storage, or trials of another process): each
+            # worker's log lists every worker's trials, so each line says who ran it.
+            shared = getattr(opts, "storage", None) is not None or \
+                len({r.get("worker") for r in recs if r.get("worker")}) > 1
             for r in new:
                 seen.add(r["number"])
-                console.print(trial_line(r, objectives.names) + "  [" + progress_short(prog)
-                              + "]")
+                console.print(trial_line(r, objectives.names, worker=shared) + "  ["
+                              + progress_short(prog) + "]")
 
         study = run_search(ws, opts, on_update=line, progress=progress)
     console.print(trials_table(artifacts.read_json(ws.run_dir / TRIALS_JSON), limit=None,
