@@ -10,7 +10,7 @@ from rich.console import Console
 from moqwk.config import Config, diff_paths, parse_config
 from moqwk.errors import ConfigError
 from moqwk.progress import NO_PROGRESS, Progress
-from moqwk.run.layout import CONFIG_COPY, SUMMARY
+from moqwk.run.layout import CONFIG_COPY, HTML_REPORT, SUMMARY
 
 DEMO_CONFIG = """\
 # The built-in demo corpus: 720 generated essays on 10 prompts, scored 1.0-5.0 in steps of 0.5.
@@ -112,7 +112,8 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
     record_sel, _sel = run_selection(ws, options_from(config.select), commands=[
         " ".join(reproduce_command(run_dir, rec)), f"moqwk select --run-dir {rd}"],
         progress=progress)
-    show_selection(console, record_sel, ws.run_dir)
+    html = ws.run_dir / HTML_REPORT
+    show_selection(console, record_sel, ws.run_dir, html_report=html if html.exists() else None)
     moqwk = _command_name()
     console.print(f"Next: {moqwk} status --run-dir {rd}; the decision is explained in "
                   f"{rd}/{SUMMARY}. To change the demo, copy {rd}/{CONFIG_COPY} elsewhere, "

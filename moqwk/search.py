@@ -388,9 +388,14 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     counted, _ = _budget(study.get_trials(deepcopy=False))
     update(study)
     if counted < n_trials:
-        study.optimize(objective, n_trials=None, timeout=opts.timeout, n_jobs=opts.n_jobs,
-                       callbacks=[callback], catch=(Exception,), gc_after_trial=False,
-                       show_progress_bar=False)
+        try:
+            study.optimize(objective, n_trials=None, timeout=opts.timeout, n_jobs=opts.n_jobs,
+                           callbacks=[callback], catch=(Exception,), gc_after_trial=False,
+                           show_progress_bar=False)
+        except KeyboardInterrupt:
+            # Optuna has failed the running trial: record it as interrupted, not running
+            write_outputs(ws, study, state)
+            raise
     write_outputs(ws, study, state)
     artifacts.write_json(ws.run_dir / STUDY_JSON, study_record(
         ws, study, url=url, spec=spec, space=space, run=run, baseline=baseline,

@@ -1,5 +1,7 @@
 """Shared pytest fixtures for moqwk's tests.
 
+- ``_outside_the_checkout`` (autouse): each test's working directory is an empty tmp dir, so
+  no test reads or writes cwd-relative paths such as ``runs/`` in the checkout.
 - ``_isolated_cache`` (autouse, session): ``MOQWK_CACHE_DIR`` points at one per-session tmp dir,
   so tests never read or write the user's feature cache, yet share built fold features.
 - ``demo_frame``: the built-in demo corpus (seed 0) as a DataFrame; do not modify it.
@@ -55,6 +57,18 @@ mapping: {method: round}   # the rounding the tests' expectations are written fo
 baseline:
   params: {max_depth: 3, learning_rate: 0.1, n_estimators: 60}
 """
+
+
+@pytest.fixture(autouse=True)
+def _outside_the_checkout(tmp_path_factory: pytest.TempPathFactory,
+                          monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own empty working directory, never in the checkout: a test must
+    not see what a user's earlier command left there (``make demo`` writes ``runs/demo``), and
+    a relative path a command writes by default (``compare --out compare``) lands in a tmp dir.
+    Tests find the repository's files through ``REPO``, never through the working directory."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(cwd)
+    return cwd
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -381,6 +381,22 @@ def test_main_leaves_the_callers_warning_settings_alone(tmp_path: Path,
     assert warnings.filters == before_filters
 
 
+@pytest.mark.parametrize("command, says", [
+    ("search", "finished trials are kept"), ("grid", "finished trials are kept"),
+    ("fit", "no model was written"), ("select", "written atomically")])
+def test_ctrl_c_says_what_the_interrupted_command_leaves(capsys, command, says) -> None:
+    """fit has no trials: its Ctrl-C used to print the search's "finished trials are kept"."""
+    from moqwk.cli import _run
+
+    def ctrl_c(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    assert _run(SimpleNamespace(func=ctrl_c, debug=False, command=command)) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("Interrupted: ") and says in err
+    assert ("trials" in err) == (command in ("search", "grid"))
+
+
 def test_an_error_raised_while_handling_ctrl_c_exits_130(capsys: pytest.CaptureFixture[str]
                                                          ) -> None:
     """Optuna's tell can turn a Ctrl-C into an UnboundLocalError whose context is the interrupt."""
@@ -395,7 +411,8 @@ def test_an_error_raised_while_handling_ctrl_c_exits_130(capsys: pytest.CaptureF
     def plain_bug(_args: object) -> int:
         raise UnboundLocalError("a real bug")
 
-    assert _run(SimpleNamespace(func=interrupted_inside_tell, debug=False)) == 130
+    assert _run(SimpleNamespace(func=interrupted_inside_tell, debug=False,
+                                command="search")) == 130
     assert "Interrupted: finished trials are kept" in capsys.readouterr().err
     assert _run(SimpleNamespace(func=plain_bug, debug=False)) == 1
     assert "UnboundLocalError: a real bug" in capsys.readouterr().err

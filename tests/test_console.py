@@ -131,8 +131,18 @@ PROG = {"complete": 3, "failed": 1, "running": 2, "feasible": 2, "target": 10,
 
 def test_progress_text():
     assert progress_text(PROG) == ("4/10 trials (3 complete, 1 failed, 2 running, 2 feasible)"
-                                   "  elapsed 75.0s  ETA 2.5m")
+                                   "  elapsed 0:01:15  ETA 0:02:30")
     assert progress_text({**PROG, "eta_s": None}).endswith("ETA -")
+
+
+@pytest.mark.parametrize("eta", [59.6, 119.0, 121.0, 3725.0])
+def test_elapsed_and_eta_keep_one_format_across_two_minutes(eta):
+    """The ETA used to switch from seconds (119.0s) to minutes (2.0m) as it crossed two
+    minutes; now it is H:MM:SS at any size, like the progress bars' times."""
+    import re
+
+    text = progress_text({**PROG, "eta_s": eta, "elapsed_s": eta})
+    assert re.search(r"elapsed \d+:\d\d:\d\d  ETA \d+:\d\d:\d\d$", text), text
 
 
 @pytest.mark.parametrize("width", [60, 80, 100, 240])
@@ -149,7 +159,7 @@ def test_live_view_is_the_last_trials_and_the_progress():
     text = render(live_view(many, PROG, limit=5))
     assert sorted(int(k.rstrip("*")) for k in rows(text) if k.rstrip("*").isdigit()) == \
         list(range(15, 20))
-    assert text.splitlines()[-1].split()[-1] == "2.5m"  # the progress line comes last
+    assert text.splitlines()[-1].split()[-1] == "0:02:30"  # the progress line comes last
 
 
 # --------------------------------------------------------------------------- selection, compare
@@ -185,8 +195,10 @@ def test_compare_table_puts_in_sample_beside_fresh():
                         "gate_passed": True}]}
     text = render(compare_table(record), width=110)
     assert "fresh = prompt_holdout seed 1042, 3 repeat(s)" in text
-    assert rows(text)["runs/search"] == ["runs/search", "nsga2 #12", "0.660/0.580",
-                                         "0.720/0.700", "0.130/0.110", "pass"]
+    (row,) = [re.split(r"\s{2,}", ln.strip()) for ln in text.splitlines()
+              if ln.startswith("runs/search")]
+    assert row == ["runs/search", "nsga2 #12", "0.660/0.580", "0.720/0.700", "0.130/0.110",
+                   "pass"]
 
 
 def test_compare_table_never_cuts_a_run_directory():
@@ -196,8 +208,11 @@ def test_compare_table_never_cuts_a_run_directory():
             for tag in ("seed-7", "seed-8")]
     text = render(compare_table({"fresh_folds": {"scheme": "prompt_holdout", "seed": 1,
                                                  "repeats": 1}, "runs": runs}), width=80)
-    first_cells = "".join(ln.strip("│").split("│")[0].strip() for ln in text.splitlines()
-                          if ln.startswith("│"))
+    lines = text.splitlines()
+    header = next(ln for ln in lines if ln.startswith("run "))
+    width = header.index("choice")  # the run column, up to the next one
+    body = lines[next(i for i, ln in enumerate(lines) if ln.startswith("─")) + 1:]
+    first_cells = "".join(ln[:width].strip() for ln in body)
     assert first_cells == "".join(r["run_dir"] for r in runs)
 
 

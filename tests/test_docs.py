@@ -274,3 +274,17 @@ def test_exit_code_reference_lists_every_code() -> None:
              and cls is not errors.MoqwkError]
     assert all(f"`{n}`" in text for n in names), \
         f"docs/reference/exit-codes.md should name every error class: {names}"
+
+
+def test_own_corpus_counts_the_errors_it_lists():
+    """The how-to said "Two run-directory errors" and listed four."""
+    words = {"Two": 2, "Three": 3, "Four": 4, "Five": 5, "Six": 6}
+    lines = (REPO / "docs/how-to/own-corpus.md").read_text(encoding="utf-8").splitlines()
+    (i,) = [i for i, ln in enumerate(lines) if re.match(r"^\w+ errors appear when", ln)]
+    items = 0
+    for ln in lines[i + 2:]:
+        if ln.startswith("- "):
+            items += 1
+        elif not ln.startswith("  "):
+            break
+    assert words[lines[i].split()[0]] == items

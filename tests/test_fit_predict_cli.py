@@ -121,8 +121,9 @@ def test_fit_without_a_prompt_then_predict_it_equals_the_cv_engine(selected, fit
                       str(selected.tmp / "held_out.csv"), "-o", str(out))
     assert rc == 0, err
     scores = read_scores(out)
-    assert list(scores.columns) == ["id", "prompt", "y_pred", "y_pred_raw", "y_pred_norm"]
-    assert scores["id"].tolist() == selected.held["essay_id"].tolist()
+    # the input's own column names, not id and prompt
+    assert list(scores.columns) == ["essay_id", "prompt", "y_pred", "y_pred_raw", "y_pred_norm"]
+    assert scores["essay_id"].tolist() == selected.held["essay_id"].tolist()
     # the CV engine, with the fold for HELD_OUT trained on exactly the other prompts' essays
     config = run_config(selected.run_dir)
     with warnings.catch_warnings():
@@ -132,7 +133,7 @@ def test_fit_without_a_prompt_then_predict_it_equals_the_cv_engine(selected, fit
     splits = Splits("prompt_holdout", len(names), config.cv.seed,
                     tuple(map(str, corpus.ids)), (tuple(names.index(p) for p in corpus.prompts),))
     oof = CVEngine(config, corpus, splits).run(selected.selected["params"]).oof
-    ref = oof[oof["prompt"] == HELD_OUT].set_index("id").loc[scores["id"]]
+    ref = oof[oof["prompt"] == HELD_OUT].set_index("id").loc[scores["essay_id"]]
     np.testing.assert_array_equal(scores["y_pred_raw"].to_numpy(), ref["y_pred_raw"].to_numpy())
     np.testing.assert_array_equal(scores["y_pred"].to_numpy(), ref["y_pred"].to_numpy())
     m = read_json(fitted_without / "model.json")
@@ -305,3 +306,29 @@ def test_a_batch_smaller_than_declared_is_refused_or_falls_back(selected, fitted
     assert rc == 0, err
     assert "batch = " + str(n) in err
     assert (pd.read_csv(out)["y_pred"].to_numpy() != scores["y_pred"].to_numpy()).any()
+
+
+def test_predict_keeps_the_inputs_column_names_and_passes_columns_through(
+        selected, fitted_without, capsys, assert_one_error_line):
+    held = selected.held.rename(columns={"essay_id": "Essay ID", "prompt": "Topic"})
+    held["student"] = [f"s{i}" for i in range(len(held))]
+    held["cohort"] = 2026
+    data = selected.tmp / "renamed.csv"
+    held.to_csv(data, index=False)
+    out = selected.tmp / "renamed_scores.csv"
+    argv = ["predict", "--model", str(fitted_without), "--data", str(data), "-o", str(out),
+            "--id-column", "Essay ID", "--prompt-column", "Topic"]
+    rc, _o, err = run(capsys, *argv, "--keep-columns", "student,cohort")
+    assert rc == 0, err
+    scores = read_scores(out)
+    assert list(scores.columns) == ["Essay ID", "Topic", "y_pred", "y_pred_raw", "y_pred_norm",
+                                    "student", "cohort"]
+    assert scores["Essay ID"].tolist() == held["Essay ID"].astype(str).tolist()
+    assert scores["student"].tolist() == held["student"].tolist()
+    assert set(scores["cohort"]) == {"2026"}
+    out.unlink()
+    rc, _o, err = run(capsys, *argv, "--keep-columns", "studnet")
+    assert rc == 2
+    assert_one_error_line(err, "--keep-columns", "'studnet'", "student")
+    assert not out.exists()
+

@@ -44,8 +44,8 @@ def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def render(draw: Callable[[Console], object]) -> str:
-    console = Console(width=WIDTH, file=io.StringIO(), color_system=None, force_terminal=False,
+def render(draw: Callable[[Console], object], width: int = WIDTH) -> str:
+    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False,
                       legacy_windows=False)
     draw(console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
@@ -84,6 +84,28 @@ def test_selection():
                                                        Path("runs/demo"))))
 
 
+def test_selection_ignores_a_same_named_run_in_the_working_directory(tmp_path, monkeypatch):
+    """After `make demo` the checkout holds runs/demo/reports/optuna_summary.html; the printed
+    selection of another run called runs/demo must not mention it: whether a report was written
+    is the caller's to say, never the working directory's."""
+    report = tmp_path / "runs" / "demo" / "reports" / "optuna_summary.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html></html>", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    text = render(lambda c: show_selection(c, load("selection.json"), Path("runs/demo")))
+    assert "report with figures" not in text
+    told = render(lambda c: show_selection(c, load("selection.json"), Path("runs/demo"),
+                                           html_report=Path("runs/demo/reports/x.html")))
+    assert told.splitlines()[-1] == "report with figures: runs/demo/reports/x.html"
+
+
 def test_compare():
     check("compare", render(lambda c: show_compare(c, load("compare.json"), Path("compare"))))
 
+
+def test_compare_at_80_columns():
+    """An 80-column terminal: every run name whole on its lines, every header on its own two
+    lines, every "in/fresh" pair on one line (the boxed table folded names mid-word and
+    wrapped its headers)."""
+    check("compare_80", render(lambda c: show_compare(c, load("compare.json"), Path("compare")),
+                               width=80))

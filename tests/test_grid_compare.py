@@ -14,6 +14,7 @@ import contextlib
 import io
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -222,8 +223,8 @@ def test_compare_verdict_recomputed_from_its_numbers(chain):
 def test_compare_table_and_verdict_line_show_those_numbers(chain):
     lines = chain.printed.splitlines()
     for r in chain.compare["runs"]:
-        row = next(ln for ln in lines if ln.startswith(f"│{r['run_dir']} "))
-        cells = [c.strip() for c in row.strip("│").split("│")]
+        row = next(ln for ln in lines if ln.startswith(f"{r['run_dir']} "))
+        cells = [c.strip() for c in re.split(r"\s{2,}", row.strip())]
         i, f = r["in_sample"], r["fresh"]
         assert cells == [r["run_dir"], f"{r['sampler']} #{r['trial_number']}",
                          f"{i['worst_prompt_qwk']:.3f}/{f['worst_prompt_qwk']:.3f}",

@@ -108,6 +108,26 @@ def test_decision_baseline_and_selected_rows():
     assert "Study `moqwk` in `sqlite:///runs/a/study.db`: 4 complete of 5 trials." in text
 
 
+def test_a_study_of_one_trial_is_not_one_trials():
+    record = summary_record(study={"name": "moqwk", "storage": "sqlite:///s.db", "n_trials": 1,
+                                   "n_complete": 1})
+    text = optuna_summary(TRIALS[:1], record)
+    assert "1 complete of 1 trial." in text and "1 trials" not in text
+
+
+def test_a_single_candidate_front_says_why_its_tie_tolerance_is_zero():
+    from moqwk.console.tables import front_table
+
+    def title(record: dict) -> str:
+        return str(front_table(record).title)
+
+    single = summary_record(tie_tolerance=0.0, tie_tolerance_method={
+        "method": "single candidate: nothing to tie", "value": 0.0})
+    assert title(single) == ("Ranked Pareto front (tie tolerance 0.0000: single candidate: "
+                             "nothing to tie)")
+    assert title(summary_record()) == "Ranked Pareto front (tie tolerance 0.0123)"
+
+
 def test_no_selection_says_so_and_has_no_selected_row():
     text = optuna_summary(TRIALS, summary_record(trial_number=None, values=None, feasible=None))
     assert "No trial was selected: no candidate passed the stability gate." in text

@@ -8,6 +8,7 @@ The storages are real; a killed worker is killed with SIGKILL (no cleanup of any
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import sqlite3
@@ -337,6 +338,17 @@ def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config, asser
     check_shared_study(load(url, "shared"), n, [r[3] for r in results], assert_guardrails)
     prog = json.loads((tmp_path / "run" / "progress.json").read_text())
     assert prog["target"] == n
+    # each worker's log lists every worker's trials: each line says which worker ran it
+    ran = {t.number: t.user_attrs["moqwk_worker"] for t in load(url, "shared").trials}
+    pids = {r[3] for r in results}
+    for _rc, out, _err, _pid in results:
+        lines = [ln for ln in out.splitlines() if re.match(r"trial +\d+ ", ln)]
+        assert lines
+        for ln in lines:
+            number = int(ln.split()[1])
+            m = re.search(r" worker=(\S+)  \[", ln)
+            assert m and m.group(1) == ran[number], ln
+            assert int(m.group(1).rpartition(":")[2]) in pids
 
 
 def test_two_workers_share_one_postgres_study(tmp_path, write_search_config, postgres_url,

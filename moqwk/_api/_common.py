@@ -44,22 +44,30 @@ def as_config(config: ConfigLike) -> Config:
 
 
 def config_for_run(run_dir: Path, config: ConfigLike | None, *, level: Level,
-                   **overrides: Any) -> Config:
+                   first: str | None = None, **overrides: Any) -> Config:
     """The config a command on ``run_dir`` uses: ``config`` when given (it must agree with the
-    run's own ``config.yaml`` on ``level``), else the run's own; ``overrides`` (sampler, seed)
-    replace ``search:`` fields and must agree with the run too."""
+    run's own ``config.yaml`` on ``level``), else the run's own.
+
+    ``overrides`` (sampler, seed; ``grid`` sets sampler grid) are applied to ``search:`` and
+    must agree with the run too. ``first``: for a command that never starts a run
+    (``select``), what does (see :func:`moqwk.run.record.resolve_config`).
+    """
     from moqwk.run.record import check_same_config, resolve_config, run_config
 
+    recorded = run_config(run_dir)
+    if recorded is not None and any(v is not None for v in overrides.values()):
+        # a flag that would change the run is named as the flag, before any --config
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k, v in overrides.items()
+                          if v is not None)
+        check_same_config(recorded.with_search(**overrides), recorded, level=level,
+                          run_dir=run_dir, what=flags)
     given = as_config(config) if config is not None else None
-    resolved = resolve_config(run_dir, given, level=level)
-    changed = resolved.with_search(**overrides)
-    if changed is not resolved:
-        recorded = run_config(run_dir)
-        if recorded is not None:
-            what = ", ".join(f"{k} (--{k.replace('_', '-')})" for k, v in overrides.items()
-                             if v is not None)
-            check_same_config(changed, recorded, level=level, run_dir=run_dir, what=what)
-    return changed
+    if given is not None:
+        # What the command sets (`grid`: sampler grid; --sampler, --seed) is part of the config
+        # it runs with, as the run recorded it: a --config that leaves it unsaid (the command
+        # that started the run, given again to resume it) does not differ from the run.
+        given = given.with_search(**overrides)
+    return resolve_config(run_dir, given, level=level, first=first).with_search(**overrides)
 
 
 def as_progress(progress: ProgressLike) -> Progress:

@@ -225,6 +225,7 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
         StabilityGateError: no candidate passed the gate (``selection_failed.json`` is written).
         ConfigError, RunDirError, StorageError: see :mod:`moqwk.errors`.
     """
+    from moqwk.run.layout import STUDY_DB
     from moqwk.run.record import read_run_record
     from moqwk.run.workspace import Workspace
     from moqwk.selector import options_from, run_selection
@@ -233,7 +234,12 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
     if study_name is None:
         run = read_run_record(run_dir)
         study_name = run.study_name if run is not None else "moqwk"
-    cfg = config_for_run(run_dir, config, level="scoring")
+    start = (f"select works on a search or grid run: start one with `moqwk search --config "
+             f"CONFIG --run-dir {shlex.quote(str(run_dir))}` (or `moqwk grid`), then select")
+    if storage is None and read_run_record(run_dir) is None and not (run_dir / STUDY_DB).exists():
+        # before the config is recorded there: a failed select writes nothing
+        raise RunDirError(f"{run_dir} has no {STUDY_DB}; {start}, or pass the study's --storage")
+    cfg = config_for_run(run_dir, config, level="scoring", first=start)
     ws = Workspace.open(cfg, run_dir)
     opts = options_from(cfg.select, tie_tolerance=tie_tolerance, gate_margin=gate_margin,
                         max_gate_candidates=max_candidates,

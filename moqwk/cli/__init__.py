@@ -29,7 +29,7 @@ EXIT_CODES_DOC = """exit codes:
   5  select: no feasible trial (see --allow-tail-regression)
   6  select: no candidate passed the stability gate
   7  run or model directory lacks what the command needs
-  130 interrupted (finished trials are kept; re-run to resume)
+  130 interrupted (a search's finished trials are kept; re-run to resume)
 """
 
 
@@ -78,7 +78,20 @@ class _NoTraceback(logging.Filter):
     """Optuna logs a failed trial with its traceback; moqwk records the reason in the trial and
     shows it in the table, so one line is enough unless ``--debug`` asks for more."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: set[str] = set()
+
     def filter(self, record: logging.LogRecord) -> bool:
+        # The trial the user's Ctrl-C stopped: Optuna logs it as failed (twice); moqwk says
+        # "Interrupted: ..." itself and the trial table shows it as interrupted.
+        msg = record.getMessage()
+        if record.exc_info and record.exc_info[0] is not None and \
+                issubclass(record.exc_info[0], KeyboardInterrupt):
+            self._interrupted.add(msg.split(" failed", 1)[0])
+            return False
+        if msg.split(" failed with value", 1)[0] in self._interrupted:
+            return False
         record.exc_info = None
         record.exc_text = None
         return True
@@ -118,9 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
 
 
-def _interrupted() -> int:
-    print("Interrupted: finished trials are kept; run the same command again to resume.",
-          file=sys.stderr)
+#: What Ctrl-C leaves, by command; a study's finished trials are kept, other work is redone.
+INTERRUPTED = {
+    "search": "finished trials are kept; run the same command again to resume.",
+    "grid": "finished trials are kept; run the same command again to resume.",
+    "demo": "finished trials are kept; run the same command again to resume.",
+    "fit": "no model was written (it is built under a temporary name and renamed into place "
+           "only when complete); run the same command again to fit it.",
+}
+INTERRUPTED_OTHER = ("files already written are whole (each is written atomically); run the "
+                     "same command again.")
+
+
+def _interrupted(command: str | None = None) -> int:
+    print(f"Interrupted: {INTERRUPTED.get(command or '', INTERRUPTED_OTHER)}", file=sys.stderr)
     return 130
 
 
@@ -141,6 +165,16 @@ def _raised_by_ctrl_c(e: BaseException) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Run the command; a failure creates nothing (see :mod:`moqwk.cli._leftovers`)."""
+    from moqwk.cli._leftovers import new_dirs, remove_leftovers
+
+    created = new_dirs(args)
+    code = _run_command(args)
+    remove_leftovers(created, code)
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except MoqwkError as e:
@@ -149,12 +183,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Error: {mask_secrets(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        return _interrupted()
+        return _interrupted(getattr(args, "command", None))
     except Exception as e:  # noqa: BLE001 - one line, traceback on request
         if args.debug:
             traceback.print_exc()
         if _raised_by_ctrl_c(e):
-            return _interrupted()
+            return _interrupted(getattr(args, "command", None))
         print(f"Error: {type(e).__name__}: {mask_secrets(str(e))} (run with --debug for the "
               "traceback)", file=sys.stderr)
         return 1

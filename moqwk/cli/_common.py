@@ -9,10 +9,12 @@ from typing import Any
 
 from rich.console import Console
 
-from moqwk.config import Config, load_config
+from moqwk.config import Config
+from moqwk.config.xgb_params import check_param_names
+from moqwk.config.yaml_load import load_json
 from moqwk.errors import ConfigError
 from moqwk.progress import Progress
-from moqwk.run.record import Level, check_same_config, resolve_config, run_config
+from moqwk.run.record import Level
 
 
 def progress_for(args: argparse.Namespace, console: Console) -> Progress:
@@ -39,25 +41,14 @@ def add_storage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study-name", default="moqwk", help="study name in the storage")
 
 
-def config_for_run(args: argparse.Namespace, *, level: Level,
+def config_for_run(args: argparse.Namespace, *, level: Level, first: str | None = None,
                    **overrides: Any) -> Config:
-    """The config a command on ``--run-dir`` uses.
+    """The config a command on ``--run-dir`` uses (``--config`` or the run's own; see
+    :func:`moqwk._api._common.config_for_run`, which the API's commands use too)."""
+    from moqwk._api._common import config_for_run as resolve
 
-    ``--config`` when given (it must agree with the run's own ``config.yaml`` on ``level``),
-    else the run's own; ``overrides`` (``--sampler``, ``--seed``) are applied to ``search:``
-    and must agree with the run too.
-    """
-    run_dir = Path(args.run_dir)
-    given = load_config(args.config) if getattr(args, "config", None) else None
-    config = resolve_config(run_dir, given, level=level)
-    changed = config.with_search(**overrides)
-    if changed is not config:
-        recorded = run_config(run_dir)
-        if recorded is not None:
-            flags = ", ".join(f"--{k.replace('_', '-')}" for k, v in overrides.items()
-                              if v is not None)
-            check_same_config(changed, recorded, level=level, run_dir=run_dir, what=flags)
-    return changed
+    return resolve(Path(args.run_dir), getattr(args, "config", None) or None, level=level,
+                   first=first, **overrides)
 
 
 def read_params(path: str | None) -> dict | None:
@@ -66,7 +57,7 @@ def read_params(path: str | None) -> dict | None:
         return None
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = load_json(p.read_text(encoding="utf-8"), source=f"--params: {p}")
     except FileNotFoundError:
         raise ConfigError(f"--params: {p} not found") from None
     except json.JSONDecodeError as e:
@@ -75,4 +66,5 @@ def read_params(path: str | None) -> dict | None:
         data = data["params"]  # accept selected_params.json as it is
     if not isinstance(data, dict):
         raise ConfigError(f"--params: {p} must hold a JSON object of XGBoost parameters")
+    check_param_names(data, f"--params {p}", sep=": ")
     return data

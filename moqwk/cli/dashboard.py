@@ -44,6 +44,15 @@ class _ThreadingServer(WSGIServer):
             self.shutdown_request(request)
 
 
+def _http_403(message: str) -> Exception:
+    """The view's refusal of a write as bottle's HTTP 403: optuna-dashboard's API views answer
+    it with that status and ``{"reason": message}``, as they answer their own refusals, instead
+    of an HTTP 500 and a traceback in the log."""
+    from bottle import HTTPError  # type: ignore[import-untyped]
+
+    return HTTPError(403, message)
+
+
 def make_dashboard_server(url: str, *, host: str = "127.0.0.1",
                           port: int = DEFAULT_PORT) -> tuple[WSGIServer, Any]:
     """A WSGI server running optuna-dashboard on ``url`` (not started), and the storage view.
@@ -58,6 +67,7 @@ def make_dashboard_server(url: str, *, host: str = "127.0.0.1",
     from moqwk.study.dashboard import open_readonly
 
     view = open_readonly(url)
+    view.refusal = _http_403
     app = optuna_dashboard.wsgi(view)
     try:
         server = make_server(host, port, app, server_class=_ThreadingServer,

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
                            prompt_column=args.prompt_column, scales=scales,
                            feature_table=args.feature_table, small_batch=args.small_batch,
                            source=str(data))
+    scores = _as_user_columns(scores, frame, model, args)
     con = make_console(stderr=True)
     mapping = model.mapping
     if mapping["transductive"]:
@@ -42,10 +43,34 @@ def run(args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
         atomic_write(out, lambda p: scores.to_csv(p, index=False))
-        n = scores["prompt"].nunique()
+        n = scores.iloc[:, 1].nunique()  # the prompt column, under the user's name
         con.print(f"Scored {len(scores)} essays ({n} prompt{'s' if n != 1 else ''}); "
                   f"wrote {out}")
     return 0
+
+
+def _as_user_columns(scores, frame, model, args: argparse.Namespace):  # noqa: ANN001, ANN202
+    """The scores with the input's own id and prompt column names (not ``id``/``prompt``), and
+    the ``--keep-columns`` of the input after them, row for row."""
+    cols = model.columns
+    id_col = args.id_column or cols["id"]
+    prompt_col = args.prompt_column or cols["prompt"]
+    keep = [c.strip() for c in (args.keep_columns or "").split(",") if c.strip()]
+    out = scores.rename(columns={"id": id_col, "prompt": prompt_col})
+    if len(set(out.columns)) < len(out.columns):
+        raise ConfigError(f"the id or prompt column ({id_col!r}, {prompt_col!r}) has the name of "
+                          f"a score column; rename it in {args.data}")
+    for c in keep:
+        if c not in frame.columns:
+            shown = ", ".join(map(str, frame.columns[:12]))
+            raise ConfigError(f"--keep-columns: no column {c!r} in {args.data}; columns are: "
+                              f"{shown}")
+        if c in out.columns:
+            raise ConfigError(f"--keep-columns: {c!r} is already in the output (" +
+                              ", ".join(map(str, out.columns)) + "); drop it from the list")
+    for c in dict.fromkeys(keep):
+        out[c] = frame[c].to_numpy()
+    return out
 
 
 def register(add) -> None:
@@ -54,7 +79,11 @@ def register(add) -> None:
     p.add_argument("--data", required=True,
                    help="CSV or Parquet file of essays: an id, a text and a prompt column")
     p.add_argument("-o", "--output", help="write the scores here (CSV, atomically; default: "
-                                          "stdout): id, prompt, y_pred, y_pred_raw, y_pred_norm")
+                                          "stdout): the input's id and prompt columns (their "
+                                          "own names), y_pred, y_pred_raw, y_pred_norm")
+    p.add_argument("--keep-columns", metavar="COL,...",
+                   help="input columns to copy into the output after the scores (e.g. a "
+                        "student id or a date), comma-separated")
     for role in ("id", "text", "prompt"):
         p.add_argument(f"--{role}-column",
                        help=f"the {role} column (default: the model's data.{role}_column)")

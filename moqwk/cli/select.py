@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
                     allow_tail_regression=args.allow_tail_regression, reason=args.reason,
                     storage=args.storage, study_name=args.study_name,
                     progress=progress_for(args, console))
-    show_selection(console, dict(result.record), run_dir)
+    show_selection(console, dict(result.record), run_dir,
+                   html_report=result.paths.get("report"))
     return 0
 
 

@@ -42,6 +42,8 @@ from moqwk.config.sections import (
     parse_scale,
     parse_tails,
 )
+from moqwk.config.xgb_params import check_param_names
+from moqwk.config.yaml_load import load_yaml
 from moqwk.core.mapping import DEFAULT_BATCH, METHODS, MappingSpec, spec_to_params
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import ConfigError
@@ -263,6 +265,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     mapping = parse_mapping(raw)
     baseline, baseline_mapping = parse_baseline(raw)
     search = parse_search(raw)
+    _check_xgb_names(raw, search)
     _check_mapping_space(search)
     select = parse_select(raw)
     features = FeatureConfig.from_mapping(raw.get("features"), path="features", base_dir=base_dir)
@@ -288,6 +291,18 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     return Config(data, scale, features, cv, tails, model, objectives, baseline, search, select,
                   mapping=mapping, baseline_mapping=baseline_mapping, source=source,
                   raw=json.loads(json.dumps(normalised, default=str)))
+
+
+def _check_xgb_names(raw: Mapping[str, Any], search: SearchConfig) -> None:
+    """Every params mapping the config gives names XGBoost parameters (or moqwk's): a typo
+    would otherwise train with XGBoost's default, silently."""
+    given = (raw.get("baseline") or {}).get("params") or {}
+    check_param_names(given, "baseline.params")
+    check_param_names([p.name for p in search.space], "search.space")
+    if isinstance(raw.get("search"), Mapping) and raw["search"].get("grid") is not None:
+        check_param_names(search.grid, "search.grid")
+    for i, c in enumerate(search.initial_configs):
+        check_param_names(c, f"search.initial_configs[{i}]")
 
 
 def _check_mapping_space(search: SearchConfig) -> None:
@@ -317,7 +332,7 @@ def load_config(path: str | Path) -> Config:
     if not p.is_file():
         raise ConfigError(f"config file {p} not found; write one with `moqwk init`")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = load_yaml(p.read_text(encoding="utf-8"), source=p)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

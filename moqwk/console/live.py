@@ -9,7 +9,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from moqwk.console.tables import duration_text, trials_table
+from moqwk.console.tables import clock_text, trials_table
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet
 
 
@@ -18,16 +18,16 @@ def progress_text(prog: dict) -> str:
     eta = prog.get("eta_s")
     return (f"{done}/{prog['target']} trials ({prog['complete']} complete, "
             f"{prog['failed']} failed, {prog['running']} running, {prog['feasible']} feasible)"
-            f"  elapsed {duration_text(prog['elapsed_s'])}"
-            f"  ETA {duration_text(eta) if eta is not None else '-'}")
+            f"  elapsed {clock_text(prog['elapsed_s'])}"
+            f"  ETA {clock_text(eta)}")
 
 
 def progress_short(prog: dict) -> str:
     """``done/target trials, ETA …``: what a log line of a finished trial ends with."""
     done = prog["complete"] + prog["failed"]
     eta = prog.get("eta_s")
-    return (f"{done}/{prog['target']} trials, elapsed {duration_text(prog['elapsed_s'])}, "
-            f"ETA {duration_text(eta) if eta is not None else '-'}")
+    return (f"{done}/{prog['target']} trials, elapsed {clock_text(prog['elapsed_s'])}, "
+            f"ETA {clock_text(eta)}")
 
 
 def progress_line(prog: dict) -> Table:

@@ -71,7 +71,12 @@ class LineProgress:
             secs = duration_text(time.perf_counter() - t0)
             did = (f"{counter.done} {unit}" if counter.done == total
                    else f"{counter.done} of {total} {unit}")
-            end = f"done, {did} in {secs}" if ok else f"stopped after {did} ({secs})"
+            if ok and counter.done < total:
+                # a stage whose total is a bound (the gate stops at the first candidate that
+                # passes): "done, 10 of 20 folds" read as a stage cut short
+                end = f"done after {counter.done} {unit} (of up to {total}) in {secs}"
+            else:
+                end = f"done, {did} in {secs}" if ok else f"stopped after {did} ({secs})"
             if self._open is me:
                 self.console.print(f" {end}")
             else:

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from rich import box
 from rich.table import Table
 
 from moqwk.core.metrics import CVMetrics
@@ -62,6 +63,25 @@ def duration_text(s: float | None) -> str:
     return f"{s:.1f}s" if s < 120 else f"{s / 60:.1f}m"
 
 
+def _role_text(r: dict) -> str:
+    """`` (baseline)``, `` (retry of 5)``, `` (seed, retry of 1)``: what a trial is, besides
+    sampled."""
+    parts = [r["role"]] if r["role"] != "sampled" else []
+    if r.get("retry_of") is not None:
+        parts.append(f"retry of {r['retry_of']}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def clock_text(s: float | None) -> str:
+    """Elapsed time and ETA in one format whatever their size: ``0:00:42``, ``1:05:00`` (as
+    the progress bars show theirs); a duration in seconds, then in minutes, switched units as
+    the ETA crossed two minutes."""
+    if s is None:
+        return "-"
+    whole = int(round(max(0.0, s)))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 def trials_table(records: Sequence[dict], *, limit: int | None = 20,
                  title: str = "Trials (* = feasible Pareto front)",
                  objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
@@ -78,7 +98,7 @@ def trials_table(records: Sequence[dict], *, limit: int | None = 20,
     for r in shown:
         v = r["values"] or {}
         mark = "*" if r["number"] in front else ""
-        state = r["state"] + (f" ({r['role']})" if r["role"] != "sampled" else "")
+        state = r["state"] + _role_text(r)
         feasible = "yes" if r["feasible"] else ("no" if r["values"] else "-")
         table.add_row(f"{r['number']}{mark}", state, *(metric(o).format(v.get(o)) for o in names),
                       feasible, duration_text(r["duration_s"]),
@@ -86,20 +106,24 @@ def trials_table(records: Sequence[dict], *, limit: int | None = 20,
     return table
 
 
-def trial_line(r: dict, names: Sequence[str]) -> str:
-    """One finished trial as one line (what a log gets instead of the live table)."""
+def trial_line(r: dict, names: Sequence[str], *, worker: bool = False) -> str:
+    """One finished trial as one line (what a log gets instead of the live table); ``worker``:
+    end with the ``host:pid`` that ran it (a study shared by several workers)."""
     v = r["values"] or {}
     tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
             else f" ({r['failure_reason'] or r['state']})")
-    role = f" ({r['role']})" if r["role"] != "sampled" else ""
+    role = _role_text(r)
     values = "".join(f" {k}={metric(k).format(v[k])}" for k in names if k in v)
-    return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}"
+    ran = f" worker={r['worker']}" if worker and r.get("worker") else ""
+    return f"trial {r['number']:>3} {r['state']}{role}{values}{tail}{ran}"
 
 
 def front_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Table:
     """The ranked front and each gate verdict."""
     gates = {r["trial_number"]: r["passed"] for r in record["stability_gate"]["results"]}
-    table = Table(title=f"Ranked Pareto front (tie tolerance {record['tie_tolerance']:.4f})",
+    how = (record.get("tie_tolerance_method") or {}).get("method", "")
+    why = f": {how}" if how.startswith("single candidate") else ""  # 0.0000 alone reads as a bug
+    table = Table(title=f"Ranked Pareto front (tie tolerance {record['tie_tolerance']:.4f}{why})",
                   title_justify="left")
     cols = ["rank", "trial", *(metric(o).short for o in objectives.names), "tied", "gate"]
     for col in cols:
@@ -123,7 +147,8 @@ def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -
     """
     ff = record["fresh_folds"]
     table = Table(title=f"Selected configs; fresh = {ff['scheme']} seed {ff['seed']}, "
-                        f"{ff['repeats']} repeat(s)", title_justify="left", pad_edge=False)
+                        f"{ff['repeats']} repeat(s)", title_justify="left", pad_edge=False,
+                  box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     p, s = metric(objectives.primary), metric(objectives.secondary)
     lo, hi = (metric(t) for t in objectives.tails)
     pair = len("0.000/0.000")
@@ -131,7 +156,7 @@ def compare_table(record: dict, objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -
     table.add_column("choice", overflow="fold")
     table.add_column(f"{p.short}\nin/fresh", min_width=pair)
     table.add_column(f"{s.short}\nin/fresh", min_width=pair)
-    table.add_column("tail MAE fresh\nlow/high", min_width=pair)
+    table.add_column("tails fresh\nlow/high", min_width=pair)  # no wider than the numbers
     table.add_column("gate", min_width=4)
     for r in record["runs"]:
         i, f = r["in_sample"], r["fresh"]

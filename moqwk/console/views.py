@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,59 @@ from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import ObjectiveSet, metric
 from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import objectives_of
-from moqwk.run.layout import BASELINE_OOF, HTML_REPORT, SELECTED, SUMMARY, TRIALS_JSON
+from moqwk.run.layout import BASELINE_OOF, SELECTED, SUMMARY, TRIALS_JSON
 
 
 def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | None = None,
             prompts_title: str = "Per-prompt QWK (worst first)") -> None:
     console.print(prompt_table(metrics, limit=limit, title=prompts_title))
     console.print(summary_table(metrics, title=title))
+
+
+class _OptunaLogsAboveLive:
+    """Optuna's log lines (a failed trial) printed above the live table, not into it.
+
+    Optuna's handler writes to the ``sys.stderr`` it was created with, past the live view's
+    redirection: a line written there moved the cursor, and the transient view then erased the
+    wrong lines, leaving its header behind. While the view runs, the handler writes to the
+    redirected ``sys.stderr``, which prints above it.
+    """
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[logging.StreamHandler, Any]] = []
+
+    def start(self) -> None:
+        _echo_control_chars(False)
+        for h in logging.getLogger("optuna").handlers:
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                old = h.setStream(sys.stderr)  # None: it writes there already
+                if old is not None:
+                    self._saved.append((h, old))
+
+    def stop(self) -> None:
+        for h, stream in self._saved:
+            h.setStream(stream)
+        self._saved.clear()
+        _echo_control_chars(True)
+
+
+def _echo_control_chars(on: bool) -> None:
+    """Whether the terminal echoes Ctrl-C as ``^C``. Off while the live table runs: the echo
+    landed after the table's last, full-width line, wrapped, and the transient table then
+    erased one line too few, leaving its title behind."""
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal
+        return
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return
+        attrs = termios.tcgetattr(fd)
+        attrs[3] = attrs[3] | termios.ECHOCTL if on else attrs[3] & ~termios.ECHOCTL
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except (OSError, ValueError, AttributeError, termios.error):
+        pass
 
 
 def show_search(console: Console, ws: Any, opts: Any, *,
@@ -51,16 +100,19 @@ def show_search(console: Console, ws: Any, opts: Any, *,
 
     if console.is_terminal:
         live = Live(console=console, refresh_per_second=2, transient=True)
+        logs = _OptunaLogsAboveLive()
         try:
             def view(recs: list[dict], prog: dict) -> None:
                 remember(prog)
                 live.update(live_view(recs, prog, objectives=objectives))
                 if not live.is_started:
                     live.start()
+                    logs.start()
 
             try:
                 study = run_search(ws, opts, on_update=view, progress=progress)
             finally:
+                logs.stop()
                 live.stop()
         except KeyboardInterrupt:
             # The live view is transient: leave the trials finished so far on the screen.
@@ -77,10 +129,14 @@ def show_search(console: Console, ws: Any, opts: Any, *,
             remember(prog)
             new = [r for r in recs if r["number"] not in seen
                    and r["state"] not in ("running", "waiting")]
+            # A study several workers share (a --storage, or trials of another process): each
+            # worker's log lists every worker's trials, so each line says who ran it.
+            shared = getattr(opts, "storage", None) is not None or \
+                len({r.get("worker") for r in recs if r.get("worker")}) > 1
             for r in new:
                 seen.add(r["number"])
-                console.print(trial_line(r, objectives.names) + "  [" + progress_short(prog)
-                              + "]")
+                console.print(trial_line(r, objectives.names, worker=shared) + "  ["
+                              + progress_short(prog) + "]")
 
         study = run_search(ws, opts, on_update=line, progress=progress)
     console.print(trials_table(artifacts.read_json(ws.run_dir / TRIALS_JSON), limit=None,
@@ -94,7 +150,11 @@ def show_search(console: Console, ws: Any, opts: Any, *,
     return study
 
 
-def show_selection(console: Console, record: dict, run_dir: Path) -> None:
+def show_selection(console: Console, record: dict, run_dir: Path, *,
+                   html_report: Path | None = None) -> None:
+    """What ``moqwk select`` prints. ``html_report``: the HTML report the selection wrote, if
+    any (the caller knows; this view never looks at the disk, whose working directory may hold
+    another run of the same name)."""
     objectives = objectives_of(record)
     from moqwk.reports.decision import decision_sentences, unfinished_sentence
 
@@ -105,8 +165,8 @@ def show_selection(console: Console, record: dict, run_dir: Path) -> None:
     if record["tail_tradeoff"]:
         console.print(f"[yellow]Tail regression allowed: {record['tail_regression_reason']}[/]")
     console.print(f"wrote {run_dir / SELECTED}, {run_dir / BASELINE_OOF} and {run_dir / SUMMARY}")
-    if (run_dir / HTML_REPORT).exists():
-        console.print(f"report with figures: {run_dir / HTML_REPORT}")
+    if html_report is not None:
+        console.print(f"report with figures: {html_report}")
 
 
 def _joint_line(joint: dict | None) -> str:

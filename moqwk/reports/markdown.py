@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, fmt, metric
 from moqwk.reports.decision import decision_sentences
+from moqwk.reports.words import count
 
 
 def residual_diagnostics(metrics: CVMetrics, *, title: str, scheme: str, params: dict,
@@ -120,7 +121,8 @@ def optuna_summary(trials: list[dict], record: dict, *,
         "# Search and selection summary",
         "",
         f"Study `{record['study']['name']}` in `{record['study']['storage']}`: "
-        f"{record['study']['n_complete']} complete of {record['study']['n_trials']} trials.",
+        f"{record['study']['n_complete']} complete of "
+        f"{count(record['study']['n_trials'], 'trial')}.",
         "",
         "## Decision",
         "",

@@ -91,14 +91,18 @@ def check_same_config(given: Config, recorded: Config, *, level: Level, run_dir:
             f"{shown}; drop {what} to use the run's config, or start a new --run-dir")
 
 
-def resolve_config(run_dir: Path, given: Config | None, *, level: Level) -> Config:
+def resolve_config(run_dir: Path, given: Config | None, *, level: Level,
+                   first: str | None = None) -> Config:
     """The config a command on ``run_dir`` uses: the run's own, or ``given`` if it agrees.
 
     ``level`` is what the command depends on: ``scoring`` (cv, select, compare, splits) or
     ``study`` (search and grid also depend on the baseline and the search settings).
+    ``first``: for a command that can never start a run (``select``), what starts one.
     """
     recorded = run_config(run_dir)
     if recorded is None:
+        if given is None and first is not None:
+            raise ConfigError(f"{run_dir} has no {CONFIG_COPY}: it holds no run yet; {first}")
         if given is None:
             raise ConfigError(f"{run_dir} has no {CONFIG_COPY} yet; pass --config for its "
                               "first command")

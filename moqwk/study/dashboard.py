@@ -62,14 +62,20 @@ class ReadOnlyError(PermissionError):
 
 def _refuse(name: str) -> Callable[..., Any]:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        raise ReadOnlyError(f"moqwk dashboard is read-only: {name} refused (the study is a "
-                            "run's record; use optuna-dashboard directly to edit it)")
+        raise self.refusal(f"moqwk dashboard is read-only: {name} refused (the study is a "
+                           "run's record; use optuna-dashboard directly to edit it)")
     method.__name__ = name
     return method
 
 
 class DashboardStorage(optuna.storages.BaseStorage):
-    """A read-only view of ``inner`` whose trials carry the dashboard's constraint list."""
+    """A read-only view of ``inner`` whose trials carry the dashboard's constraint list.
+
+    ``refusal`` builds the error a write raises; the server sets one its web framework answers
+    as HTTP 403 (optuna-dashboard answers any other error with a 500 and logs a traceback).
+    """
+
+    refusal: Callable[[str], Exception] = ReadOnlyError
 
     def __init__(self, inner: optuna.storages.BaseStorage,
                  order: Sequence[str] = CONSTRAINTS) -> None:

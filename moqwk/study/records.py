@@ -66,6 +66,7 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
         "metrics": ua.get("moqwk_metrics"),
         "failure_reason": ua.get("moqwk_failure"),
         "retry_of": ua.get("moqwk_retry_of"),
+        "worker": ua.get("moqwk_worker"),  # host:pid of the process that ran it
         "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
         "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
     }

@@ -28,6 +28,7 @@ from moqwk.reports.html import summaries
 from moqwk.reports.html.load import RunData, load_run, scale_arrays
 from moqwk.reports.html.page import Rendered, page, render
 from moqwk.reports.markdown import FigureLink
+from moqwk.reports.words import count
 from moqwk.run.layout import FIGURES_DIR, HTML_REPORT
 
 #: Every figure name this module may write (stale ones are removed when a figure is dropped).
@@ -163,8 +164,8 @@ def build_report(run_dir: Path, *, selection: Mapping | None = None,
     verdict = ("no trial selected: no candidate passed the stability gate"
                if data.selected_number is None else f"selected trial {data.selected_number}")
     subtitle = (f"Study {study.get('study_name', sel.get('study', {}).get('name', '?'))}: "
-                f"{n_done} complete of {len(data.trials)} trials; {verdict}. In-sample numbers "
-                "(the search's own prompt-holdout folds).")
+                f"{n_done} complete of {count(len(data.trials), 'trial')}; {verdict}. In-sample "
+                "numbers (the search's own prompt-holdout folds).")
     header, rows = _summary(data)
     footer = ["Read from " + ", ".join(f"{k}: {v}" for k, v in sorted(data.sources.items()))
               + "."]

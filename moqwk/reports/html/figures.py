@@ -27,6 +27,7 @@ from matplotlib.patches import Patch
 
 from moqwk.core.objectives import ObjectiveSet, fmt, metric
 from moqwk.reports.html.summaries import running_best
+from moqwk.reports.words import count
 
 #: The guardrail keys (in ``guardrails`` records) that limit the low and the high tail objective.
 GUARDRAIL_KEYS = ("low_tail_limit", "high_tail_limit")
@@ -112,6 +113,11 @@ def _guard_line(ax, value: float, values: Sequence[float], *, vertical: bool) ->
     else:
         xy, ha, va = ((0.99, 0.97), "right", "top") if beyond else ((0.99, 0.03), "right",
                                                                      "bottom")
+        # Room for the note beyond every value: the baseline's line lies at the edge of the
+        # data when the baseline is the worst trial, and the note sat on it.
+        pad = 0.05 * span
+        room = 0.3 * span
+        ax.set_ylim(lo - pad, hi + room) if beyond else ax.set_ylim(lo - room, hi + pad)
     ax.text(*xy, text, transform=ax.transAxes, ha=ha, va=va, fontsize=8.5, color=GUARD)
 
 
@@ -198,11 +204,12 @@ def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
 
     n_done = sum(len(v) for v in groups.values())
     caption = (
-        f"Each panel plots two of the {len(names)} objectives for the {n_done} finished "
-        "trials; the axis labels say which way is better. Filled blue dots are the feasible "
-        f"Pareto front ({len(groups['front'])} trials not beaten on all {len(names)} objectives "
-        "at once by another trial that keeps both tail guardrails); a front trial can look beaten "
-        "in one panel because panels show two objectives at a time. Hollow dots are feasible but "
+        f"Each panel plots two of the {len(names)} objectives for the "
+        f"{count(n_done, 'finished trial')}; the axis labels say which way is better. Filled blue "
+        f"dots are the feasible Pareto front ({count(len(groups['front']), 'trial')} not beaten "
+        f"on all {len(names)} objectives at once by another trial that keeps both tail "
+        "guardrails); a front trial can look beaten in one panel because panels show two "
+        "objectives at a time. Hollow dots are feasible but "
         f"dominated ({len(groups['dominated'])}), grey crosses break a tail guardrail "
         f"({len(groups['infeasible'])}). The black square is the baseline (trial {baseline})"
         + (f", the orange star the selected trial {selected}" if sel is not None else "")
