@@ -141,8 +141,12 @@ def test_fit_without_a_prompt_then_predict_it_equals_the_cv_engine(selected, fit
 
 
 def test_a_model_directory_round_trips_across_processes(selected, fitted, capsys):
-    """predict in a fresh process (console script) equals predict in this one, to the bit."""
-    inproc = load_model(fitted).predict(selected.held)
+    """predict in a fresh process (console script) equals predict in this one, to the bit
+    (the command keeps the input's id and prompt column names; the library names them id and
+    prompt)."""
+    model = load_model(fitted)
+    inproc = model.predict(selected.held).rename(
+        columns={"id": model.columns["id"], "prompt": model.columns["prompt"]})
     script = Path(sys.executable).parent / "moqwk"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "moqwk.cli"]
     out = selected.tmp / "sub.csv"
