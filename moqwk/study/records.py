@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -19,10 +20,33 @@ from moqwk.core.objectives import DEFAULT_OBJECTIVES, metric
 CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
 
 
+def is_raced(t: FrozenTrial) -> bool:
+    """Trials stopped by fold racing after some of their folds (PRUNED, with a reason)."""
+    return t.state == TrialState.PRUNED and "moqwk_pruned" in t.user_attrs
+
+
 def is_counted(t: FrozenTrial) -> bool:
-    """Trials that use up the budget: finished, or failed for a reason of their own."""
-    return t.state == TrialState.COMPLETE or (
+    """Trials that use up the budget: finished, failed for a reason of their own, or stopped by
+    fold racing (it trained some folds). Not the surplus ones other workers' trials made
+    unnecessary (pruned before training anything)."""
+    return t.state == TrialState.COMPLETE or is_raced(t) or (
         t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs)
+
+
+def feasible_front(trials: Sequence[FrozenTrial], names: Sequence[str]
+                   ) -> tuple[np.ndarray, list[int]]:
+    """The losses (one row per trial, ``names`` order) and numbers of the complete feasible
+    trials: what fold racing compares a running trial with. Every feasible trial, not only the
+    non-dominated ones: a trial dominated by one of them is dominated by the front too."""
+    rows, numbers = [], []
+    for t in trials:
+        if t.state != TrialState.COMPLETE or t.values is None or not t.constraints:
+            continue
+        if any(v > 0 for v in t.constraints.values()):
+            continue
+        rows.append([metric(n).loss(float(v)) for n, v in zip(names, t.values, strict=True)])
+        numbers.append(t.number)
+    return np.array(rows, dtype=float).reshape(-1, len(names)), numbers
 
 
 def is_interrupted(t: FrozenTrial) -> bool:
@@ -52,6 +76,7 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
         state = "interrupted"
     if t.state == TrialState.PRUNED and ua.get("moqwk_surplus"):
         state = "surplus"
+    pruned = ua.get("moqwk_pruned")
     return {
         "number": t.number,
         "state": state,
@@ -66,6 +91,7 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
         "metrics": ua.get("moqwk_metrics"),
         "failure_reason": ua.get("moqwk_failure"),
         "retry_of": ua.get("moqwk_retry_of"),
+        "pruned": pruned,
         "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
         "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
     }
