@@ -15,6 +15,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from threadpoolctl import threadpool_limits
 
 from moqwk.config import Config
 from moqwk.core.mapping import (
@@ -139,6 +141,8 @@ class CVEngine:
         self._labels_sha = hashlib.sha256(np.ascontiguousarray(corpus.y_norm).tobytes()
                                           ).hexdigest()
         self.progress = progress
+        #: Threads that build fold features at once (:meth:`prepare`): the usable cores.
+        self.build_workers = usable_cores()
 
     @property
     def n_fits(self) -> int:
@@ -158,27 +162,47 @@ class CVEngine:
         return int(self.splits.seed) + repeat
 
     def prepare(self) -> list[_Fold]:
-        """Build (or load) every fold's features and DMatrix once; later calls reuse them."""
+        """Build (or load) every fold's features and DMatrix once; later calls reuse them.
+
+        Folds build in parallel, one thread per usable core (at most one per fold): each
+        fold's features are fitted on its own training essays, so the order does not matter,
+        and BLAS is held at one thread for the whole build (threadpoolctl's limit is
+        process-wide, so a pool's threads must not set and reset it on their own), so the
+        features are the same bits as a one-at-a-time build (tested).
+        """
         with self._lock:
             if self._folds:
                 return self._folds
             t0 = time.perf_counter()
-            y = self.corpus.y_norm
-            folds = []
             sp = self.splits
             reps = f", {sp.repeats} repeats" if sp.repeats > 1 else ""
+            todo = list(sp.iter_folds())
             with self.progress.stage(f"fold features ({sp.scheme}{reps})", total=self.n_fits,
                                      unit="folds") as stage:
-                for r, k, tr, va in sp.iter_folds():
-                    ff = self.store.fold(tr, va)
-                    dtrain = xgb.DMatrix(ff.X_train, label=y[tr],
-                                         feature_names=list(ff.feature_names))
-                    dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
-                    folds.append(_Fold(r, k, tr, va, dtrain, dval))
+                def build(item: tuple[int, int, np.ndarray, np.ndarray]) -> _Fold:
+                    fold = self._build_fold(*item)
                     stage.advance()
+                    return fold
+
+                workers = min(self.build_workers, len(todo))
+                with threadpool_limits(limits=1, user_api="blas"):
+                    if workers <= 1:
+                        folds = [build(item) for item in todo]
+                    else:
+                        with ThreadPoolExecutor(max_workers=workers,
+                                                thread_name_prefix="moqwk-folds") as pool:
+                            folds = list(pool.map(build, todo))
             self._folds = folds
             self.feature_seconds = time.perf_counter() - t0
             return folds
+
+    def _build_fold(self, r: int, k: int, tr: np.ndarray, va: np.ndarray) -> _Fold:
+        y = self.corpus.y_norm
+        ff = self.store.fold(tr, va)
+        dtrain = xgb.DMatrix(ff.X_train, label=y[tr], feature_names=list(ff.feature_names),
+                             nthread=1)
+        dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names), nthread=1)
+        return _Fold(r, k, tr, va, dtrain, dval)
 
     # ------------------------------------------------------------------ inner folds
 

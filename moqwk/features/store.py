@@ -106,6 +106,7 @@ class FeatureStore:
         self.cache_dir = Path(cache_dir)
         self._memo_size = memo_size
         self._lock = threading.RLock()
+        self._building: dict[str, threading.Event] = {}
         self._memo: OrderedDict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = OrderedDict()
         self._corpus: dict[str, CorpusCounts] = {}
         self._handcrafted: np.ndarray | None = None
@@ -136,29 +137,33 @@ class FeatureStore:
         return self._key(train, val)
 
     def fold(self, train_idx: np.ndarray, val_idx: np.ndarray) -> FoldFeatures:
-        """Features of one fold, fitted on ``train_idx`` only (from memo, disk, or built)."""
+        """Features of one fold, fitted on ``train_idx`` only (from memo, disk, or built).
+
+        Safe to call from several threads: different folds build at the same time (the lock
+        is held only to look up and record), and a fold that another thread is building is
+        waited for, not built twice.
+        """
         train, val = self._check(train_idx, val_idx)
-        with self._lock:
-            key = self._key(train, val)
-            t0 = time.perf_counter()
-            entry = self._memo.get(key)
-            if entry is not None:
-                self._memo.move_to_end(key)
-                self._stats["memo_hits"] += 1
-            else:
-                entry = self._load(key, len(train), len(val))
+        key = self._key(train, val)
+        while True:
+            with self._lock:
+                entry = self._memo.get(key)
                 if entry is not None:
-                    self._stats["disk_hits"] += 1
-                    self._stats["load_seconds"] += time.perf_counter() - t0
-                else:
-                    entry = self._build(self._canonical(train), self._canonical(val))
-                    saved = np.asarray(entry[2], dtype=str)
-                    atomic_savez(self._fold_path(key), X_train=entry[0], X_val=entry[1],
-                                 feature_names=saved)  # fmt: skip
-                    self._stats["misses"] += 1
-                    self._stats["build_seconds"] += time.perf_counter() - t0
-                self._remember(key, entry)
-            self._stats["hits"] = self._stats["memo_hits"] + self._stats["disk_hits"]
+                    self._memo.move_to_end(key)
+                    self._stats["memo_hits"] += 1
+                    self._stats["hits"] = self._stats["memo_hits"] + self._stats["disk_hits"]
+                    break
+                busy = self._building.get(key)
+                if busy is None:
+                    self._building[key] = threading.Event()
+                    break
+            busy.wait()
+        if entry is None:
+            try:
+                entry = self._load_or_build(key, train, val)
+            finally:
+                with self._lock:
+                    self._building.pop(key).set()
         X_train, X_val, names = entry
         return FoldFeatures(
             X_train=X_train[self._from_canonical(train)],
@@ -166,6 +171,24 @@ class FeatureStore:
             feature_names=names,
             key=key,
         )
+
+    def _load_or_build(self, key: str, train: np.ndarray, val: np.ndarray) -> tuple:
+        t0 = time.perf_counter()
+        entry = self._load(key, len(train), len(val))
+        if entry is not None:
+            stat, secs = "disk_hits", "load_seconds"
+        else:
+            entry = self._build(self._canonical(train), self._canonical(val))
+            saved = np.asarray(entry[2], dtype=str)
+            atomic_savez(self._fold_path(key), X_train=entry[0], X_val=entry[1],
+                         feature_names=saved)  # fmt: skip
+            stat, secs = "misses", "build_seconds"
+        with self._lock:
+            self._stats[stat] += 1
+            self._stats[secs] += time.perf_counter() - t0
+            self._remember(key, entry)
+            self._stats["hits"] = self._stats["memo_hits"] + self._stats["disk_hits"]
+        return entry
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -274,6 +297,10 @@ class FeatureStore:
         return X_train, X_val, self.feature_names
 
     def _handcrafted_features(self) -> np.ndarray:
+        with self._lock:  # computed once, whichever thread asks first
+            return self._handcrafted_locked()
+
+    def _handcrafted_locked(self) -> np.ndarray:
         if self._handcrafted is None:
             t0 = time.perf_counter()
             name = f"handcrafted-{_sha(self._rows_hash, _versions())}.npz"
