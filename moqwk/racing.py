@@ -8,6 +8,7 @@ plan. ``docs/explanation/method.md`` ("Fold racing") states the rule and why it 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 
 from moqwk.config import Config
 from moqwk.core import racing as rule
-from moqwk.core.metrics import compute_metrics
+from moqwk.core.metrics import compute_metrics as _metrics
 from moqwk.core.objectives import metric
 from moqwk.corpus import Corpus
 from moqwk.errors import ConfigError
@@ -99,14 +100,16 @@ def partial_of(y_pred: np.ndarray, corpus: Corpus, config: Config) -> rule.Parti
     seen_qwk = np.array([], dtype=float)
     if keep.any():
         rows = np.tile(keep, n_rep)
-        m = compute_metrics(
-            prompt_codes=np.tile(codes, n_rep)[rows], prompt_names=names,
-            repeat=np.repeat(np.arange(n_rep), n)[rows],
-            y_true=np.tile(c.scores, n_rep)[rows], y_pred=y_pred.reshape(-1)[rows],
-            lo=np.tile(es.lo, n_rep)[rows], hi=np.tile(es.hi, n_rep)[rows],
-            step=np.tile(es.step, n_rep)[rows], min_prompt_n=min_n,
-            low_band=config.tails.low_band, high_band=config.tails.high_band,
-            global_scale=c.scales.is_global)
+        with warnings.catch_warnings():  # the unseen prompts have no rows: an empty mean each
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = _metrics(
+                prompt_codes=np.tile(codes, n_rep)[rows], prompt_names=names,
+                repeat=np.repeat(np.arange(n_rep), n)[rows],
+                y_true=np.tile(c.scores, n_rep)[rows], y_pred=y_pred.reshape(-1)[rows],
+                lo=np.tile(es.lo, n_rep)[rows], hi=np.tile(es.hi, n_rep)[rows],
+                step=np.tile(es.step, n_rep)[rows], min_prompt_n=min_n,
+                low_band=config.tails.low_band, high_band=config.tails.high_band,
+                global_scale=c.scales.is_global)
         seen_qwk = np.array([r.qwk for r in m.per_prompt if r.eligible], dtype=float)
     z_true = (c.scores - es.lo) / (es.hi - es.lo)
     z_pred = (y_pred - es.lo[None, :]) / (es.hi - es.lo)[None, :]
@@ -151,3 +154,53 @@ def check(p: RacingPlan, partial: rule.Partial, *, front: np.ndarray,
     num = int(front_numbers[hit])
     return Verdict(f"dominated by feasible trial {num} by more than the margin even with "
                    "the unrun folds at their best", shown, num)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One trial of a replay: the rung it would have been stopped at (None: it runs to the
+    end) and the verdict."""
+
+    number: int
+    rung: int | None
+    verdict: Verdict | None
+
+
+def replay(trials: Sequence[Mapping[str, Any]], levels: Mapping[int, Any], *, corpus: Corpus,
+           config: Config, fold_rows: Sequence[tuple[int, np.ndarray]], p: RacingPlan,
+           guardrails: Mapping[str, Any]) -> list[Replayed]:
+    """Replay the racing rule over a finished search, trial after trial in number order.
+
+    ``trials`` are trial records (``optuna_trials.json``), ``levels`` each complete trial's
+    out-of-fold levels (its ``oof_level``), ``fold_rows`` the engine's folds in order as
+    (repeat, held-out rows). At each rung a trial's predictions on the folds run so far are
+    checked against the feasible trials numbered before it, as a search with one worker does.
+    """
+    es = corpus.essay_scale
+    limits = {"low_tail_mae": guardrails["low_tail_limit"],
+              "high_tail_mae": guardrails["high_tail_limit"]}
+    front_rows: list[list[float]] = []
+    front_numbers: list[int] = []
+    out = []
+    for r in sorted(trials, key=lambda r: r["number"]):
+        if r["state"] != "complete" or r["number"] not in levels:
+            continue
+        lv = np.asarray(levels[r["number"]], dtype=float)
+        y_full = es.lo[None, :] + lv * es.step[None, :]
+        hit: tuple[int, Verdict] | None = None
+        if r.get("role") != "baseline":
+            for k in p.rungs:
+                y = np.full_like(y_full, np.nan)
+                for rep, rows in fold_rows[:k]:
+                    y[rep, rows] = y_full[rep, rows]
+                front = np.array(front_rows, dtype=float).reshape(-1, len(p.names))
+                v = check(p, partial_of(y, corpus, config), front=front,
+                          front_numbers=front_numbers, limits=limits)
+                if v is not None:
+                    hit = (k, v)
+                    break
+        out.append(Replayed(r["number"], hit[0] if hit else None, hit[1] if hit else None))
+        if r["feasible"]:
+            front_rows.append([metric(n).loss(r["values"][n]) for n in p.names])
+            front_numbers.append(r["number"])
+    return out

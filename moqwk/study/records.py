@@ -102,10 +102,40 @@ def records(study: optuna.Study) -> list[dict[str, Any]]:
     return [trial_record(t, names) for t in study.get_trials(deepcopy=False)]
 
 
+#: How fast older trials' costs fade in the ETA: a trial ``HALF_LIFE`` trials back weighs half.
+HALF_LIFE = 5.0
+
+
+def trained(t: FrozenTrial) -> bool:
+    """A finished trial that trained models (not one served from the raw-prediction cache):
+    the only kind whose duration says what the next trials will cost."""
+    timings = ((t.user_attrs.get("moqwk_metrics") or {}).get("timings")
+               or (t.user_attrs.get("moqwk_pruned") or {}).get("timings") or {})
+    return float(timings.get("train_s", 0.0)) + float(timings.get("inner_train_s", 0.0)) > 0
+
+
+def trial_cost(trials: Sequence[FrozenTrial]) -> float | None:
+    """Seconds a trial costs, from trials that trained (complete or stopped by racing), the
+    recent ones weighted more (:data:`HALF_LIFE`); None before any trained."""
+    done = [t for t in trials if (t.state == TrialState.COMPLETE or is_raced(t))
+            and t.duration is not None and trained(t)]
+    done.sort(key=lambda t: t.datetime_complete or t.datetime_start)  # type: ignore[arg-type,return-value]
+    if not done:
+        return None
+    secs = np.array([t.duration.total_seconds() for t in done])  # type: ignore[union-attr]
+    w = 0.5 ** (np.arange(len(secs))[::-1] / HALF_LIFE)
+    return float((w * secs).sum() / w.sum())
+
+
 def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | None,
              elapsed_before: float = 0.0,
              names: Sequence[str] = DEFAULT_OBJECTIVES.names) -> dict[str, Any]:
-    """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA."""
+    """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA.
+
+    The ETA is the trials still to run times :func:`trial_cost` (trials that trained, recent
+    ones weighted more: a trial served from the cache says nothing about the next one's cost),
+    shared among the trials running now.
+    """
     counted = [t for t in trials if is_counted(t)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     durations = [t.duration.total_seconds() for t in complete if t.duration is not None]
@@ -118,12 +148,14 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
     running = sum(t.state == TrialState.RUNNING for t in trials)
     remaining = max(0, target - len(counted))
     mean = sum(durations) / len(durations) if durations else None
+    cost = trial_cost(trials)
     workers = max(1, running)
     elapsed = (time.time() - started if started else 0.0) + elapsed_before
     return {
         "complete": len(complete),
         "failed": sum(t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs
                       for t in trials),
+        "pruned": sum(is_raced(t) for t in trials),
         "interrupted": sum(is_interrupted(t) for t in trials),
         "running": running,
         "waiting": sum(t.state == TrialState.WAITING for t in trials),
@@ -132,6 +164,7 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
         "best_feasible": best,
         "elapsed_s": elapsed,
         "mean_trial_s": mean,
-        "eta_s": None if mean is None else remaining * mean / workers,
+        "trial_cost_s": cost,
+        "eta_s": None if cost is None else remaining * cost / workers,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
