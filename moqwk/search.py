@@ -88,6 +88,7 @@ class SearchState:
     #: Trials running in this process: number -> folds done, folds in all, start time.
     running: dict[int, dict[str, Any]] = field(default_factory=dict)
     racing: dict[str, Any] | None = None
+    workers: int = 1
 
 
 def _budget(trials: list[FrozenTrial]) -> tuple[int, int]:
@@ -338,11 +339,12 @@ def write_outputs(ws: Workspace, study: optuna.Study, state: SearchState) -> dic
     """``progress.json`` and ``optuna_trials.json``, rewritten atomically."""
     with state.lock:
         trials = study.get_trials(deepcopy=False)
-        prog = progress(trials, target=state.target, started=state.started, names=state.names)
+        prog = progress(trials, target=state.target, started=state.started, names=state.names,
+                        workers=state.workers)
         prog["running_trials"] = [{"number": k, **v} for k, v in sorted(state.running.items())]
         prog["racing"] = state.racing
         artifacts.write_json(ws.run_dir / PROGRESS, prog)
-        recs = records(study)
+        recs = records(study, trials)  # the same snapshot as the counts
         artifacts.write_json(ws.run_dir / TRIALS_JSON, recs)
         state.last = recs
         return prog
@@ -416,7 +418,8 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     write_run_record(ws.run_dir, run)
     recover_interrupted(study)
 
-    state = SearchState(run_dir=ws.run_dir, target=n_trials, names=objective_names(study))
+    state = SearchState(run_dir=ws.run_dir, target=n_trials, names=objective_names(study),
+                        workers=n_jobs)
     objective = Objective(ws, space=space, fixed=baseline, n_jobs=n_jobs,
                           tolerance=cfg.tails.tolerance, target=n_trials,
                           sampler_seed=spec.seed, progress=progress)

@@ -97,9 +97,12 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
     }
 
 
-def records(study: optuna.Study) -> list[dict[str, Any]]:
+def records(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+            ) -> list[dict[str, Any]]:
+    """Every trial's record (``trials``: a snapshot already read, else the study's now)."""
     names = objective_names(study)
-    return [trial_record(t, names) for t in study.get_trials(deepcopy=False)]
+    return [trial_record(t, names) for t in (trials if trials is not None
+                                             else study.get_trials(deepcopy=False))]
 
 
 #: How fast older trials' costs fade in the ETA: a trial ``HALF_LIFE`` trials back weighs half.
@@ -108,9 +111,12 @@ HALF_LIFE = 5.0
 
 def trained(t: FrozenTrial) -> bool:
     """A finished trial that trained models (not one served from the raw-prediction cache):
-    the only kind whose duration says what the next trials will cost."""
+    the only kind whose duration says what the next trials will cost. A trial that recorded
+    no timings (made by an older moqwk) is taken to have trained."""
     timings = ((t.user_attrs.get("moqwk_metrics") or {}).get("timings")
-               or (t.user_attrs.get("moqwk_pruned") or {}).get("timings") or {})
+               or (t.user_attrs.get("moqwk_pruned") or {}).get("timings"))
+    if not timings:
+        return True
     return float(timings.get("train_s", 0.0)) + float(timings.get("inner_train_s", 0.0)) > 0
 
 
@@ -129,12 +135,13 @@ def trial_cost(trials: Sequence[FrozenTrial]) -> float | None:
 
 def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | None,
              elapsed_before: float = 0.0,
-             names: Sequence[str] = DEFAULT_OBJECTIVES.names) -> dict[str, Any]:
+             names: Sequence[str] = DEFAULT_OBJECTIVES.names,
+             workers: int | None = None) -> dict[str, Any]:
     """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA.
 
     The ETA is the trials still to run times :func:`trial_cost` (trials that trained, recent
     ones weighted more: a trial served from the cache says nothing about the next one's cost),
-    shared among the trials running now.
+    shared among ``workers`` (this process's trials at once), or the trials running now.
     """
     counted = [t for t in trials if is_counted(t)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -149,7 +156,7 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
     remaining = max(0, target - len(counted))
     mean = sum(durations) / len(durations) if durations else None
     cost = trial_cost(trials)
-    workers = max(1, running)
+    workers = max(1, running, min(workers or 0, remaining))
     elapsed = (time.time() - started if started else 0.0) + elapsed_before
     return {
         "complete": len(complete),
