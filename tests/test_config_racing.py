@@ -54,7 +54,7 @@ def test_a_rung_not_below_the_folds_is_refused_when_the_search_plans():
         racing.plan(c, 5, c.objectives.names)
     assert racing.plan(_cfg(racing=False), 5, c.objectives.names) is None
     p = racing.plan(_cfg(), 5, c.objectives.names)
-    assert p is not None and p.rungs == (2,)
+    assert p is not None and p.rungs == (2, 4)
     assert p.margins == (0.02, 0.02, 0.01, 0.01)
     with pytest.raises(ConfigError, match="search.racing_margin.pooled_qwk: not an objective"):
         racing.plan(_cfg(racing_margin={"pooled_qwk": 0.1}), 5, c.objectives.names)

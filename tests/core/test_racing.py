@@ -136,6 +136,8 @@ def test_a_tail_whose_seen_errors_already_pass_the_limit_is_certainly_infeasible
 
 
 def test_default_rungs():
-    assert racing.default_rungs(5) == (2,)
-    assert racing.default_rungs(10) == (5,)
+    assert racing.default_rungs(5) == (2, 4)
+    assert racing.default_rungs(10) == (5, 9)
+    assert racing.default_rungs(3) == (1, 2)
+    assert racing.default_rungs(2) == (1,)
     assert racing.default_rungs(1) == ()
