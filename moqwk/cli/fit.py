@@ -11,13 +11,14 @@ from moqwk.console import make_console
 
 
 def run(args: argparse.Namespace) -> int:
+    from moqwk.cli._common import progress_for
     from moqwk.model.fit import fit_run
 
+    con = make_console()
     result = fit_run(Path(args.run_dir), out=Path(args.out) if args.out else None,
                      trial=args.trial, data=Path(args.data) if args.data else None,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, progress=progress_for(args, con))
     m = result.manifest
-    con = make_console()
     data = m["data"]
     con.print(f"Fitted trial {m['trial']['number']} on {data['n_essays']} essays "
               f"({data['n_prompts']} prompts) from {data['source']}")

@@ -41,6 +41,7 @@ from moqwk.features.fitted import FittedFeatures
 from moqwk.features.store import FEATURE_CODE_VERSION
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
 from moqwk.model.mapping import mapping_record
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
 from moqwk.run.record import read_run_record, run_config
 
@@ -185,7 +186,8 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
 
 
 def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
-                             nthread: int | None = None) -> tuple[np.ndarray, str]:
+                             nthread: int | None = None,
+                             progress: Progress = NO_PROGRESS) -> tuple[np.ndarray, str]:
     """Out-of-sample predictions for every essay of ``corpus``: the inner cross-fit a
     label-based mapping is fitted on, as the CV engine fits it inside each fold
     (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part)."""
@@ -198,22 +200,27 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
                          "on more prompts, or choose a trial whose mapping is label-free")
     seed = int(np.random.default_rng([config.cv.seed, 29]).integers(2**31))
     splits = prompt_holdout(corpus.ids, corpus.prompt_codes, n_folds=k, repeats=1, seed=seed)
-    engine = CVEngine(config, corpus, splits, nthread=nthread)
+    engine = CVEngine(config, corpus, splits, nthread=nthread, progress=progress)
+    engine.prepare()
     timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "cache_hits"), 0.0)
-    z, _ = engine.raw_predictions(params, inner=False, timings=timings)
+    with progress.stage("score mapping: cross-fitted models", total=engine.n_fits,
+                        unit="folds") as st:
+        z, _ = engine.raw_predictions(params, inner=False, timings=timings, on_fold=st.advance)
     return z[0], (f"cross-fit over the fitted corpus: {k} prompt-grouped folds, features "
                   "refitted on each training part")
 
 
 def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
-                      nthread: int | None = None) -> FittedMapping:
+                      nthread: int | None = None,
+                      progress: Progress = NO_PROGRESS) -> FittedMapping:
     """The trial's score mapping fitted on every essay of ``corpus`` (numbers fitted on one CV
     fold are not the whole-corpus model's): label-based methods on cross-fitted predictions,
     label-free ones on the essays' scores only."""
     spec: MappingSpec = spec_from_params(params, config.mapping.spec)
     pred, source = None, ""
     if needs_train_pred(spec):
-        pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread)
+        pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread,
+                                                progress=progress)
     es = corpus.essay_scale
     return fit_mapping(spec, train_y_norm=corpus.y_norm, train_prompt_codes=corpus.prompt_codes,
                        train_lo=es.lo, train_hi=es.hi, train_step=es.step, train_pred=pred,
@@ -222,8 +229,12 @@ def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any],
 
 def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
               run_dir: Path | None = None, run_data_hash: str | None = None,
-              nthread: int | None = None, overwrite: bool = False) -> FitResult:
+              nthread: int | None = None, overwrite: bool = False,
+              progress: Progress = NO_PROGRESS) -> FitResult:
     """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
+
+    ``progress`` sees each stage: the mapping's cross-fit (its fold features and models), the
+    features on every essay, the booster, writing the model.
 
     The trial's score mapping (its ``mapping.*`` params, else the config's ``mapping:``) is
     fitted again here on ``corpus`` (:func:`fit_score_mapping`), as CV fits it on a fold's
@@ -232,18 +243,23 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     out = Path(out).absolute()
     _check_out(out, overwrite)
     t0 = time.perf_counter()
-    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread)
+    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread,
+                               progress=progress)
     mapping = mapping_record(fitted.to_dict(), source=f"fitted on {corpus.source} "
                              f"({len(corpus)} essays) for trial {source.trial_number}")
     t_mapping = time.perf_counter() - t0
     t0 = time.perf_counter()
-    features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), config.features)
+    with progress.stage(f"features on all {len(corpus)} essays", total=1, unit="fit") as st:
+        features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), config.features)
+        st.advance()
     t_features = time.perf_counter() - t0
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
                                 nthread=threads, seed=config.cv.seed)
     dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
-    booster = xgb.train(bp, dtrain, num_boost_round=rounds)
+    with progress.stage(f"booster ({rounds} rounds)", total=1, unit="fit") as st:
+        booster = xgb.train(bp, dtrain, num_boost_round=rounds)
+        st.advance()
     t_train = time.perf_counter() - t0 - t_features
     prompts, counts = np.unique(corpus.prompts.astype(str), return_counts=True)
     manifest: dict[str, Any] = {
@@ -294,7 +310,7 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
 
 def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
             data: Path | None = None, nthread: int | None = None,
-            overwrite: bool = False) -> FitResult:
+            overwrite: bool = False, progress: Progress = NO_PROGRESS) -> FitResult:
     """``moqwk fit``: the run's selected trial (or ``trial``) on the run's whole corpus (or
     ``data``, read with the run's columns and scale), written to ``out`` (default
     ``RUN_DIR/model``)."""
@@ -314,4 +330,5 @@ def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
                         f"made (data hash {run_hash[:12]}…, now {corpus.data_hash[:12]}…); "
                         "give the corpus to fit on with --data")
     return fit_model(config, corpus, source, out=out, run_dir=run_dir.absolute(),
-                     run_data_hash=run_hash, nthread=nthread, overwrite=overwrite)
+                     run_data_hash=run_hash, nthread=nthread, overwrite=overwrite,
+                     progress=progress)
