@@ -67,7 +67,7 @@ class SearchOptions:
 
     n_trials: int | None = None
     timeout: float | None = None
-    n_jobs: int | None = None  # None: the usable cores (search.n_jobs: auto)
+    n_jobs: int | None = None  # None: search.n_jobs (whose auto is the usable cores)
     storage: str | None = None
     study_name: str = "moqwk"
     baseline_params: Mapping[str, Any] | None = None
@@ -371,7 +371,8 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     """
     if opts.n_trials is not None and opts.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {opts.n_trials}")
-    n_jobs = usable_cores() if opts.n_jobs is None else opts.n_jobs
+    n_jobs = opts.n_jobs if opts.n_jobs is not None else ws.config.search.n_jobs
+    n_jobs = usable_cores() if n_jobs is None else n_jobs  # search.n_jobs: auto
     if n_jobs < 1:
         raise ConfigError(f"--n-jobs must be >= 1, got {n_jobs}")
     cfg = ws.config
