@@ -126,7 +126,8 @@ def write_search_config(demo_config_yaml: str):
 
     Writes a demo-corpus config with :data:`SEARCH_SPACE` (``space`` entries added or replaced),
     :data:`SEARCH_BASELINE` (``baseline`` entries added or replaced), ``search.population_size:
-    4``, ``search.seed: 3``, ``search.n_jobs: 1`` and ``search.racing: false`` (``search`` entries added or replaced) and ``tails.tolerance``.
+    4``, ``search.seed: 3``, ``search.n_jobs: 1`` and ``search.racing: false`` (``search``
+    entries added or replaced) and ``tails.tolerance``.
     """
     import yaml
 
