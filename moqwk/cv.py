@@ -17,6 +17,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from threadpoolctl import threadpool_limits
 
 from moqwk.config import Config
 from moqwk.core.batching import apply_in_batches, batch_of, batch_seed, describe_batch
@@ -55,12 +57,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "moqwk" / "features"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def xgb_threads(n_parallel_trials: int, configured: int = 0) -> int:
-    """Threads per XGBoost model so that parallel trials do not oversubscribe the cores."""
+    """Threads per XGBoost model so that parallel trials do not oversubscribe the cores:
+    workers x threads = usable cores (at least one thread each)."""
     if configured > 0:
         return configured
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // max(1, n_parallel_trials))
+    return max(1, usable_cores() // max(1, n_parallel_trials))
 
 
 def inner_seed(seed: int, repeat: int, fold: int) -> int:
@@ -167,6 +175,8 @@ class CVEngine:
         self._labels_sha = hashlib.sha256(np.ascontiguousarray(corpus.y_norm).tobytes()
                                           ).hexdigest()
         self.progress = progress
+        #: Threads that build fold features at once (:meth:`prepare`): the usable cores.
+        self.build_workers = usable_cores()
 
     @property
     def n_fits(self) -> int:
@@ -211,28 +221,48 @@ class CVEngine:
 
     def prepare(self, features: Any = None) -> list[_Fold]:
         """Build (or load) every fold's features and DMatrix once for a feature variant
-        (default: the config's ``features:``); later calls reuse them."""
+        (default: the config's ``features:``); later calls reuse them.
+
+        Folds build in parallel, one thread per usable core (at most one per fold): each
+        fold's features are fitted on its own training essays, so the order does not matter,
+        and BLAS is held at one thread for the whole build (threadpoolctl's limit is
+        process-wide, so a pool's threads must not set and reset it on their own), so the
+        features are the same bits as a one-at-a-time build (tested).
+        """
         v = self._variant(self.config.features if features is None else features)
         with self._lock:
             if v.folds:
                 return v.folds
             t0 = time.perf_counter()
-            y = self.corpus.y_norm
-            folds = []
             sp = self.splits
             reps = f", {sp.repeats} repeats" if sp.repeats > 1 else ""
+            todo = list(sp.iter_folds())
             with self.progress.stage(f"fold features ({sp.scheme}{reps})", total=self.n_fits,
                                      unit="folds") as stage:
-                for r, k, tr, va in sp.iter_folds():
-                    ff = v.store.fold(tr, va)
-                    dtrain = xgb.DMatrix(ff.X_train, label=y[tr],
-                                         feature_names=list(ff.feature_names))
-                    dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names))
-                    folds.append(_Fold(r, k, tr, va, dtrain, dval))
+                def build(item: tuple[int, int, np.ndarray, np.ndarray]) -> _Fold:
+                    fold = self._build_fold(v, *item)
                     stage.advance()
+                    return fold
+
+                workers = min(self.build_workers, len(todo))
+                with threadpool_limits(limits=1, user_api="blas"):
+                    if workers <= 1:
+                        folds = [build(item) for item in todo]
+                    else:
+                        with ThreadPoolExecutor(max_workers=workers,
+                                                thread_name_prefix="moqwk-folds") as pool:
+                            folds = list(pool.map(build, todo))
             v.folds = folds
             self.feature_seconds += time.perf_counter() - t0
             return folds
+
+    def _build_fold(self, v: _Variant, r: int, k: int, tr: np.ndarray, va: np.ndarray) -> _Fold:
+        y = self.corpus.y_norm
+        ff = v.store.fold(tr, va)
+        dtrain = xgb.DMatrix(ff.X_train, label=y[tr], feature_names=list(ff.feature_names),
+                             nthread=1)
+        dval = xgb.DMatrix(ff.X_val, feature_names=list(ff.feature_names), nthread=1)
+        return _Fold(r, k, tr, va, dtrain, dval)
 
     # ------------------------------------------------------------------ inner folds
 
@@ -303,61 +333,16 @@ class CVEngine:
         outer fold's inner cross-fitted predictions of its training essays, stacked as
         ``(n_folds_total, n)`` (NaN outside that fold's training rows). The feature variant
         is the one ``params`` ask for (:meth:`features_for`)."""
-        features = self.features_for(params)
-        folds = self.prepare(features)
-        n = len(self.corpus)
-        out_z = None
-        inner_z = None
-        for r in range(self.splits.repeats):
-            bp, rounds = booster_params(model_params(params), objective=self.config.model.objective,
-                                        nthread=self.nthread, seed=self.model_seed(r))
-            rep_folds = [f for f in folds if f.repeat == r]
-            key = self._key(bp, rounds, f"outer:{r}", features)
-            hit = self.predictions.get(key)
-            if hit is None:
-                z = np.full(n, np.nan)
-                for f in rep_folds:
-                    t0 = time.perf_counter()
-                    booster = xgb.train(bp, f.dtrain, num_boost_round=rounds)
-                    t1 = time.perf_counter()
-                    z[f.val] = booster.predict(f.dval)
-                    timings["train_s"] += t1 - t0
-                    timings["predict_s"] += time.perf_counter() - t1
-                    if on_fold is not None and not inner:
-                        on_fold()
-                self.predictions.put(key, {"z": z})
-            else:
-                z = hit["z"]
-                timings["cache_hits"] += 1
-                if on_fold is not None and not inner:
-                    for _ in rep_folds:
-                        on_fold()
-            out_z = z[None, :] if out_z is None else np.vstack([out_z, z[None, :]])
-            if inner:
-                ikey = self._key(bp, rounds, f"inner:{r}", features)
-                ihit = self.predictions.get(ikey)
-                if ihit is None:
-                    zi = np.full((len(rep_folds), n), np.nan)
-                    for j, f in enumerate(rep_folds):
-                        for iva, dtr, dva in self._inner_folds(f, features):
-                            t0 = time.perf_counter()
-                            booster = xgb.train(bp, dtr, num_boost_round=rounds)
-                            zi[j, iva] = booster.predict(dva)
-                            timings["inner_train_s"] += time.perf_counter() - t0
-                        if on_fold is not None:
-                            on_fold()
-                    self.predictions.put(ikey, {"z": zi})
-                else:
-                    zi = ihit["z"]
-                    timings["cache_hits"] += 1
-                    if on_fold is not None:
-                        for _ in rep_folds:
-                            on_fold()
-                inner_z = zi if inner_z is None else np.vstack([inner_z, zi])
-        assert out_z is not None
-        return out_z, inner_z
+        raw = RawRun(self, params, inner=inner, timings=timings)
+        raw.advance(self.n_fits, on_fold=on_fold)
+        return raw.z, raw.zi
 
     # ------------------------------------------------------------------ a run
+
+    def start(self, params: Mapping[str, Any]) -> TrialRun:
+        """A run of ``params`` whose folds are trained on demand, in order (fold racing):
+        :meth:`TrialRun.advance` trains a prefix, :meth:`TrialRun.finish` the rest."""
+        return TrialRun(self, params)
 
     def run(self, params: Mapping[str, Any], *,
             on_fold: Callable[[], None] | None = None) -> CVResult:
@@ -366,15 +351,13 @@ class CVEngine:
         ``on_fold`` is called once per fold (:attr:`n_fits` times), after its model predicted
         (and, for a label-based mapping, after its inner cross-fit).
         """
-        features = self.features_for(params)
-        folds = self.prepare(features)
-        spec = spec_from_params(params, self.config.mapping.spec)
-        timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "mapping_s",
-                                 "cache_hits"), 0.0)
-        needs_inner = needs_train_pred(spec)
-        z, zi = self.raw_predictions(params, inner=needs_inner, timings=timings,
-                                     on_fold=on_fold)
-        t0 = time.perf_counter()
+        return self.start(params).finish(on_fold=on_fold)
+
+    def _map_folds(self, spec: Any, z: np.ndarray, zi: np.ndarray | None, folds: list[_Fold]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """Each of ``folds``' (a prefix of the engine's folds, in order) mapping, fitted on its
+        training essays, applied to its held-out ones (a transductive mapping in its declared
+        batches); rows of other folds stay NaN (unmapped)."""
         c = self.corpus
         es = c.essay_scale
         n_rep, n = z.shape
@@ -386,7 +369,7 @@ class CVEngine:
         source = (f"inner cross-fit: {self.config.mapping.inner_folds} "
                   f"{'prompt-grouped' if self.splits.scheme == 'prompt_holdout' else 'stratified'}"
                   " inner folds of the fold's training essays, features refitted on each")
-        for j, f in enumerate(folds):
+        for j, f in enumerate(folds):  # a prefix of the variant's folds: j is the row of zi
             tr, va = f.train, f.val
             fitted = fit_mapping(
                 spec, train_y_norm=c.y_norm[tr], train_prompt_codes=c.prompt_codes[tr],
@@ -405,27 +388,7 @@ class CVEngine:
                             "fallback_essays": int(mapped.fallback.sum()),
                             "held_out_essays": len(va),
                             **({"batch_seed": bseed} if fitted.transductive else {})})
-        timings["mapping_s"] = time.perf_counter() - t0
-        oof = self._oof_frame(z, z_mapped, y_pred, fallback, fold_of)
-        t1 = time.perf_counter()
-        metrics = self._metrics(oof)
-        timings["metrics_s"] = time.perf_counter() - t1
-        timings["features_s"] = self.feature_seconds
-        timings["total_s"] = (timings["train_s"] + timings["predict_s"] + timings["inner_train_s"]
-                              + timings["mapping_s"] + timings["metrics_s"])
-        transductive = METHODS[spec.method].transductive
-        batch = batch_of(spec.params) if transductive else None
-        mapping = {"spec": spec.to_dict(), "transductive": transductive,
-                   "batch": batch, "batch_description": describe_batch(batch),
-                   "batch_order": ("each fold's held-out essays of a prompt in a random order "
-                                   "seeded by batch_seed(cv seed, repeat, fold), cut into "
-                                   "batches of that size" if isinstance(batch, int) else None),
-                   "fallback_share": float(fallback.mean()), "folds": records}
-        used = {"families": features.enabled_names(), "config": features.to_dict(),
-                "params": feature_params(params)}
-        return CVResult(oof=oof, metrics=metrics, timings=timings,
-                        params=complete_params(params, self.config.mapping.spec), mapping=mapping,
-                        features=used)
+        return y_pred, z_mapped, fallback, fold_of, records
 
     def _oof_frame(self, z: np.ndarray, z_mapped: np.ndarray, y_pred: np.ndarray,
                    fallback: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
@@ -446,6 +409,165 @@ class CVEngine:
 
     def _metrics(self, oof: pd.DataFrame) -> CVMetrics:
         return metrics_from_oof(oof, self.corpus, self.config)
+
+
+class RawRun:
+    """One config's raw predictions, trained fold by fold in the engine's fold order.
+
+    A repeat whose predictions are in the cache is filled at once (its folds cost nothing); a
+    repeat is put in the cache only once all its folds have run, so a run stopped after some
+    folds (a pruned trial) leaves the cache as it was: keys and contents are the same as a
+    run that trains everything at once. The feature variant is the one ``params`` ask for
+    (:meth:`CVEngine.features_for`).
+    """
+
+    def __init__(self, engine: CVEngine, params: Mapping[str, Any], *, inner: bool,
+                 timings: dict[str, float]) -> None:
+        self.engine = engine
+        self.inner = inner
+        self.timings = timings
+        self.features = engine.features_for(params)
+        self.folds = engine.prepare(self.features)
+        n = len(engine.corpus)
+        sp = engine.splits
+        self.z = np.full((sp.repeats, n), np.nan)
+        self.zi: np.ndarray | None = np.full((len(self.folds), n), np.nan) if inner else None
+        self._bp: list[tuple[dict[str, Any], int]] = []
+        self._keys: list[tuple[str, str | None]] = []
+        self._outer_hit: list[bool] = []
+        self._inner_hit: list[bool] = []
+        for r in range(sp.repeats):
+            bp, rounds = booster_params(model_params(params),
+                                        objective=engine.config.model.objective,
+                                        nthread=engine.nthread, seed=engine.model_seed(r))
+            key = engine._key(bp, rounds, f"outer:{r}", self.features)
+            ikey = engine._key(bp, rounds, f"inner:{r}", self.features) if inner else None
+            hit = engine.predictions.get(key)
+            if hit is not None:
+                self.z[r] = hit["z"]
+                timings["cache_hits"] += 1
+            ihit = engine.predictions.get(ikey) if ikey is not None else None
+            if ihit is not None and self.zi is not None:
+                rows = [j for j, f in enumerate(self.folds) if f.repeat == r]
+                self.zi[rows] = ihit["z"]
+                timings["cache_hits"] += 1
+            self._bp.append((bp, rounds))
+            self._keys.append((key, ikey))
+            self._outer_hit.append(hit is not None)
+            self._inner_hit.append(ihit is not None or not inner)
+        self.done = 0
+
+    @property
+    def cached(self) -> bool:
+        """True when every fold's predictions came from the cache (nothing to train)."""
+        return all(self._outer_hit) and all(self._inner_hit)
+
+    def advance(self, upto: int, *, on_fold: Callable[[], None] | None = None) -> None:
+        """Train folds ``done .. upto - 1`` (what the cache does not hold), then cache every
+        repeat that is now complete. ``on_fold`` is called after each fold."""
+        e = self.engine
+        t = self.timings
+        upto = min(upto, len(self.folds))
+        for j in range(self.done, upto):
+            f = self.folds[j]
+            bp, rounds = self._bp[f.repeat]
+            if not self._outer_hit[f.repeat]:
+                t0 = time.perf_counter()
+                booster = xgb.train(bp, f.dtrain, num_boost_round=rounds)
+                t1 = time.perf_counter()
+                self.z[f.repeat, f.val] = booster.predict(f.dval)
+                t["train_s"] += t1 - t0
+                t["predict_s"] += time.perf_counter() - t1
+            if self.zi is not None and not self._inner_hit[f.repeat]:
+                for iva, dtr, dva in e._inner_folds(f, self.features):
+                    t0 = time.perf_counter()
+                    booster = xgb.train(bp, dtr, num_boost_round=rounds)
+                    self.zi[j, iva] = booster.predict(dva)
+                    t["inner_train_s"] += time.perf_counter() - t0
+            self.done = j + 1
+            last_of_repeat = j + 1 == len(self.folds) or self.folds[j + 1].repeat != f.repeat
+            if last_of_repeat:
+                self._cache_repeat(f.repeat)
+            if on_fold is not None:
+                on_fold()
+
+    def _cache_repeat(self, r: int) -> None:
+        key, ikey = self._keys[r]
+        if not self._outer_hit[r]:
+            self.engine.predictions.put(key, {"z": self.z[r].copy()})
+            self._outer_hit[r] = True
+        if self.zi is not None and ikey is not None and not self._inner_hit[r]:
+            rows = [j for j, f in enumerate(self.folds) if f.repeat == r]
+            self.engine.predictions.put(ikey, {"z": self.zi[rows].copy()})
+            self._inner_hit[r] = True
+
+
+class TrialRun:
+    """One config's CV, fold by fold (see :meth:`CVEngine.start`)."""
+
+    def __init__(self, engine: CVEngine, params: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.params = params
+        self.spec = spec_from_params(params, engine.config.mapping.spec)
+        self.timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "mapping_s",
+                                      "cache_hits"), 0.0)
+        self.raw = RawRun(engine, params, inner=needs_train_pred(self.spec),
+                          timings=self.timings)
+
+    @property
+    def done(self) -> int:
+        """Folds run so far (in the engine's fold order)."""
+        return self.raw.done
+
+    @property
+    def n_fits(self) -> int:
+        return len(self.raw.folds)
+
+    @property
+    def cached(self) -> bool:
+        return self.raw.cached
+
+    def advance(self, upto: int, *, on_fold: Callable[[], None] | None = None) -> None:
+        self.raw.advance(upto, on_fold=on_fold)
+
+    def partial_pred(self) -> np.ndarray:
+        """``(repeats, n)`` predictions on each essay's scale for the folds run so far; NaN for
+        the essays of folds not run yet."""
+        y_pred, *_ = self.engine._map_folds(self.spec, self.raw.z, self.raw.zi,
+                                            self.raw.folds[:self.done])
+        return y_pred
+
+    def finish(self, *, on_fold: Callable[[], None] | None = None) -> CVResult:
+        """Run the remaining folds and return the whole CV's result."""
+        e = self.engine
+        self.raw.advance(self.n_fits, on_fold=on_fold)
+        z, zi, timings = self.raw.z, self.raw.zi, self.timings
+        t0 = time.perf_counter()
+        y_pred, z_mapped, fallback, fold_of, records = e._map_folds(self.spec, z, zi,
+                                                                    self.raw.folds)
+        timings["mapping_s"] = time.perf_counter() - t0
+        oof = e._oof_frame(z, z_mapped, y_pred, fallback, fold_of)
+        t1 = time.perf_counter()
+        metrics = e._metrics(oof)
+        timings["metrics_s"] = time.perf_counter() - t1
+        timings["features_s"] = e.feature_seconds
+        timings["total_s"] = (timings["train_s"] + timings["predict_s"] + timings["inner_train_s"]
+                              + timings["mapping_s"] + timings["metrics_s"])
+        spec = self.spec
+        transductive = METHODS[spec.method].transductive
+        batch = batch_of(spec.params) if transductive else None
+        mapping = {"spec": spec.to_dict(), "transductive": transductive,
+                   "batch": batch, "batch_description": describe_batch(batch),
+                   "batch_order": ("each fold's held-out essays of a prompt in a random order "
+                                   "seeded by batch_seed(cv seed, repeat, fold), cut into "
+                                   "batches of that size" if isinstance(batch, int) else None),
+                   "fallback_share": float(fallback.mean()), "folds": records}
+        features = self.raw.features
+        used = {"families": features.enabled_names(), "config": features.to_dict(),
+                "params": feature_params(self.params)}
+        return CVResult(oof=oof, metrics=metrics, timings=timings,
+                        params=complete_params(self.params, e.config.mapping.spec),
+                        mapping=mapping, features=used)
 
 
 def metrics_from_oof(oof: pd.DataFrame, corpus: Corpus, config: Config) -> CVMetrics:

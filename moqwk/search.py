@@ -20,9 +20,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from moqwk import artifacts
+from moqwk import artifacts, racing
 from moqwk.core.mapping import PARAM_PREFIX, complete_params, model_params, spec_to_params
-from moqwk.cv import CVEngine, xgb_threads
+from moqwk.cv import CVEngine, TrialRun, usable_cores, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError, StorageError
 from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import PROGRESS, STUDY_JSON, TRIALS_JSON, default_storage_url
@@ -35,7 +35,14 @@ from moqwk.run.record import (
 )
 from moqwk.run.splits_file import splits_hash
 from moqwk.run.workspace import Workspace
-from moqwk.study.records import CONSTRAINTS, is_counted, objective_names, progress, records
+from moqwk.study.records import (
+    CONSTRAINTS,
+    feasible_front,
+    is_counted,
+    objective_names,
+    progress,
+    records,
+)
 from moqwk.study.recovery import assign_generation, recover_interrupted, worker_id
 from moqwk.study.samplers import SAMPLERS, SamplerSpec, make_sampler, seed_sampler_for_trial
 from moqwk.study.space import (
@@ -60,7 +67,7 @@ class SearchOptions:
 
     n_trials: int | None = None
     timeout: float | None = None
-    n_jobs: int = 1
+    n_jobs: int | None = None  # None: search.n_jobs (whose auto is the usable cores)
     storage: str | None = None
     study_name: str = "moqwk"
     baseline_params: Mapping[str, Any] | None = None
@@ -78,6 +85,10 @@ class SearchState:
     started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
     last: list[dict] = field(default_factory=list)
+    #: Trials running in this process: number -> folds done, folds in all, start time.
+    running: dict[int, dict[str, Any]] = field(default_factory=dict)
+    racing: dict[str, Any] | None = None
+    workers: int = 1
 
 
 def _budget(trials: list[FrozenTrial]) -> tuple[int, int]:
@@ -121,6 +132,9 @@ class Objective:
         self._guard: dict[str, Any] | None = None
         self._guard_lock = threading.Lock()
         self._progress = progress  # the first engine's fold features; trials report themselves
+        self.racing: racing.RacingPlan | None = None
+        #: Called after each fold of a trial: (trial number, folds done, folds in all).
+        self.on_fold: Callable[[int, int, int], None] | None = None
 
     def engine(self) -> CVEngine:
         eng = getattr(self._local, "engine", None)
@@ -190,7 +204,18 @@ class Objective:
             trial.set_user_attr("moqwk_params", params)
             if self.on_start is not None:
                 self.on_start(study)  # progress.json and the live table show it running
-            result = self.engine().run(params)
+            run = self.engine().start(params)
+            number = trial.number
+
+            def fold_done() -> None:
+                if self.on_fold is not None:
+                    self.on_fold(number, run.done, run.n_fits)
+
+            if self.on_fold is not None:
+                self.on_fold(number, 0, run.n_fits)
+            if role != "baseline":
+                self._race(trial, run, fold_done)
+            result = run.finish(on_fold=fold_done)
             m = result.metrics
             named = self.objectives.values(m)
             bad = [n for n, v in named.items() if not math.isfinite(v)]
@@ -199,6 +224,8 @@ class Objective:
                                  "no essay in a tail?)")
             guard = (_guardrails(m.low_tail_mae, m.high_tail_mae, self.tolerance, trial.number)
                      if role == "baseline" else self.guardrails(study))
+        except optuna.TrialPruned:
+            raise
         except Exception as e:
             reason = f"{type(e).__name__}: {e}".strip()[:500]
             trial.set_user_attr("moqwk_failure", reason)
@@ -225,6 +252,32 @@ class Objective:
         if role == "baseline":
             study.set_user_attr("moqwk_guardrails", guard)
         return tuple(named[n] for n in self.objectives.names)
+
+
+    def _race(self, trial: optuna.Trial, run: TrialRun, fold_done: Callable[[], None]) -> None:
+        """Run the trial's folds rung by rung; after each, stop it (PRUNED, with the folds run,
+        the rung and the reason) when :func:`moqwk.racing.check` says it cannot reach the
+        feasible front. A trial whose predictions are all cached costs nothing to finish."""
+        p = self.racing
+        if p is None or run.cached:
+            return
+        study = trial.study
+        for i, rung in enumerate(p.rungs):
+            run.advance(rung, on_fold=fold_done)
+            trials = study.get_trials(deepcopy=False)
+            front, numbers = feasible_front(trials, p.names)
+            limits = {}
+            g = study.user_attrs.get("moqwk_guardrails")
+            if g:
+                limits = {"low_tail_mae": g["low_tail_limit"],
+                          "high_tail_mae": g["high_tail_limit"]}
+            partial = racing.partial_of(run.partial_pred(), self.ws.corpus, self.ws.config)
+            verdict = racing.check(p, partial, front=front, front_numbers=numbers, limits=limits)
+            if verdict is not None:
+                trial.set_user_attr("moqwk_pruned", {
+                    "folds_run": run.done, "folds_total": run.n_fits, "rung": i + 1,
+                    "rungs": list(p.rungs), **verdict.to_dict(), "timings": dict(run.timings)})
+                raise optuna.TrialPruned(verdict.reason)
 
 
 def _ensure_enqueued(study: optuna.Study, baseline: Mapping[str, Any], space: dict,
@@ -287,9 +340,12 @@ def write_outputs(ws: Workspace, study: optuna.Study, state: SearchState) -> dic
     """``progress.json`` and ``optuna_trials.json``, rewritten atomically."""
     with state.lock:
         trials = study.get_trials(deepcopy=False)
-        prog = progress(trials, target=state.target, started=state.started, names=state.names)
+        prog = progress(trials, target=state.target, started=state.started, names=state.names,
+                        workers=state.workers)
+        prog["running_trials"] = [{"number": k, **v} for k, v in sorted(state.running.items())]
+        prog["racing"] = state.racing
         artifacts.write_json(ws.run_dir / PROGRESS, prog)
-        recs = records(study)
+        recs = records(study, trials)  # the same snapshot as the counts
         artifacts.write_json(ws.run_dir / TRIALS_JSON, recs)
         state.last = recs
         return prog
@@ -316,8 +372,10 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     """
     if opts.n_trials is not None and opts.n_trials < 1:
         raise ConfigError(f"--n-trials must be >= 1, got {opts.n_trials}")
-    if opts.n_jobs < 1:
-        raise ConfigError(f"--n-jobs must be >= 1, got {opts.n_jobs}")
+    n_jobs = opts.n_jobs if opts.n_jobs is not None else ws.config.search.n_jobs
+    n_jobs = usable_cores() if n_jobs is None else n_jobs  # search.n_jobs: auto
+    if n_jobs < 1:
+        raise ConfigError(f"--n-jobs must be >= 1, got {n_jobs}")
     cfg = ws.config
     grid = dict(cfg.search.grid) if cfg.search.sampler == "grid" else None
     old = read_run_record(ws.run_dir)
@@ -363,11 +421,14 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     write_run_record(ws.run_dir, run)
     recover_interrupted(study)
 
-    state = SearchState(run_dir=ws.run_dir, target=n_trials, names=objective_names(study))
-    objective = Objective(ws, space=space, fixed=baseline, n_jobs=opts.n_jobs,
+    state = SearchState(run_dir=ws.run_dir, target=n_trials, names=objective_names(study),
+                        workers=n_jobs)
+    objective = Objective(ws, space=space, fixed=baseline, n_jobs=n_jobs,
                           tolerance=cfg.tails.tolerance, target=n_trials,
                           sampler_seed=spec.seed, progress=progress)
     engine = objective.engine()  # build or load the fold features before any trial
+    objective.racing = racing.plan(cfg, engine.n_fits, state.names) if grid is None else None
+    state.racing = objective.racing.to_dict() if objective.racing is not None else None
     artifacts.write_json(ws.run_dir / STUDY_JSON, study_record(
         ws, study, url=url, spec=spec, space=space, run=run, baseline=baseline,
         engine_keys=engine.feature_keys))
@@ -379,7 +440,20 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
 
     objective.on_start = update
 
-    def callback(st: optuna.Study, _t: FrozenTrial) -> None:
+    def fold(number: int, done: int, total: int) -> None:
+        with state.lock:
+            info = state.running.setdefault(number, {"started": time.time()})
+            info.update(folds_done=done, folds_total=total)
+        if on_update is not None and done > 0:
+            prog = write_outputs(ws, study, state)
+            on_update(state.last, {**prog, "fold_event": {"trial": number, "done": done,
+                                                          "total": total}})
+
+    objective.on_fold = fold
+
+    def callback(st: optuna.Study, t: FrozenTrial) -> None:
+        with state.lock:
+            state.running.pop(t.number, None)
         counted, running = _budget(st.get_trials(deepcopy=False))
         if counted + running >= n_trials:
             st.stop()
@@ -389,7 +463,7 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     update(study)
     if counted < n_trials:
         try:
-            study.optimize(objective, n_trials=None, timeout=opts.timeout, n_jobs=opts.n_jobs,
+            study.optimize(objective, n_trials=None, timeout=opts.timeout, n_jobs=n_jobs,
                            callbacks=[callback], catch=(Exception,), gc_after_trial=False,
                            show_progress_bar=False)
         except KeyboardInterrupt:

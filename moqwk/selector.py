@@ -87,8 +87,10 @@ class RunTrials:
 
     @property
     def n_counted(self) -> int:
-        """Trials that used the budget: complete, or failed for a reason of their own."""
-        return sum(r["state"] in ("complete", "fail") for r in self.trials)
+        """Trials that used the budget: complete, failed for a reason of their own, or stopped
+        by fold racing (``pruned``; never in the front, the selection or BBC-CV, which take
+        complete trials only)."""
+        return sum(r["state"] in ("complete", "fail", "pruned") for r in self.trials)
 
 
 def load_trials(run_dir: Path, *, storage: str | None = None,
@@ -246,6 +248,7 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     record["corrected"] = {roles[k]: v for k, v in record["corrected"].items()}
     record["chosen_counts"] = {numbers[int(i)]: c for i, c in record["chosen_counts"].items()}
     record["reported"] = "corrected" if opts.bbc_corrected else "estimates"
+    record["trials"] = numbers  # the pooled configs: complete trials only (never pruned ones)
     record["summary"] = {
         roles[k]: {"in_sample": chosen["values"][roles[k]], "estimate": e.point,
                    "lo": e.lo, "hi": e.hi,

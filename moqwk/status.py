@@ -56,6 +56,6 @@ def read_status(run_dir: Path, *, storage: str | None = None,
     starts = [t.datetime_start.timestamp() for t in trials if t.datetime_start is not None]
     names = objective_names(study)
     prog = progress(trials, target=target, started=min(starts) if starts else None, names=names)
-    done = prog["complete"] + prog["failed"]
+    done = prog["complete"] + prog["failed"] + prog["pruned"]
     return Status(records(study), prog, ObjectiveSet.from_names(names), name,
                   finished=done >= target and prog["running"] == 0)

@@ -140,7 +140,8 @@ def write_search_config(demo_config_yaml: str):
 
     Writes a demo-corpus config with :data:`SEARCH_SPACE` (``space`` entries added or replaced),
     :data:`SEARCH_BASELINE` (``baseline`` entries added or replaced), ``search.population_size:
-    4`` and ``search.seed: 3`` (``search`` entries added or replaced) and ``tails.tolerance``.
+    4``, ``search.seed: 3``, ``search.n_jobs: 1`` and ``search.racing: false`` (``search``
+    entries added or replaced) and ``tails.tolerance``.
     """
     import yaml
 
@@ -149,7 +150,10 @@ def write_search_config(demo_config_yaml: str):
         raw = yaml.safe_load(demo_config_yaml)
         raw["tails"] = {"tolerance": tolerance}
         raw["baseline"] = {"params": {**SEARCH_BASELINE, **(baseline or {})}}
-        raw["search"] = {"population_size": 4, "seed": 3,
+        # one worker and no fold racing: the tests' expectations (generations in trial order,
+        # the same trials for the same seed, every trial complete) are written for them;
+        # n_jobs: auto and racing are tested on their own (tests/test_racing_search.py)
+        raw["search"] = {"population_size": 4, "seed": 3, "n_jobs": 1, "racing": False,
                          "space": {**SEARCH_SPACE, **(space or {})}, **(search or {})}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

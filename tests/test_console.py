@@ -238,3 +238,30 @@ def test_no_color_is_honoured_in_a_log(monkeypatch: pytest.MonkeyPatch):
 def test_a_heading_in_a_log_is_one_line(capsys: pytest.CaptureFixture[str]):
     heading(make_console(), "Baseline CV")
     assert capsys.readouterr().out == "== Baseline CV\n"
+
+
+def test_the_live_footer_keeps_counting_between_updates(monkeypatch):
+    """Rich re-renders the footer on its timer: 30 s after the last update the elapsed time
+    has grown by 30 s and the ETA shrunk by as much (it froze at the update's numbers)."""
+    import moqwk.console.live as live
+
+    clock = [1000.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    footer = live.LiveFooter(PROG)
+    assert "elapsed 75.0s  ETA 2.5m" in render(footer, width=200)
+    clock[0] += 30.0
+    assert "elapsed 105.0s  ETA 2.0m" in render(footer, width=200)
+
+
+def test_pruned_trials_are_counted_done_and_their_folds_shown():
+    prog = {**PROG, "pruned": 2, "running_trials": [
+        {"number": 7, "folds_done": 2, "folds_total": 5, "started": 100.0}]}
+    assert progress_text(prog).startswith("6/10 trials (3 complete, 2 pruned, 1 failed")
+    from moqwk.console.live import folds_text
+
+    assert folds_text(prog, now=131.0) == "trial 7: 2/5 folds, 31.0s"
+    assert "trial 7: 2/5 folds" in render(progress_line(prog), width=200)
+    pruned = rec(9, None, state="pruned", feasible=False)
+    pruned["pruned"] = {"folds_run": 2, "folds_total": 5, "reason": "dominated by trial 3"}
+    assert trial_line(pruned, NAMES) == ("trial   9 pruned (stopped after 2 of 5 folds: "
+                                         "dominated by trial 3)")

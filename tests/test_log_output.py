@@ -1,5 +1,6 @@
-"""A search piped to a file (CI, nohup, ``| tee``): one line per finished trial, nothing
-hard-wrapped at 80 columns, no table cell cut with '…'.
+"""A search piped to a file (CI, nohup, ``| tee``): one line per finished trial and one per
+fold of a running trial, each starting with the time of day, nothing hard-wrapped at 80
+columns, no table cell cut with '…'.
 
 The search runs as its own process with stdout to a file, as a user's log would be written, and
 with ``COLUMNS=80`` as an 80-column terminal exports it.
@@ -31,17 +32,39 @@ def log(tmp_path_factory: pytest.TempPathFactory, write_search_config) -> tuple[
     env["COLUMNS"] = "80"
     with open(root / "search.log", "wb") as out:
         proc = subprocess.run([sys.executable, "-m", "moqwk.cli", "search", "--config", str(cfg),
-                               "--run-dir", str(run), "--n-trials", str(N)],
+                               "--run-dir", str(run), "--n-trials", str(N), "--n-jobs", "1"],
                               stdout=out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                               env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()
     return (root / "search.log").read_text(encoding="utf-8"), run
 
 
+STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
+
+
+def _unstamped(text: str) -> list[str]:
+    """The log's lines, the time of day cut from those that carry it."""
+    return [STAMP.sub("", ln) for ln in text.splitlines()]
+
+
+def test_trial_and_fold_lines_carry_the_time_of_day(log):
+    text, _ = log
+    stamped = [ln for ln in text.splitlines() if STAMP.match(ln)]
+    assert any(" fold features " in f" {ln}" for ln in stamped)
+    assert sum(" complete " in ln for ln in stamped) == N
+
+
+def test_one_line_per_fold_of_each_trial(log):
+    text, _ = log
+    folds = [ln for ln in _unstamped(text) if re.fullmatch(r"trial +\d+ fold \d+/5", ln)]
+    assert [(int(ln.split()[1]), ln.split()[-1]) for ln in folds] == [
+        (t, f"{k}/5") for t in range(N) for k in range(1, 6)]
+
+
 def test_one_line_per_finished_trial(log):
     text, run = log
     records = json.loads((run / "artifacts/optuna_trials.json").read_text())
-    lines = [ln for ln in text.splitlines() if ln.startswith("trial ")]
+    lines = [ln for ln in _unstamped(text) if ln.startswith("trial ") and " fold " not in ln]
     assert [int(ln.split()[1]) for ln in lines] == [r["number"] for r in records] == list(range(N))
     for ln, r in zip(lines, records, strict=True):
         for name in NAMES:  # every value of the trial, whole, on its own line
@@ -56,7 +79,7 @@ def test_one_line_per_finished_trial(log):
 
 def test_nothing_is_hard_wrapped_at_eighty_columns(log):
     text, run = log
-    lines = text.splitlines()
+    lines = _unstamped(text)
     assert max(len(ln) for ln in lines) > 80  # precondition: there were long lines to wrap
     # every line is a known kind of line: no orphaned continuation of a wrapped one
     kinds = re.compile(r"^(trial +\d+ |\d+/\d+ trials \(|Study moqwk: all trials|[┏┃┡│└]|"

@@ -17,6 +17,20 @@ from moqwk.cli import build_parser, main
 from moqwk.console.progress import BarProgress, LineProgress, make_progress
 from moqwk.progress import NO_PROGRESS
 
+#: The time of day every log line starts with (LineProgress and the search's trial lines).
+STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
+
+
+def _lines(text: str) -> list[str]:
+    """``text``'s lines, each checked to start with the time of day, which is cut off."""
+    out = []
+    for ln in text.splitlines():
+        if ln.startswith(("fold features", "training folds", "trial ")):
+            raise AssertionError(f"a log line without its time of day: {ln!r}")
+        out.append(STAMP.sub("", ln))
+    return out
+
+
 LINE = re.compile(r"^(?P<label>.+?): (?P<total>\d+) (?P<unit>\w+) \.\.\. "
                   r"(?P<end>(?:done, \d+ \w+|done after (?P<done>\d+) \w+ \(of up to \d+\)) "
                   r"in [\d.]+[sm])$")
@@ -50,7 +64,7 @@ def test_a_log_gets_one_line_per_stage_with_what_was_done():
             st.advance()
     with p.stage("stability gate", total=20, unit="folds") as st:
         st.advance(10)  # the gate stopped at its first pass
-    lines = out.getvalue().splitlines()
+    lines = _lines(out.getvalue())
     assert len(lines) == 2
     first, second = (LINE.match(ln) for ln in lines)
     assert first and first["label"] == "fold features (prompt_holdout)"
@@ -66,7 +80,7 @@ def test_a_stage_left_by_an_error_says_where_it_stopped():
     with pytest.raises(KeyboardInterrupt), p.stage("training folds", total=5, unit="folds") as st:
         st.advance(2)
         raise KeyboardInterrupt
-    (line,) = out.getvalue().splitlines()
+    (line,) = _lines(out.getvalue())
     assert line.startswith("training folds: 5 folds ... stopped after 2 of 5 folds (")
 
 
@@ -77,7 +91,7 @@ def test_a_stage_inside_a_stage_still_gives_whole_lines():
         with p.stage("inner", total=2, unit="folds") as inner:
             inner.advance(2)
         outer.advance()
-    lines = out.getvalue().splitlines()
+    lines = _lines(out.getvalue())
     assert lines[0] == "outer: 1 configs ..."
     assert lines[1].startswith("inner: 2 folds ... done, 2 folds in")
     assert lines[2].startswith("outer: done, 1 configs in")
@@ -105,7 +119,7 @@ def test_a_terminal_gets_a_bar_per_stage():
 def test_cv_in_a_log_prints_two_stages_and_quiet_prints_none(tmp_path, demo_config_path, capsys):
     assert main(["cv", "--config", str(demo_config_path), "--run-dir", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
-    stages = [ln for ln in out.splitlines() if LINE.match(ln)]
+    stages = [ln for ln in _lines(out) if LINE.match(ln)]
     assert [LINE.match(ln)["label"] for ln in stages] == [  # type: ignore[index]
         "fold features (prompt_holdout)", "training folds (prompt_holdout)"]
     assert all(" 5 folds ... done, 5 folds in " in ln for ln in stages)
@@ -141,15 +155,16 @@ def test_cv_on_a_terminal_draws_the_bars(tmp_path, demo_config_path):
 
 
 def test_search_logs_its_features_once_and_then_one_line_per_trial(searched_run):
-    lines = searched_run.stdout.splitlines()
+    lines = _lines(searched_run.stdout)
     features = [i for i, ln in enumerate(lines) if ln.startswith("fold features (")]
-    trials = [i for i, ln in enumerate(lines) if re.match(r"^trial +\d+ ", ln)]
+    trials = [i for i, ln in enumerate(lines) if re.match(r"^trial +\d+ ", ln)
+              and not re.match(r"^trial +\d+ fold \d+/\d+$", ln)]
     assert len(features) == 1 and "5 folds ... done, 5 folds in" in lines[features[0]]
     assert len(trials) == len(searched_run.records) and features[0] < trials[0]
 
 
 def test_compare_logs_the_fresh_folds(selected_run):
-    lines = selected_run.compare_stdout.splitlines()
+    lines = _lines(selected_run.compare_stdout)
     fresh = [ln for ln in lines if ln.startswith("fresh folds (seed ")]
     assert len(fresh) == 1
     assert "1 config(s) x 1 repeat(s): 5 folds ... done, 5 folds in" in fresh[0]

@@ -51,8 +51,10 @@ def finish(proc: subprocess.Popen, log: Path) -> tuple[int, str, str]:
 
 
 def is_counted(t) -> bool:
+    """Complete, failed for a reason of its own, or stopped by fold racing (not surplus)."""
     return t.state == TrialState.COMPLETE or (
-        t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs)
+        t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs) or (
+        t.state == TrialState.PRUNED and "moqwk_pruned" in t.user_attrs)
 
 
 def is_surplus(t) -> bool:
@@ -245,8 +247,10 @@ def check_shared_study(study: optuna.Study, n: int, pids: list[int], assert_guar
     assert len(set(drawn)) == len(drawn), "both workers drew the same configs"
     # One baseline (trial 0), and both workers measured the guardrails against it.
     assert [t.number for t in trials if t.user_attrs.get("moqwk_role") == "baseline"] == [0]
-    assert_guardrails(counted, baseline=trials[0].values, tolerance=TOLERANCE,
-                      names=study.metric_names)
+    raced = [t for t in counted if t.state == TrialState.PRUNED]
+    assert all(t.user_attrs["moqwk_pruned"]["folds_run"] == 4 for t in raced)
+    assert_guardrails([t for t in counted if t not in raced], baseline=trials[0].values,
+                      tolerance=TOLERANCE, names=study.metric_names)
 
 
 OPEN_AT_ONCE = """\
@@ -323,8 +327,11 @@ def run_two_workers(cfg: Path, run_dirs: list[Path], url: str, name: str, n: int
     return results
 
 
-#: Population 6 without seeded neighbours: the baseline and 5 random draws, then 2 children.
-WORKERS_SEARCH = {"population_size": 6, "seed_neighbours": 0}
+#: Population 6 without seeded neighbours: the baseline and 5 random draws, then 2 children;
+#: fold racing on and eager (a check after 4 of 5 folds, no margin), so that workers stop
+#: trials while others finish theirs.
+WORKERS_SEARCH = {"population_size": 6, "seed_neighbours": 0, "racing": True,
+                  "racing_rungs": [4], "racing_margin": 0.0}
 
 
 def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config, assert_guardrails):

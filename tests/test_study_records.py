@@ -156,17 +156,73 @@ def test_no_eta_before_a_trial_has_finished():
     assert p["mean_trial_s"] is None and p["eta_s"] is None
 
 
-def test_eta_is_remaining_budget_times_mean_duration_over_running_workers():
-    # 4 complete (mean 3 s) + 1 failed use 5 of 9: 4 remain.
+def test_eta_is_remaining_budget_times_recent_weighted_cost_over_running_workers():
+    # 4 complete (1, 2, 3, 6 s, finished in that order) + 1 failed use 5 of 9: 4 remain. The
+    # cost weighs a trial half as much 5 trials back: weights 2^(-3/5), 2^(-2/5), 2^(-1/5), 1.
+    w = [2 ** (-3 / 5), 2 ** (-2 / 5), 2 ** (-1 / 5), 1.0]
+    cost = sum(wi * s for wi, s in zip(w, (1.0, 2.0, 3.0, 6.0), strict=True)) / sum(w)
     p = progress(TRIALS, target=9, started=None, names=DEFAULT)
     assert p["mean_trial_s"] == pytest.approx(3.0)
-    assert p["eta_s"] == pytest.approx(4 * 3.0)
+    assert p["trial_cost_s"] == pytest.approx(cost)
+    assert p["eta_s"] == pytest.approx(4 * cost)
     two_running = TRIALS + [trial(6, TrialState.RUNNING), trial(7, TrialState.RUNNING)]
     assert progress(two_running, target=9, started=None, names=DEFAULT)["eta_s"] == \
-        pytest.approx(4 * 3.0 / 2)
+        pytest.approx(4 * cost / 2)
     assert progress(TRIALS, target=3, started=None, names=DEFAULT)["eta_s"] == 0.0  # done
 
 
 def test_elapsed_adds_time_before_a_resume():
     assert progress(TRIALS, target=9, started=None, elapsed_before=12.5,
                     names=DEFAULT)["elapsed_s"] == 12.5
+
+
+# --------------------------------------------------------------------------- fold racing, ETA
+
+
+def _timed(number: int, seconds: float, *, trained: bool, state=TrialState.COMPLETE,
+           pruned: bool = False) -> FrozenTrial:
+    timings = {"train_s": seconds * 0.9 if trained else 0.0, "inner_train_s": 0.0,
+               "cache_hits": 0 if trained else 5}
+    ua: dict = {"moqwk_metrics": {"timings": timings}}
+    if pruned:
+        ua = {"moqwk_pruned": {"folds_run": 2, "folds_total": 5, "reason": "dominated",
+                               "timings": timings}}
+    t = trial(number, state, values=[0.5, 0.6, 0.1, 0.2] if state == TrialState.COMPLETE
+              else None, constraints=FEASIBLE, user_attrs=ua, seconds=seconds)
+    t.datetime_start = T0 + dt.timedelta(minutes=number)
+    t.datetime_complete = t.datetime_start + dt.timedelta(seconds=seconds)
+    return t
+
+
+def test_racing_pruned_trials_count_toward_the_budget_but_surplus_ones_do_not():
+    raced = _timed(1, 10.0, trained=True, state=TrialState.PRUNED, pruned=True)
+    surplus = trial(2, TrialState.PRUNED, user_attrs={"moqwk_surplus": True})
+    assert is_counted(raced) and not is_counted(surplus)
+    prog = progress([_timed(0, 10.0, trained=True), raced, surplus], target=5, started=None)
+    assert prog["pruned"] == 1 and prog["complete"] == 1
+    rec = trial_record(raced, DEFAULT)
+    assert rec["state"] == "pruned" and rec["pruned"]["folds_run"] == 2
+    assert rec["values"] is None and not rec["feasible"]
+    assert trial_record(surplus, DEFAULT)["state"] == "surplus"
+
+
+def test_the_eta_ignores_cached_trials():
+    """Three 60 s trials that trained, then five served from the cache in 0.1 s: the next
+    trials will cost about a minute, not a tenth of a second."""
+    trials = [_timed(i, 60.0, trained=True) for i in range(3)]
+    trials += [_timed(3 + i, 0.1, trained=False) for i in range(5)]
+    prog = progress(trials, target=10, started=None)
+    assert prog["trial_cost_s"] == pytest.approx(60.0)
+    assert prog["eta_s"] == pytest.approx(2 * 60.0)
+    assert progress(trials[3:], target=10, started=None)["eta_s"] is None  # no evidence yet
+
+
+def test_the_eta_weights_recent_trials_more_and_counts_pruned_ones():
+    """Trials got cheaper (racing stops some after 2 folds): the cost follows the recent ones."""
+    old = [_timed(i, 100.0, trained=True) for i in range(5)]
+    new = [_timed(5 + i, 20.0, trained=True, state=TrialState.PRUNED, pruned=True)
+           for i in range(5)]
+    cost = progress(old + new, target=20, started=None)["trial_cost_s"]
+    assert 20.0 < cost < 60.0  # the plain mean would be 60
+    assert progress(old + new, target=20, started=None, workers=2)["eta_s"] == \
+        pytest.approx(10 * cost / 2)

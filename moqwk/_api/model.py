@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from moqwk._api._common import ProgressLike, as_progress
 from moqwk._api.results import FitResult, frozen
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
 
 def fit(*, run_dir: str | Path, out: str | Path | None = None, trial: int | None = None,
-        data: str | Path | None = None, overwrite: bool = False) -> FitResult:
+        data: str | Path | None = None, overwrite: bool = False,
+        progress: ProgressLike = False) -> FitResult:
     """Train the selected trial's pipeline on the whole corpus and write a model directory
     (``moqwk fit``). The directory is built under a temporary name and renamed into place.
 
@@ -33,6 +35,7 @@ def fit(*, run_dir: str | Path, out: str | Path | None = None, trial: int | None
         data: fit on this CSV or Parquet file instead of the run's corpus (same columns and
             scale as the run's config).
         overwrite: replace an existing model directory at ``out``.
+        progress: False (default), True for its stages on stderr, or a Progress.
 
     Raises:
         RunDirError: no selection (or no such trial); ModelError: ``out`` exists;
@@ -41,7 +44,8 @@ def fit(*, run_dir: str | Path, out: str | Path | None = None, trial: int | None
     from moqwk.model.fit import fit_run
 
     result = fit_run(Path(run_dir), out=Path(out) if out is not None else None, trial=trial,
-                     data=Path(data) if data is not None else None, overwrite=overwrite)
+                     data=Path(data) if data is not None else None, overwrite=overwrite,
+                     progress=as_progress(progress))
     m = result.manifest
     est = (m.get("cv_estimates") or {}).get("in_sample") or {}
     return FitResult(

@@ -12,11 +12,13 @@ from moqwk.console import make_console
 
 def run(args: argparse.Namespace) -> int:
     from moqwk._api.model import fit
+    from moqwk.cli._common import progress_for
 
-    result = fit(run_dir=Path(args.run_dir), out=args.out or None, trial=args.trial,
-                 data=args.data or None, overwrite=args.overwrite)
-    m = result.manifest
     con = make_console()
+    result = fit(run_dir=Path(args.run_dir), out=args.out or None, trial=args.trial,
+                 data=args.data or None, overwrite=args.overwrite,
+                 progress=progress_for(args, con))
+    m = result.manifest
     data = m["data"]
     con.print(f"Fitted trial {m['trial']['number']} on {data['n_essays']} essays "
               f"({data['n_prompts']} prompts) from {data['source']}")

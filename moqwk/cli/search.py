@@ -48,7 +48,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_run_dir(p)
     p.add_argument("--seed", type=int, help="the sampler's seed (overrides search.seed)")
     p.add_argument("--n-jobs", type=int, help="trials at once in this process (default: "
-                                              "search.n_jobs or 1)")
+                                              "search.n_jobs, else the usable cores)")
     p.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     add_storage(p)
 

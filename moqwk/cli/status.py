@@ -10,7 +10,7 @@ from moqwk.cli._common import add_run_dir
 from moqwk.console import make_console
 
 #: What a watched log reports a change of (elapsed time and ETA change at every refresh).
-COUNTS = ("complete", "failed", "interrupted", "running", "waiting", "feasible", "target")
+COUNTS = ("complete", "failed", "pruned", "interrupted", "running", "waiting", "feasible", "target")
 
 
 def run(args: argparse.Namespace) -> int:

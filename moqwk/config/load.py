@@ -54,8 +54,13 @@ SECTIONS = ("data", "scale", "features", "cv", "tails", "model", "objectives", "
 #: Fields that never change what a trial computes: where files live, threads, the budget.
 _NOT_SCORING: set[tuple[str, ...]] = {("data", "path"), ("model", "nthread"),
                                        ("features", "table", "path")}
+#: Fold racing decides how much a trial may spend, not what a finished trial computes (a
+#: finished trial's values are the same with racing on or off), so, like the budget and the
+#: workers, it is left out of the study hash: a run made before racing existed resumes (with
+#: racing on unless its config turns it off), and a study may mix the two.
 _NOT_STUDY: set[tuple[str, ...]] = {("search", "n_trials"), ("search", "timeout"),
-                                    ("search", "n_jobs")}
+                                    ("search", "n_jobs"), ("search", "racing"),
+                                    ("search", "racing_rungs"), ("search", "racing_margin")}
 
 
 def _without(d: Mapping[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:

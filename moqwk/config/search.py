@@ -164,7 +164,7 @@ class SearchConfig:
 
     n_trials: int = DEFAULT_N_TRIALS
     timeout: float | None = None
-    n_jobs: int = 1
+    n_jobs: int | None = None  # None: "auto", the usable cores
     sampler: str = "nsga2"
     seed: int | None = None  # None: cv.seed
     population_size: int = 10
@@ -176,10 +176,16 @@ class SearchConfig:
     seed_neighbours: int | None = None  # None: fill the first generation
     initial_configs: tuple[Mapping[str, Any], ...] = ()
     grid: Mapping[str, list[Any]] = field(default_factory=lambda: parse_grid(None))
+    #: Fold racing (docs/explanation/method.md): on by default; the rungs (folds run before a
+    #: check; None: half the folds) and the per-objective margins (None: "auto").
+    racing: bool = True
+    racing_rungs: tuple[int, ...] | None = None
+    racing_margin: Mapping[str, float] | float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n_trials": self.n_trials, "timeout": self.timeout, "n_jobs": self.n_jobs,
+            "n_trials": self.n_trials, "timeout": self.timeout,
+            "n_jobs": "auto" if self.n_jobs is None else self.n_jobs,
             "sampler": self.sampler, "seed": self.seed,
             "population_size": self.population_size, "mutation_prob": self.mutation_prob,
             "crossover": self.crossover, "crossover_prob": self.crossover_prob,
@@ -188,12 +194,61 @@ class SearchConfig:
             "seed_neighbours": self.seed_neighbours,
             "initial_configs": [dict(c) for c in self.initial_configs],
             "grid": {k: list(v) for k, v in self.grid.items()},
+            "racing": self.racing,
+            "racing_rungs": "auto" if self.racing_rungs is None else list(self.racing_rungs),
+            "racing_margin": "auto" if self.racing_margin is None else (
+                dict(self.racing_margin) if isinstance(self.racing_margin, Mapping)
+                else self.racing_margin),
         }
 
 
 SEARCH_FIELDS = {"n_trials", "timeout", "sampler", "population_size", "mutation_prob",
                  "crossover", "crossover_prob", "swapping_prob", "seed", "space",
-                 "seed_neighbours", "n_jobs", "initial_configs", "grid"}
+                 "seed_neighbours", "n_jobs", "initial_configs", "grid", "racing",
+                 "racing_rungs", "racing_margin"}
+
+
+def _auto_or(s: Mapping[str, Any], name: str) -> bool:
+    return s.get(name) is None or s.get(name) == "auto"
+
+
+def parse_n_jobs(value: Any, where: str = "search.n_jobs") -> int | None:
+    """``auto`` (None: the usable cores) or a whole number >= 1."""
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: 'auto' or a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _rungs(s: Mapping[str, Any]) -> tuple[int, ...] | None:
+    if _auto_or(s, "racing_rungs"):
+        return None
+    v = s["racing_rungs"]
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                          and x >= 1 for x in v):
+        raise ConfigError(f"search.racing_rungs: 'auto' or a list of fold counts >= 1 (for "
+                          f"example [2]), got {v!r}")
+    if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        raise ConfigError(f"search.racing_rungs: fold counts must increase, got {v!r}")
+    return tuple(v)
+
+
+def _margin(s: Mapping[str, Any]) -> Mapping[str, float] | float | None:
+    if _auto_or(s, "racing_margin"):
+        return None
+    v = s["racing_margin"]
+    where = "search.racing_margin"
+    if isinstance(v, Mapping):
+        out = {}
+        for k, x in v.items():
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x < math.inf:
+                raise ConfigError(f"{where}.{k}: a number >= 0, got {x!r}")
+            out[str(k)] = float(x)
+        return out
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+        raise ConfigError(f"{where}: 'auto', a number >= 0 or {{objective: margin}}, got {v!r}")
+    return float(v)
 
 
 def parse_search(raw: Mapping[str, Any]) -> SearchConfig:
@@ -206,7 +261,7 @@ def parse_search(raw: Mapping[str, Any]) -> SearchConfig:
     return SearchConfig(
         n_trials=bounded(s, "n_trials", p, int, DEFAULT_N_TRIALS, lo=1),
         timeout=bounded(s, "timeout", p, float, None, lo=0.0, lo_open=True),
-        n_jobs=bounded(s, "n_jobs", p, int, 1, lo=1),
+        n_jobs=parse_n_jobs(s.get("n_jobs")),
         sampler=choice(s, "sampler", p, SAMPLER_NAMES, "nsga2"),
         seed=bounded(s, "seed", p, int, None, lo=0),
         population_size=bounded(s, "population_size", p, int, 10, lo=2),
@@ -218,6 +273,9 @@ def parse_search(raw: Mapping[str, Any]) -> SearchConfig:
         seed_neighbours=bounded(s, "seed_neighbours", p, int, None, lo=0),
         initial_configs=tuple(dict(c) for c in configs),
         grid=parse_grid(s.get("grid")),
+        racing=typed(s, "racing", p, bool, True),
+        racing_rungs=_rungs(s),
+        racing_margin=_margin(s),
     )
 
 

@@ -2,7 +2,8 @@
 
 - On a terminal, :class:`BarProgress`: a Rich progress bar per stage (what, how far, elapsed,
   time left). A finished stage stays on the screen as one completed bar.
-- In a log (stdout not a terminal), :class:`LineProgress`: one plain line per stage. The line
+- In a log (stdout not a terminal), :class:`LineProgress`: one plain line per stage, starting
+  with the time of day (``14:03:07``). The line
   starts when the stage starts (``fold features (prompt_holdout): 5 folds ...``), so a log being
   followed says what is running, and ends with what was done and how long it took.
 - ``--quiet``: :data:`moqwk.progress.NO_PROGRESS`, nothing at all.
@@ -29,6 +30,11 @@ from rich.table import Column
 
 from moqwk.console.tables import duration_text
 from moqwk.progress import NO_PROGRESS, Progress, Stage
+
+
+def stamp() -> str:
+    """``HH:MM:SS`` and a space: what every line written to a log starts with."""
+    return time.strftime("%H:%M:%S ")
 
 
 def make_progress(console: Console, *, quiet: bool = False) -> Progress:
@@ -59,7 +65,7 @@ class LineProgress:
             self.console.print()
             self._open = None
         me = object()
-        self.console.print(f"{label}: {total} {unit} ...", end="")
+        self.console.print(f"{stamp()}{label}: {total} {unit} ...", end="")
         self._open = me
         counter = _Counter()
         t0 = time.perf_counter()
@@ -80,7 +86,7 @@ class LineProgress:
             if self._open is me:
                 self.console.print(f" {end}")
             else:
-                self.console.print(f"{label}: {end}")
+                self.console.print(f"{stamp()}{label}: {end}")
             self._open = None
 
 

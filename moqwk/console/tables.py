@@ -106,12 +106,20 @@ def trials_table(records: Sequence[dict], *, limit: int | None = 20,
     return table
 
 
+def _pruned_text(r: dict) -> str | None:
+    """A trial stopped by fold racing: after how many folds, and why."""
+    p = r.get("pruned")
+    if not p:
+        return None
+    return f"stopped after {p['folds_run']} of {p['folds_total']} folds: {p['reason']}"
+
+
 def trial_line(r: dict, names: Sequence[str], *, worker: bool = False) -> str:
     """One finished trial as one line (what a log gets instead of the live table); ``worker``:
     end with the ``host:pid`` that ran it (a study shared by several workers)."""
     v = r["values"] or {}
     tail = (f" feasible={'yes' if r['feasible'] else 'no'}" if v
-            else f" ({r['failure_reason'] or r['state']})")
+            else f" ({r['failure_reason'] or _pruned_text(r) or r['state']})")
     role = _role_text(r)
     values = "".join(f" {k}={metric(k).format(v[k])}" for k in names if k in v)
     ran = f" worker={r['worker']}" if worker and r.get("worker") else ""

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from moqwk import artifacts
 from moqwk.console.live import live_view, progress_short
+from moqwk.console.progress import stamp
 from moqwk.console.tables import (
     compare_table,
     front_table,
@@ -127,6 +128,9 @@ def show_search(console: Console, ws: Any, opts: Any, *,
 
         def line(recs: list[dict], prog: dict) -> None:
             remember(prog)
+            ev = prog.get("fold_event")
+            if ev:  # one line per fold of a running trial
+                console.print(f"{stamp()}trial {ev['trial']:>3} fold {ev['done']}/{ev['total']}")
             new = [r for r in recs if r["number"] not in seen
                    and r["state"] not in ("running", "waiting")]
             # A study several workers share (a --storage, or trials of another process): each
@@ -135,7 +139,7 @@ def show_search(console: Console, ws: Any, opts: Any, *,
                 len({r.get("worker") for r in recs if r.get("worker")}) > 1
             for r in new:
                 seen.add(r["number"])
-                console.print(trial_line(r, objectives.names, worker=shared) + "  ["
+                console.print(stamp() + trial_line(r, objectives.names, worker=shared) + "  ["
                               + progress_short(prog) + "]")
 
         study = run_search(ws, opts, on_update=line, progress=progress)

@@ -101,6 +101,8 @@ class _Shared:
         self.cache_dir = cache_dir
         self.memo_size = memo_size
         self.lock = threading.RLock()
+        #: block keys being built now, by any thread: the others wait instead of building too
+        self.building: dict[str, threading.Event] = {}
         self.memo: OrderedDict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = \
             OrderedDict()
         self.counts: dict[tuple[str, tuple[int, int]], CorpusCounts] = {}
@@ -208,18 +210,23 @@ class FeatureStore:
         return self._block_keys(train, val)
 
     def fold(self, train_idx: np.ndarray, val_idx: np.ndarray) -> FoldFeatures:
-        """Features of one fold, fitted on ``train_idx`` only (from memo, disk, or built)."""
+        """Features of one fold, fitted on ``train_idx`` only (from memo, disk, or built).
+
+        Safe to call from several threads: different folds build at the same time (the lock
+        is held only to look up and record), and a block that another thread is building is
+        waited for, not built twice.
+        """
         train, val = self._check(train_idx, val_idx)
         s = self._s
+        keys = self._block_keys(train, val)
+        ctr, cva = self._canonical(train), self._canonical(val)
+        blocks = []
+        sources = []
+        for name, cfg in self.config.enabled():
+            entry, source = self._block(name, cfg, keys[name], ctr, cva)
+            blocks.append(entry)
+            sources.append(source)
         with s.lock:
-            keys = self._block_keys(train, val)
-            ctr, cva = self._canonical(train), self._canonical(val)
-            blocks = []
-            sources = []
-            for name, cfg in self.config.enabled():
-                entry, source = self._block(name, cfg, keys[name], ctr, cva)
-                blocks.append(entry)
-                sources.append(source)
             if "built" in sources:
                 s.stats["misses"] += 1
             elif "disk" in sources:
@@ -296,12 +303,28 @@ class FeatureStore:
     def _block(self, name: str, cfg: Any, key: str, train: np.ndarray, val: np.ndarray):
         """One family's (X_train, X_val, names) of a fold, rows in id order; and its source."""
         s = self._s
+        while True:
+            with s.lock:
+                entry = s.memo.get(key)
+                if entry is not None:
+                    s.memo.move_to_end(key)
+                    s.stats["blocks_memo"] += 1
+                    return entry, "memo"
+                busy = s.building.get(key)
+                if busy is None:
+                    s.building[key] = threading.Event()
+                    break
+            busy.wait()  # another thread builds this block; then it is in the memo
+        try:
+            return self._load_or_build(name, cfg, key, train, val)
+        finally:
+            with s.lock:
+                s.building.pop(key).set()
+
+    def _load_or_build(self, name: str, cfg: Any, key: str, train: np.ndarray,
+                       val: np.ndarray):
+        s = self._s
         t0 = time.perf_counter()
-        entry = s.memo.get(key)
-        if entry is not None:
-            s.memo.move_to_end(key)
-            s.stats["blocks_memo"] += 1
-            return entry, "memo"
         path = s.cache_dir / "folds" / f"{key}.npz"
         z = _load_npz(path, ("X_train", "X_val", "feature_names"))
         names = FAMILIES[name].feature_names(cfg)
@@ -309,8 +332,9 @@ class FeatureStore:
                 and z["X_train"].shape == (len(train), len(names)) \
                 and z["X_val"].shape == (len(val), len(names)):
             entry, source = (z["X_train"], z["X_val"], names), "disk"
-            s.stats["blocks_loaded"] += 1
-            s.stats["load_seconds"] += time.perf_counter() - t0
+            with s.lock:
+                s.stats["blocks_loaded"] += 1
+                s.stats["load_seconds"] += time.perf_counter() - t0
         else:
             fam = FAMILIES[name]
             state, b_train = fam.fit(cfg, _Rows(self, train), seed=self.config.seed)
@@ -321,13 +345,15 @@ class FeatureStore:
             atomic_savez(path, X_train=entry[0], X_val=entry[1],
                          feature_names=np.asarray(names, dtype=str))
             source = "built"
-            s.stats["blocks_built"] += 1
-            s.stats["build_seconds"] += time.perf_counter() - t0
+            with s.lock:
+                s.stats["blocks_built"] += 1
+                s.stats["build_seconds"] += time.perf_counter() - t0
         for arr in entry[:2]:
             arr.flags.writeable = False
-        s.memo[key] = entry
-        while len(s.memo) > s.memo_size:
-            s.memo.popitem(last=False)
+        with s.lock:
+            s.memo[key] = entry
+            while len(s.memo) > s.memo_size:
+                s.memo.popitem(last=False)
         return entry, source
 
     def _per_essay(self, key: str, fn: PerEssayFn, persist: bool) -> np.ndarray:

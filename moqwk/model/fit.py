@@ -45,6 +45,7 @@ from moqwk.features.store import FEATURE_CODE_VERSION
 from moqwk.model.cv_fold import CVFold, matching_fold, run_splits
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
 from moqwk.model.mapping import mapping_record
+from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
 from moqwk.run.record import read_run_record, run_config
 
@@ -190,7 +191,8 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
 
 def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
                              nthread: int | None = None,
-                             cv_fold: CVFold | None = None) -> tuple[np.ndarray, str]:
+                             cv_fold: CVFold | None = None,
+                             progress: Progress = NO_PROGRESS) -> tuple[np.ndarray, str]:
     """Out-of-sample predictions for every essay of ``corpus``: the inner cross-fit a
     label-based mapping is fitted on, as the CV engine fits it inside each fold
     (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part).
@@ -213,9 +215,11 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
     splits = prompt_holdout(corpus.ids, corpus.prompt_codes, n_folds=k, repeats=1, seed=seed)
     if cv_fold is not None:  # the engine trains repeat 0 with its splits' seed: the fold's
         splits = dataclasses.replace(splits, seed=cv_fold.model_seed)
-    engine = CVEngine(config, corpus, splits, nthread=nthread)
+    engine = CVEngine(config, corpus, splits, nthread=nthread, progress=progress)
     timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "cache_hits"), 0.0)
-    z, _ = engine.raw_predictions(params, inner=False, timings=timings)
+    with progress.stage("score mapping: cross-fitted models", total=engine.n_fits,
+                        unit="folds") as st:
+        z, _ = engine.raw_predictions(params, inner=False, timings=timings, on_fold=st.advance)
     where = (f"the inner folds of CV fold {cv_fold.fold} (repeat {cv_fold.repeat}), whose "
              "training essays these are" if cv_fold is not None else
              f"{k} prompt-grouped folds seeded from cv.seed")
@@ -225,7 +229,8 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
 
 def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
                       nthread: int | None = None,
-                      cv_fold: CVFold | None = None) -> FittedMapping:
+                      cv_fold: CVFold | None = None,
+                      progress: Progress = NO_PROGRESS) -> FittedMapping:
     """The trial's score mapping fitted on every essay of ``corpus`` (numbers fitted on one CV
     fold are not the whole-corpus model's): label-based methods on cross-fitted predictions,
     label-free ones on the essays' scores only. ``cv_fold``: see
@@ -234,7 +239,7 @@ def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any],
     pred, source = None, ""
     if needs_train_pred(spec):
         pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread,
-                                                cv_fold=cv_fold)
+                                                cv_fold=cv_fold, progress=progress)
     es = corpus.essay_scale
     return fit_mapping(spec, train_y_norm=corpus.y_norm, train_prompt_codes=corpus.prompt_codes,
                        train_lo=es.lo, train_hi=es.hi, train_step=es.step, train_pred=pred,
@@ -244,10 +249,14 @@ def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any],
 def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
               run_dir: Path | None = None, run_data_hash: str | None = None,
               nthread: int | None = None, overwrite: bool = False,
-              cv_splits: Splits | None = None) -> FitResult:
+              cv_splits: Splits | None = None,
+              progress: Progress = NO_PROGRESS) -> FitResult:
     """Fit features and booster on every essay of ``corpus``; write the model directory ``out``.
 
     The trial's features are its ``features.*`` params applied to the config's ``features:``.
+    ``progress`` sees each stage: the mapping's cross-fit (its fold features and models), the
+    features on every essay, the booster, writing the model.
+
     The trial's score mapping (its ``mapping.*`` params, else the config's ``mapping:``) is
     fitted again here on ``corpus`` (:func:`fit_score_mapping`), as CV fits it on a fold's
     training essays. When ``corpus`` is exactly the training essays of a fold of ``cv_splits``
@@ -258,7 +267,8 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     _check_out(out, overwrite)
     t0 = time.perf_counter()
     cv_fold = matching_fold(cv_splits, corpus.ids)
-    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread, cv_fold=cv_fold)
+    fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread, cv_fold=cv_fold,
+                               progress=progress)
     if cv_fold is not None:
         fitted = dataclasses.replace(fitted, fitted_on=MappingProxyType(
             {**fitted.fitted_on, "cv_fold": cv_fold.to_dict()}))
@@ -268,7 +278,9 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     t0 = time.perf_counter()
     # the trial's feature variant: the config's features: with its features.* params applied
     variant = config.features.with_params(source.params, path="the trial's params")
-    features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), variant)
+    with progress.stage(f"features on all {len(corpus)} essays", total=1, unit="fit") as st:
+        features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), variant)
+        st.advance()
     t_features = time.perf_counter() - t0
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
@@ -276,7 +288,9 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
                                 seed=cv_fold.model_seed if cv_fold is not None
                                 else config.cv.seed)
     dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
-    booster = xgb.train(bp, dtrain, num_boost_round=rounds)
+    with progress.stage(f"booster ({rounds} rounds)", total=1, unit="fit") as st:
+        booster = xgb.train(bp, dtrain, num_boost_round=rounds)
+        st.advance()
     t_train = time.perf_counter() - t0 - t_features
     prompts, counts = np.unique(corpus.prompts.astype(str), return_counts=True)
     manifest: dict[str, Any] = {
@@ -328,7 +342,7 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
 
 def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
             data: Path | None = None, nthread: int | None = None,
-            overwrite: bool = False) -> FitResult:
+            overwrite: bool = False, progress: Progress = NO_PROGRESS) -> FitResult:
     """``moqwk fit``: the run's selected trial (or ``trial``) on the run's whole corpus (or
     ``data``, read with the run's columns and scale), written to ``out`` (default
     ``RUN_DIR/model``)."""
@@ -349,4 +363,4 @@ def fit_run(run_dir: Path, *, out: Path | None = None, trial: int | None = None,
                         "give the corpus to fit on with --data")
     return fit_model(config, corpus, source, out=out, run_dir=run_dir.absolute(),
                      run_data_hash=run_hash, nthread=nthread, overwrite=overwrite,
-                     cv_splits=run_splits(run_dir))
+                     cv_splits=run_splits(run_dir), progress=progress)

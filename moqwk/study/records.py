@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -19,10 +20,33 @@ from moqwk.core.objectives import DEFAULT_OBJECTIVES, metric
 CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
 
 
+def is_raced(t: FrozenTrial) -> bool:
+    """Trials stopped by fold racing after some of their folds (PRUNED, with a reason)."""
+    return t.state == TrialState.PRUNED and "moqwk_pruned" in t.user_attrs
+
+
 def is_counted(t: FrozenTrial) -> bool:
-    """Trials that use up the budget: finished, or failed for a reason of their own."""
-    return t.state == TrialState.COMPLETE or (
+    """Trials that use up the budget: finished, failed for a reason of their own, or stopped by
+    fold racing (it trained some folds). Not the surplus ones other workers' trials made
+    unnecessary (pruned before training anything)."""
+    return t.state == TrialState.COMPLETE or is_raced(t) or (
         t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs)
+
+
+def feasible_front(trials: Sequence[FrozenTrial], names: Sequence[str]
+                   ) -> tuple[np.ndarray, list[int]]:
+    """The losses (one row per trial, ``names`` order) and numbers of the complete feasible
+    trials: what fold racing compares a running trial with. Every feasible trial, not only the
+    non-dominated ones: a trial dominated by one of them is dominated by the front too."""
+    rows, numbers = [], []
+    for t in trials:
+        if t.state != TrialState.COMPLETE or t.values is None or not t.constraints:
+            continue
+        if any(v > 0 for v in t.constraints.values()):
+            continue
+        rows.append([metric(n).loss(float(v)) for n, v in zip(names, t.values, strict=True)])
+        numbers.append(t.number)
+    return np.array(rows, dtype=float).reshape(-1, len(names)), numbers
 
 
 def is_interrupted(t: FrozenTrial) -> bool:
@@ -52,6 +76,7 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
         state = "interrupted"
     if t.state == TrialState.PRUNED and ua.get("moqwk_surplus"):
         state = "surplus"
+    pruned = ua.get("moqwk_pruned")
     return {
         "number": t.number,
         "state": state,
@@ -67,20 +92,58 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
         "failure_reason": ua.get("moqwk_failure"),
         "retry_of": ua.get("moqwk_retry_of"),
         "worker": ua.get("moqwk_worker"),  # host:pid of the process that ran it
+        "pruned": pruned,
         "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
         "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
     }
 
 
-def records(study: optuna.Study) -> list[dict[str, Any]]:
+def records(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+            ) -> list[dict[str, Any]]:
+    """Every trial's record (``trials``: a snapshot already read, else the study's now)."""
     names = objective_names(study)
-    return [trial_record(t, names) for t in study.get_trials(deepcopy=False)]
+    return [trial_record(t, names) for t in (trials if trials is not None
+                                             else study.get_trials(deepcopy=False))]
+
+
+#: How fast older trials' costs fade in the ETA: a trial ``HALF_LIFE`` trials back weighs half.
+HALF_LIFE = 5.0
+
+
+def trained(t: FrozenTrial) -> bool:
+    """A finished trial that trained models (not one served from the raw-prediction cache):
+    the only kind whose duration says what the next trials will cost. A trial that recorded
+    no timings (made by an older moqwk) is taken to have trained."""
+    timings = ((t.user_attrs.get("moqwk_metrics") or {}).get("timings")
+               or (t.user_attrs.get("moqwk_pruned") or {}).get("timings"))
+    if not timings:
+        return True
+    return float(timings.get("train_s", 0.0)) + float(timings.get("inner_train_s", 0.0)) > 0
+
+
+def trial_cost(trials: Sequence[FrozenTrial]) -> float | None:
+    """Seconds a trial costs, from trials that trained (complete or stopped by racing), the
+    recent ones weighted more (:data:`HALF_LIFE`); None before any trained."""
+    done = [t for t in trials if (t.state == TrialState.COMPLETE or is_raced(t))
+            and t.duration is not None and trained(t)]
+    done.sort(key=lambda t: t.datetime_complete or t.datetime_start)  # type: ignore[arg-type,return-value]
+    if not done:
+        return None
+    secs = np.array([t.duration.total_seconds() for t in done])  # type: ignore[union-attr]
+    w = 0.5 ** (np.arange(len(secs))[::-1] / HALF_LIFE)
+    return float((w * secs).sum() / w.sum())
 
 
 def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | None,
              elapsed_before: float = 0.0,
-             names: Sequence[str] = DEFAULT_OBJECTIVES.names) -> dict[str, Any]:
-    """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA."""
+             names: Sequence[str] = DEFAULT_OBJECTIVES.names,
+             workers: int | None = None) -> dict[str, Any]:
+    """The numbers ``progress.json`` holds: counts, best feasible values, time and ETA.
+
+    The ETA is the trials still to run times :func:`trial_cost` (trials that trained, recent
+    ones weighted more: a trial served from the cache says nothing about the next one's cost),
+    shared among ``workers`` (this process's trials at once), or the trials running now.
+    """
     counted = [t for t in trials if is_counted(t)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     durations = [t.duration.total_seconds() for t in complete if t.duration is not None]
@@ -93,12 +156,14 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
     running = sum(t.state == TrialState.RUNNING for t in trials)
     remaining = max(0, target - len(counted))
     mean = sum(durations) / len(durations) if durations else None
-    workers = max(1, running)
+    cost = trial_cost(trials)
+    workers = max(1, running, min(workers or 0, remaining))
     elapsed = (time.time() - started if started else 0.0) + elapsed_before
     return {
         "complete": len(complete),
         "failed": sum(t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs
                       for t in trials),
+        "pruned": sum(is_raced(t) for t in trials),
         "interrupted": sum(is_interrupted(t) for t in trials),
         "running": running,
         "waiting": sum(t.state == TrialState.WAITING for t in trials),
@@ -107,6 +172,7 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
         "best_feasible": best,
         "elapsed_s": elapsed,
         "mean_trial_s": mean,
-        "eta_s": None if mean is None else remaining * mean / workers,
+        "trial_cost_s": cost,
+        "eta_s": None if cost is None else remaining * cost / workers,
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -1,0 +1,149 @@
+"""Fold racing in real searches on the demo corpus.
+
+- A search with racing off, replayed: the racing rule applied to its trials' per-fold
+  predictions in trial order never stops a trial that reached the final feasible front, and
+  every trial it does stop is dominated (or certainly infeasible) once finished.
+- A search with racing on: stopped trials are PRUNED with the folds they ran and the reason,
+  count against the budget (unlike the surplus ones), show in progress.json and the trial
+  records, and are absent from the front, the selection and BBC-CV.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from moqwk.cli import main
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 10
+#: Racing made as eager as is still safe, so that the demo's few trials get stopped: a tail
+#: guardrail at the baseline's own error (tolerance 0), a check after 4 of the 5 folds, no margin.
+EAGER = {"racing": True, "racing_rungs": [4], "racing_margin": 0.0}
+
+
+def _read(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _study(run_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name="moqwk", storage=f"sqlite:///{run_dir / 'study.db'}")
+
+
+@pytest.fixture(scope="module")
+def racing_off(tmp_path_factory, write_search_config):
+    cfg = write_search_config(tmp_path_factory.mktemp("race-off") / "config.yaml",
+                              tolerance=0.0, search={**EAGER, "racing": False})
+    run_dir = cfg.parent / "run"
+    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials",
+                 str(N_TRIALS), "--n-jobs", "1"]) == 0
+    return cfg, run_dir
+
+
+@pytest.fixture(scope="module")
+def racing_on(tmp_path_factory, write_search_config, monkeypatch_module):
+    # a cache of its own: with the off run's cached predictions no trial would train (a trial
+    # whose predictions are all cached costs nothing, so it is never raced)
+    monkeypatch_module.setenv("MOQWK_CACHE_DIR", str(tmp_path_factory.mktemp("race-cache")))
+    cfg = write_search_config(tmp_path_factory.mktemp("race-on") / "config.yaml",
+                              tolerance=0.0, search=EAGER)
+    run_dir = cfg.parent / "run"
+    assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials",
+                 str(N_TRIALS), "--n-jobs", "1"]) == 0
+    assert main(["select", "--run-dir", str(run_dir)]) == 0
+    return cfg, run_dir
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_replaying_racing_over_a_finished_search_never_stops_a_front_trial(racing_off):
+    from moqwk import racing
+    from moqwk.config import load_config
+    from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
+    from moqwk.run.workspace import Workspace
+    from moqwk.selector import load_trials
+
+    cfg, run_dir = racing_off
+    config = load_config(cfg)
+    ws = Workspace.open(config, run_dir)
+    run = load_trials(run_dir)
+    eng = ws.engine("prompt_holdout")
+    folds = [(f.repeat, f.val) for f in eng.prepare()]
+    names = run.objectives.names
+    plan = racing.plan(config.with_search(racing=True), eng.n_fits, names)
+    assert plan is not None and plan.rungs == (4,) and plan.margins == (0.0,) * 4
+    out = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
+                        fold_rows=folds, p=plan, guardrails=run.guardrails)
+    done = [r for r in run.trials if r["state"] == "complete"]
+    assert len(out) == len(done) == N_TRIALS
+    cons = np.array([[r["constraints"][c] for c in sorted(r["constraints"])] for r in done])
+    feas = feasible_mask(cons)
+    loss = loss_matrix(np.array([[r["values"][n] for n in names] for r in done]),
+                       [d for d in run.objectives.directions])
+    front = {done[i]["number"] for i in np.flatnonzero(feas) if
+             pareto_front_mask(loss[feas])[list(np.flatnonzero(feas)).index(i)]}
+    stopped = {o.number: o for o in out if o.rung is not None}
+    assert front and not front & set(stopped)
+    by_number = {r["number"]: r for r in done}
+    for num, o in stopped.items():  # each stop was right about the finished trial
+        assert o.verdict is not None
+        if o.verdict.dominated_by is None:
+            assert not by_number[num]["feasible"]
+        else:
+            f = loss[[r["number"] for r in done].index(o.verdict.dominated_by)]
+            t = loss[[r["number"] for r in done].index(num)]
+            assert (f <= t).all() and (f < t).any()
+    assert stopped, "the eager plan stops none of the demo's trials: the test checks nothing"
+
+
+def test_racing_trials_are_pruned_counted_and_recorded(racing_on):
+    _, run_dir = racing_on
+    trials = _study(run_dir).trials
+    raced = [t for t in trials if t.state == TrialState.PRUNED and "moqwk_pruned" in t.user_attrs]
+    assert raced, "no trial was stopped: the test checks nothing"
+    for t in raced:
+        p = t.user_attrs["moqwk_pruned"]
+        assert p["folds_run"] == 4 and p["folds_total"] == 5 and p["rung"] == 1
+        assert p["reason"] and "oof_level" not in t.user_attrs and t.values is None
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)
+               or t in raced]
+    assert len(counted) == N_TRIALS
+    prog = _read(run_dir / "progress.json")
+    assert prog["pruned"] == len(raced)
+    assert prog["complete"] + prog["failed"] + prog["pruned"] == N_TRIALS
+    recs = {r["number"]: r for r in _read(run_dir / "artifacts/optuna_trials.json")}
+    for t in raced:
+        assert recs[t.number]["state"] == "pruned"
+        assert recs[t.number]["pruned"]["folds_run"] == 4
+
+
+def test_pruned_trials_are_not_in_the_front_the_selection_or_bbc(racing_on):
+    _, run_dir = racing_on
+    trials = _study(run_dir).trials
+    raced = {t.number for t in trials if t.state == TrialState.PRUNED}
+    front = {r["number"] for r in _read(run_dir / "artifacts/pareto_front.json")["trials"]}
+    assert front and not front & raced
+    sel = _read(run_dir / "artifacts/selected_params.json")
+    assert sel["trial_number"] not in raced
+    complete = {t.number for t in trials if t.state == TrialState.COMPLETE}
+    bias = sel["selection_bias"]
+    assert set(bias["trials"]) == complete
+    assert not {int(k) for k in bias["chosen_counts"]} & raced
+
+
+def test_status_counts_the_pruned_trials(racing_on, capsys):
+    _, run_dir = racing_on
+    assert main(["status", "--run-dir", str(run_dir), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "pruned" in out
