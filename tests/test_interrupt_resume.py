@@ -7,6 +7,7 @@ command does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -68,3 +69,26 @@ def test_an_interrupted_grid_resumes_with_the_command_that_started_it(
     points = sorted((t["params"]["max_depth"], t["params"]["learning_rate"])
                     for t in complete if t["role"] != "baseline")
     assert points == sorted((d, lr) for d in GRID["max_depth"] for lr in GRID["learning_rate"])
+
+
+def test_a_grid_trial_interrupted_before_drawing_its_params_is_retried_at_its_point():
+    """GridSampler gives a trial its grid point before any parameter is drawn; a Ctrl-C in that
+    moment left the point visited yet never run (the grid then re-ran another point)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from moqwk.study.recovery import recover_interrupted
+
+    grid = {"max_depth": [2, 3], "learning_rate": [0.1, 0.2]}
+    study = optuna.create_study(sampler=optuna.samplers.GridSampler(grid, seed=0))
+    trial = study.ask()  # the grid point is assigned; nothing drawn yet
+    study.tell(trial, state=TrialState.FAIL)  # what Optuna records for the Ctrl-C
+    frozen = study.trials[0]
+    names = sorted(grid)
+    point = dict(zip(names, list(itertools.product(*(grid[n] for n in names)))[
+        frozen.system_attrs["grid_id"]], strict=True))
+    assert frozen.params == {}
+    assert recover_interrupted(study) == [0]
+    (queued,) = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert queued.system_attrs["fixed_params"] == point
+    assert queued.user_attrs["moqwk_retry_of"] == 0

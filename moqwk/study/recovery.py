@@ -7,6 +7,7 @@ keeps ``fail_stale_trials`` and ``RetryFailedTrialCallback`` with its storages.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 
@@ -58,14 +59,27 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         # An enqueued trial (baseline, seed, retry) is retried with the params it was given even
         # if it died before drawing them; a sampled one only once all its params were drawn
         # (moqwk_params): a partial set would make the "retry" another config.
+        # A grid trial is its grid point from the start (GridSampler assigns it before any
+        # parameter is drawn): retried with that point, or the point would never run.
         params = t.system_attrs.get("fixed_params") or (
-            t.params if "moqwk_params" in t.user_attrs else None)
+            t.params if "moqwk_params" in t.user_attrs else None) or _grid_point(t)
         if params:
             study.enqueue_trial(dict(params), user_attrs={
                 "moqwk_role": t.user_attrs.get("moqwk_role", "sampled"),
                 "moqwk_retry_of": t.number}, skip_if_exists=False)
             enqueued.append(t.number)
     return enqueued
+
+
+def _grid_point(t: optuna.trial.FrozenTrial) -> dict | None:
+    """The params of the grid point Optuna's GridSampler gave ``t`` (its ``grid_id`` into the
+    product of ``search_space``'s values, names sorted, as GridSampler orders them)."""
+    space, grid_id = t.system_attrs.get("search_space"), t.system_attrs.get("grid_id")
+    if not isinstance(space, dict) or not isinstance(grid_id, int):
+        return None
+    names = sorted(space)
+    grids = list(itertools.product(*(space[n] for n in names)))
+    return dict(zip(names, grids[grid_id], strict=True)) if 0 <= grid_id < len(grids) else None
 
 
 def assign_generation(study: optuna.Study, trial: optuna.Trial) -> None:
