@@ -7,7 +7,6 @@ keeps ``fail_stale_trials`` and ``RetryFailedTrialCallback`` with its storages.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import socket
 
@@ -59,10 +58,8 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
         # An enqueued trial (baseline, seed, retry) is retried with the params it was given even
         # if it died before drawing them; a sampled one only once all its params were drawn
         # (moqwk_params): a partial set would make the "retry" another config.
-        # A grid trial is its grid point from the start (GridSampler assigns it before any
-        # parameter is drawn): retried with that point, or the point would never run.
         params = t.system_attrs.get("fixed_params") or (
-            t.params if "moqwk_params" in t.user_attrs else None) or _grid_point(t)
+            t.params if "moqwk_params" in t.user_attrs else None)
         if params:
             study.enqueue_trial(dict(params), user_attrs={
                 "moqwk_role": t.user_attrs.get("moqwk_role", "sampled"),
@@ -71,15 +68,25 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     return enqueued
 
 
-def _grid_point(t: optuna.trial.FrozenTrial) -> dict | None:
-    """The params of the grid point Optuna's GridSampler gave ``t`` (its ``grid_id`` into the
-    product of ``search_space``'s values, names sorted, as GridSampler orders them)."""
-    space, grid_id = t.system_attrs.get("search_space"), t.system_attrs.get("grid_id")
-    if not isinstance(space, dict) or not isinstance(grid_id, int):
-        return None
-    names = sorted(space)
-    grids = list(itertools.product(*(space[n] for n in names)))
-    return dict(zip(names, grids[grid_id], strict=True)) if 0 <= grid_id < len(grids) else None
+def fail_own_running(study: optuna.Study, running_before: set[int]) -> list[int]:
+    """After a Ctrl-C: fail the trials this process left RUNNING, so the next start retries them.
+
+    Optuna fails a trial interrupted inside its objective; a Ctrl-C between Optuna creating the
+    trial and the objective starting left it RUNNING with no worker recorded, counted as running
+    forever (its grid point was never run). Ours: recorded with this worker, or with no worker
+    and not already running when this process started its trials (``running_before``).
+
+    Private: Study._storage and FrozenTrial._trial_id, as in :func:`recover_interrupted`.
+    """
+    mine = worker_id()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("moqwk_worker")
+        if worker == mine or (worker is None and t.number not in running_before):
+            with contextlib.suppress(Exception):
+                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                failed.append(t.number)
+    return failed
 
 
 def assign_generation(study: optuna.Study, trial: optuna.Trial) -> None:
