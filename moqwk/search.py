@@ -43,7 +43,12 @@ from moqwk.study.records import (
     progress,
     records,
 )
-from moqwk.study.recovery import assign_generation, recover_interrupted, worker_id
+from moqwk.study.recovery import (
+    assign_generation,
+    fail_own_running,
+    recover_interrupted,
+    worker_id,
+)
 from moqwk.study.samplers import SAMPLERS, SamplerSpec, make_sampler, seed_sampler_for_trial
 from moqwk.study.space import (
     contains,
@@ -462,12 +467,15 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     counted, _ = _budget(study.get_trials(deepcopy=False))
     update(study)
     if counted < n_trials:
+        running_before = {t.number for t in study.get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,))}
         try:
             study.optimize(objective, n_trials=None, timeout=opts.timeout, n_jobs=n_jobs,
                            callbacks=[callback], catch=(Exception,), gc_after_trial=False,
                            show_progress_bar=False)
         except KeyboardInterrupt:
-            # Optuna has failed the running trial: record it as interrupted, not running
+            # the trial the Ctrl-C stopped is recorded as interrupted, not running
+            fail_own_running(study, running_before)
             write_outputs(ws, study, state)
             raise
     write_outputs(ws, study, state)

@@ -68,6 +68,27 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     return enqueued
 
 
+def fail_own_running(study: optuna.Study, running_before: set[int]) -> list[int]:
+    """After a Ctrl-C: fail the trials this process left RUNNING, so the next start retries them.
+
+    Optuna fails a trial interrupted inside its objective; a Ctrl-C between Optuna creating the
+    trial and the objective starting left it RUNNING with no worker recorded, counted as running
+    forever (its grid point was never run). Ours: recorded with this worker, or with no worker
+    and not already running when this process started its trials (``running_before``).
+
+    Private: Study._storage and FrozenTrial._trial_id, as in :func:`recover_interrupted`.
+    """
+    mine = worker_id()
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("moqwk_worker")
+        if worker == mine or (worker is None and t.number not in running_before):
+            with contextlib.suppress(Exception):
+                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                failed.append(t.number)
+    return failed
+
+
 def assign_generation(study: optuna.Study, trial: optuna.Trial) -> None:
     """Give an NSGA-II trial its generation now, even one whose params were all queued.
 
