@@ -142,6 +142,15 @@ def test_pruned_trials_are_not_in_the_front_the_selection_or_bbc(racing_on):
     assert not {int(k) for k in bias["chosen_counts"]} & raced
 
 
+def test_the_reports_show_the_pruned_trials(racing_on):
+    _, run_dir = racing_on
+    n = _read(run_dir / "progress.json")["pruned"]
+    html = (run_dir / "reports/optuna_summary.html").read_text(encoding="utf-8")
+    assert f"({n} stopped early by fold racing, left out of the front)" in html
+    md = (run_dir / "reports/optuna_summary.md").read_text(encoding="utf-8")
+    assert md.count("| pruned |") == n
+
+
 def test_status_counts_the_pruned_trials(racing_on, capsys):
     _, run_dir = racing_on
     assert main(["status", "--run-dir", str(run_dir), "--all"]) == 0

@@ -8,6 +8,7 @@ recomputed here from ``optuna_trials.json`` by brute force, without moqwk's own 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -269,8 +270,11 @@ def test_select_writes_the_html_report_and_links_its_figures(searched, selected)
 
 
 def test_select_in_a_log_prints_one_line_per_stage(selected):
-    """stdout is not a terminal here: each stage is one plain line, started and finished."""
-    lines = selected.stdout.splitlines()
+    """stdout is not a terminal here: each stage is one plain line, started and finished, after
+    the time of day."""
+    stamped = selected.stdout.splitlines()
+    assert all(re.match(r"\d\d:\d\d:\d\d ", ln) for ln in stamped if " folds ... " in ln)
+    lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", ln) for ln in stamped]
     trial = selected.record["trial_number"]
     gate = [ln for ln in lines if ln.startswith("stability gate (stratified_text)")]
     assert len(gate) == 1

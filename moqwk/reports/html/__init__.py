@@ -160,12 +160,15 @@ def build_report(run_dir: Path, *, selection: Mapping | None = None,
 
     sel = data.selection
     n_done = sum(t.get("state") == "complete" for t in data.trials)
+    n_pruned = sum(t.get("state") == "pruned" for t in data.trials)
+    pruned = (f" ({n_pruned} stopped early by fold racing, left out of the front)"
+              if n_pruned else "")
     study = data.study or {}
     verdict = ("no trial selected: no candidate passed the stability gate"
                if data.selected_number is None else f"selected trial {data.selected_number}")
     subtitle = (f"Study {study.get('study_name', sel.get('study', {}).get('name', '?'))}: "
-                f"{n_done} complete of {count(len(data.trials), 'trial')}; {verdict}. In-sample "
-                "numbers (the search's own prompt-holdout folds).")
+                f"{n_done} complete of {count(len(data.trials), 'trial')}{pruned}; {verdict}. "
+                "In-sample numbers (the search's own prompt-holdout folds).")
     header, rows = _summary(data)
     footer = ["Read from " + ", ".join(f"{k}: {v}" for k, v in sorted(data.sources.items()))
               + "."]
