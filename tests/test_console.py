@@ -248,9 +248,9 @@ def test_the_live_footer_keeps_counting_between_updates(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
     footer = live.LiveFooter(PROG)
-    assert "elapsed 75.0s  ETA 2.5m" in render(footer, width=200)
+    assert "elapsed 0:01:15  ETA 0:02:30" in render(footer, width=200)
     clock[0] += 30.0
-    assert "elapsed 105.0s  ETA 2.0m" in render(footer, width=200)
+    assert "elapsed 0:01:45  ETA 0:02:00" in render(footer, width=200)
 
 
 def test_pruned_trials_are_counted_done_and_their_folds_shown():
@@ -259,7 +259,7 @@ def test_pruned_trials_are_counted_done_and_their_folds_shown():
     assert progress_text(prog).startswith("6/10 trials (3 complete, 2 pruned, 1 failed")
     from moqwk.console.live import folds_text
 
-    assert folds_text(prog, now=131.0) == "trial 7: 2/5 folds, 31.0s"
+    assert folds_text(prog, now=131.0) == "trial 7: 2/5 folds, 0:00:31"
     assert "trial 7: 2/5 folds" in render(progress_line(prog), width=200)
     pruned = rec(9, None, state="pruned", feasible=False)
     pruned["pruned"] = {"folds_run": 2, "folds_total": 5, "reason": "dominated by trial 3"}

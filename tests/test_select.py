@@ -279,7 +279,7 @@ def test_select_in_a_log_prints_one_line_per_stage(selected):
     gate = [ln for ln in lines if ln.startswith("stability gate (stratified_text)")]
     assert len(gate) == 1
     n_tried = len(selected.record["stability_gate"]["results"])
-    assert f"done, {5 * (1 + n_tried)} " in gate[0] and "folds in" in gate[0]
+    assert f"done after {5 * (1 + n_tried)} folds (of up to " in gate[0]
     rerun = [ln for ln in lines if ln.startswith("residuals on prompt_holdout")]
     assert rerun == [ln for ln in rerun if f"baseline and trial {trial}: 10 folds ..." in ln]
     assert len(rerun) == 1 and "done, 10 folds in" in rerun[0]
