@@ -231,8 +231,8 @@ def test_readme_pipeline_runs_on_the_demo_corpus(tmp_path: Path) -> None:
                 "runs/nsga2/model/model.json"):
         assert (tmp_path / rel).is_file(), rel
     scores = pd.read_csv(tmp_path / "scores.csv")
-    assert list(scores.columns[:5]) == ["essay_id", "prompt", "y_pred", "y_pred_raw",
-                                        "y_pred_norm"]  # the input's own id column name
+    assert list(scores.columns[:5]) == ["id", "prompt", "y_pred", "y_pred_raw",
+                                        "y_pred_norm"]  # the input's own id column (id here)
     assert len(scores) == 12 and scores["y_pred"].between(1.0, 5.0).all()
 
 

@@ -75,7 +75,10 @@ def test_a_prompt_left_out_of_fit_is_scored_as_cv_scores_it(case):
                            str(tmp / "model"), "--data", str(tmp / "held.csv"), "-o", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    pred = pd.read_csv(out, dtype={"id": str, "prompt": str})
+    pred = pd.read_csv(out, dtype=str)
+    # the command keeps the input's id column name: the first column, whatever it is called
+    pred = pred.rename(columns={pred.columns[0]: "id"}).astype(
+        {"y_pred_raw": float, "y_pred": float})
     assert len(pred) == len(essays) >= 20 and set(pred["prompt"]) == {held}
     ref = oof[oof["prompt"] == held].set_index("id").loc[pred["id"]]
     np.testing.assert_array_equal(pred["y_pred_raw"].to_numpy(), ref["y_pred_raw"].to_numpy())
@@ -158,7 +161,10 @@ def test_a_fold_left_out_of_fit_is_scored_as_cv_scores_it_with_a_fitted_stretch(
                            str(tmp / "model"), "--data", str(tmp / "held.csv"), "-o", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    pred = pd.read_csv(out, dtype={"id": str, "prompt": str})
+    pred = pd.read_csv(out, dtype=str)
+    # the command keeps the input's id column name: the first column, whatever it is called
+    pred = pred.rename(columns={pred.columns[0]: "id"}).astype(
+        {"y_pred_raw": float, "y_pred": float})
     assert len(pred) == len(essays) and set(pred["prompt"]) == set(held)
     ref = oof.set_index("id").loc[pred["id"]]
     np.testing.assert_array_equal(pred["y_pred_raw"].to_numpy(), ref["y_pred_raw"].to_numpy())

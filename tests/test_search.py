@@ -347,8 +347,15 @@ def test_progress_shows_the_running_trial_while_it_runs(config, tmp_path):
     seen: list[dict] = []
     ws = Workspace.open(load_config(config), tmp_path / "run")
     run_search(ws, SearchOptions(n_trials=2), on_update=lambda recs, prog: seen.append(
-        {"prog": dict(prog), "states": [r["state"] for r in recs]}))
+        {"prog": dict(prog), "states": [r["state"] for r in recs],
+         "running": [r["number"] for r in recs if r["state"] == "running"]}))
     during = [s for s in seen if s["prog"]["running"] == 1]
-    assert len(during) == 2  # each trial is reported once as running, before its CV
     assert all("running" in s["states"] for s in during)
+    # each trial is reported as running before its CV (no fold done), then once per fold
+    first: dict[int, int] = {}
+    for s in during:
+        (number,) = s["running"]
+        folds = [r.get("folds_done", 0) for r in s["prog"].get("running_trials") or []]
+        first.setdefault(number, folds[0] if folds else 0)
+    assert sorted(first) == [0, 1] and set(first.values()) == {0}
     assert seen[-1]["prog"]["running"] == 0 and seen[-1]["prog"]["complete"] == 2

@@ -349,7 +349,10 @@ def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config, asser
     ran = {t.number: t.user_attrs["moqwk_worker"] for t in load(url, "shared").trials}
     pids = {r[3] for r in results}
     for _rc, out, _err, _pid in results:
-        lines = [ln for ln in out.splitlines() if re.match(r"trial +\d+ ", ln)]
+        # a log line starts with the time of day (HH:MM:SS)
+        lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", ln) for ln in out.splitlines()]
+        # a finished trial's line (per-fold lines read "trial N fold K/M")
+        lines = [ln for ln in lines if re.match(r"trial +\d+ ", ln) and " fold " not in ln]
         assert lines
         for ln in lines:
             number = int(ln.split()[1])
