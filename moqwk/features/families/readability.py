@@ -6,33 +6,21 @@ docs/research/cross-prompt-features.md). Per essay, nothing fitted; off by defau
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from moqwk.features import readability as impl
-from moqwk.features.families.switch import SwitchConfig, parse_switch
-from moqwk.features.family import PerEssayFamily
+from moqwk.features.families.switch import SwitchFamily
 
 
-class ReadabilityFamily(PerEssayFamily):
+class ReadabilityFamily(SwitchFamily):
     name = "readability"
     prefix = "read"
-    config_type = SwitchConfig
 
-    def default(self) -> SwitchConfig:
-        return SwitchConfig()
-
-    def parse(self, raw: Any, path: str, base_dir: Path | None) -> SwitchConfig:
-        return parse_switch(raw, path)
-
-    def feature_names(self, cfg: SwitchConfig) -> tuple[str, ...]:
+    def names(self) -> tuple[str, ...]:
         return impl.NAMES
 
-    def compute(self, cfg: SwitchConfig, ids: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        return impl.ReadabilityFamily().transform(list(texts))
+    def columns(self, texts: list[str]) -> np.ndarray:
+        return impl.ReadabilityFamily().transform(texts)
 
 
 READABILITY = ReadabilityFamily()
