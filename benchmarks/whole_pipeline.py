@@ -385,6 +385,8 @@ def main() -> int:
                     help="run (or read) just these searches, e.g. new-scaled-7, and skip the "
                          "deterministic arms unless --with-fixed")
     ap.add_argument("--with-fixed", action="store_true", help="with --units: also run A0, A1")
+    ap.add_argument("--fixed-only", action="store_true",
+                    help="run (or read) only A0 and A1 for --corpora, no search")
     ap.add_argument("--budget", type=int, default=25)
     ap.add_argument("--fresh-seed", type=int, default=9191)
     ap.add_argument("--fresh-repeats", type=int, default=2)
@@ -405,7 +407,11 @@ def main() -> int:
     fixed = not args.units or args.with_fixed
     if args.units:
         plan = [(a, c, int(s)) for a, c, s in (u.split("-") for u in args.units)]
+    elif args.fixed_only:
+        plan = []
     corpora = sorted({c for _, c, _ in plan} | (set(args.corpora) if not args.units else set()))
+    if args.fixed_only:
+        corpora = list(args.corpora)
     baseline: list[dict] = []
     families: list[dict] = []
     if fixed:
