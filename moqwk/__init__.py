@@ -33,7 +33,7 @@ from typing import Any as _Any
 # are free. libgomp reads this once, when XGBoost loads, so it is set before any import of it.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+from moqwk._version import __version__ as __version__
 
 #: Public name -> the private module that defines it.
 _EXPORTS = {

@@ -81,7 +81,7 @@ def versions() -> dict[str, str]:
     import sklearn
     import xgboost
 
-    from moqwk import __version__
+    from moqwk._version import __version__
 
     return {
         "moqwk": __version__,

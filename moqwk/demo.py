@@ -71,8 +71,9 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
 
     Running it again resumes the same run: a finished search runs no new trial.
     """
+    from moqwk._api.shown import run_search_shown
     from moqwk.console import heading
-    from moqwk.console.views import show_cv, show_search, show_selection
+    from moqwk.console.views import show_cv, show_selection
     from moqwk.run.cv_outputs import run_cv
     from moqwk.run.record import read_run_record, reproduce_command, run_config
     from moqwk.run.workspace import Workspace
@@ -104,7 +105,7 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
     budget = n_trials or (record.n_trials if record and record.n_trials else
                           config.search.n_trials)
     heading(console, f"2. search: NSGA-II, {budget} trials, tail guardrails as constraints")
-    show_search(console, ws, SearchOptions(n_trials=budget), progress=progress)
+    run_search_shown(console, ws, SearchOptions(n_trials=budget), progress=progress)
     heading(console, "3. select: feasible front, lexicographic rule, stability gate")
     rec = read_run_record(run_dir)
     assert rec is not None

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import RunDirError
-from moqwk.run.layout import STUDY_DB, default_storage_url
 from moqwk.run.record import read_run_record
+from moqwk.run.study_url import storage_for as storage_for  # moved down a layer
 from moqwk.study.records import objective_names, progress, records
 from moqwk.study.storage import load_study, open_storage
 
@@ -25,21 +25,6 @@ class Status:
     study_name: str
     finished: bool
 
-
-def storage_for(run_dir: Path, storage: str | None) -> str:
-    """The URL of a run's study: ``storage`` if given, else the one its run record names."""
-    if storage:
-        return storage
-    record = read_run_record(run_dir)
-    if record is not None and record.storage:
-        if "***" in record.storage:
-            raise RunDirError(f"{run_dir}'s study lives in {record.storage}; give --storage with "
-                              "the full URL (its password is not recorded)")
-        return record.storage
-    if not (Path(run_dir) / STUDY_DB).exists():
-        raise RunDirError(f"{run_dir} has no search yet ({STUDY_DB} missing); start one with "
-                          "`moqwk search`, or pass --storage")
-    return default_storage_url(run_dir)
 
 
 def read_status(run_dir: Path, *, storage: str | None = None,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print moqwk's package-level import graph with its layers, and any arrow running back up or circle.
+"""Print moqwk's package-level import graph, its layers, and any arrow running back up or circle.
 
     scripts/import_graph.py            the layers, the edges between packages, then the problems
     scripts/import_graph.py --mermaid  the same graph as a mermaid flowchart (one box per layer)

@@ -12,8 +12,8 @@ from moqwk.study.samplers import SAMPLERS
 
 
 def _run(args: argparse.Namespace, *, sampler: str | None) -> int:
+    from moqwk._api.shown import run_search_shown
     from moqwk._api.study import prepare_search
-    from moqwk.console.views import show_search
     from moqwk.run.record import read_run_record, reproduce_command
 
     run_dir = Path(args.run_dir)
@@ -23,7 +23,7 @@ def _run(args: argparse.Namespace, *, sampler: str | None) -> int:
         storage=args.storage, study_name=args.study_name,
         baseline_from=getattr(args, "baseline_from", None))
     console = make_console()
-    show_search(console, ws, opts, progress=progress_for(args, console))
+    run_search_shown(console, ws, opts, progress=progress_for(args, console))
     record = read_run_record(run_dir)
     nxt = ["moqwk", "select", "--run-dir", str(run_dir)]
     if record is not None and record.storage:

@@ -10,7 +10,6 @@ from typing import Any
 
 from rich.console import Console
 
-from moqwk import artifacts
 from moqwk.console.live import live_view, progress_short
 from moqwk.console.progress import stamp
 from moqwk.console.tables import (
@@ -23,9 +22,8 @@ from moqwk.console.tables import (
 )
 from moqwk.core.metrics import CVMetrics
 from moqwk.core.objectives import ObjectiveSet, metric
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import objectives_of
-from moqwk.run.layout import BASELINE_OOF, SELECTED, SUMMARY, TRIALS_JSON
+from moqwk.run.layout import BASELINE_OOF, SELECTED, SUMMARY
 
 
 def show_cv(console: Console, metrics: CVMetrics, *, title: str, limit: int | None = None,
@@ -80,78 +78,78 @@ def _echo_control_chars(on: bool) -> None:
         pass
 
 
-def show_search(console: Console, ws: Any, opts: Any, *,
-                progress: Progress = NO_PROGRESS) -> Any:
-    """Run the search: a live table on a terminal, one line per finished trial in a log.
+class SearchView:
+    """What ``moqwk search`` shows while a search runs: a live table on a terminal, one line
+    per finished trial (and per fold of a running trial) in a log.
 
-    Returns the study. The full trial table is printed at the end either way. ``progress``
-    shows the fold features being built first; the live table starts with the first trial, so
-    the two never share the screen.
+    It renders; it does not run anything. The caller runs the search inside ``with view:``
+    with :meth:`update` as its ``on_update`` callback, then hands :meth:`finished` the trial
+    records (or :meth:`interrupted` those written so far, on Ctrl-C). The live table starts
+    with the first update, so it never shares the screen with the fold-feature progress shown
+    before the first trial. ``shared``: the study lives in a storage other workers may share,
+    so each log line names the worker of its trial.
     """
-    from rich.live import Live
 
-    from moqwk.search import run_search
+    def __init__(self, console: Console, objectives: ObjectiveSet, *, shared: bool = False):
+        self.console = console
+        self.objectives = objectives
+        self.shared = shared
+        self.first: dict | None = None  # the progress before any trial of this run
+        self._seen: set[int] = set()
+        self._live: Any = None
+        self._logs = _OptunaLogsAboveLive()
 
-    objectives: ObjectiveSet = ws.config.objectives
-    first: list[dict] = []  # the progress before any trial of this call ran
+    def __enter__(self) -> SearchView:
+        if self.console.is_terminal:
+            from rich.live import Live
 
-    def remember(prog: dict) -> None:
-        if not first:
-            first.append(dict(prog))
+            self._live = Live(console=self.console, refresh_per_second=2, transient=True)
+        return self
 
-    if console.is_terminal:
-        live = Live(console=console, refresh_per_second=2, transient=True)
-        logs = _OptunaLogsAboveLive()
-        try:
-            def view(recs: list[dict], prog: dict) -> None:
-                remember(prog)
-                live.update(live_view(recs, prog, objectives=objectives))
-                if not live.is_started:
-                    live.start()
-                    logs.start()
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._logs.stop()
+            self._live.stop()
 
-            try:
-                study = run_search(ws, opts, on_update=view, progress=progress)
-            finally:
-                logs.stop()
-                live.stop()
-        except KeyboardInterrupt:
-            # The live view is transient: leave the trials finished so far on the screen.
-            path = ws.run_dir / TRIALS_JSON
-            if path.exists():
-                console.print(trials_table(artifacts.read_json(path), limit=None,
-                                           objectives=objectives,
-                                           title="Trials so far (* = feasible Pareto front)"))
-            raise
-    else:
-        seen: set[int] = set()
+    def update(self, recs: list[dict], prog: dict) -> None:
+        """The search's ``on_update``: the trial records and the progress so far."""
+        if self.first is None:
+            self.first = dict(prog)
+        if self._live is not None:
+            self._live.update(live_view(recs, prog, objectives=self.objectives))
+            if not self._live.is_started:
+                self._live.start()
+                self._logs.start()
+            return
+        ev = prog.get("fold_event")
+        if ev:  # one line per fold of a running trial
+            self.console.print(f"{stamp()}trial {ev['trial']:>3} fold {ev['done']}/{ev['total']}")
+        new = [r for r in recs if r["number"] not in self._seen
+               and r["state"] not in ("running", "waiting")]
+        # A study several workers share (a --storage, or trials of another process): each
+        # worker's log lists every worker's trials, so each line says who ran it.
+        shared = self.shared or len({r.get("worker") for r in recs if r.get("worker")}) > 1
+        for r in new:
+            self._seen.add(r["number"])
+            self.console.print(stamp() + trial_line(r, self.objectives.names, worker=shared)
+                               + "  [" + progress_short(prog) + "]")
 
-        def line(recs: list[dict], prog: dict) -> None:
-            remember(prog)
-            ev = prog.get("fold_event")
-            if ev:  # one line per fold of a running trial
-                console.print(f"{stamp()}trial {ev['trial']:>3} fold {ev['done']}/{ev['total']}")
-            new = [r for r in recs if r["number"] not in seen
-                   and r["state"] not in ("running", "waiting")]
-            # A study several workers share (a --storage, or trials of another process): each
-            # worker's log lists every worker's trials, so each line says who ran it.
-            shared = getattr(opts, "storage", None) is not None or \
-                len({r.get("worker") for r in recs if r.get("worker")}) > 1
-            for r in new:
-                seen.add(r["number"])
-                console.print(stamp() + trial_line(r, objectives.names, worker=shared) + "  ["
-                              + progress_short(prog) + "]")
+    def interrupted(self, records: list[dict]) -> None:
+        """Ctrl-C: the live view is transient, so leave the trials finished so far on a
+        terminal's screen (a log has printed them already)."""
+        if self.console.is_terminal:
+            self.console.print(trials_table(records, limit=None, objectives=self.objectives,
+                                            title="Trials so far (* = feasible Pareto front)"))
 
-        study = run_search(ws, opts, on_update=line, progress=progress)
-    console.print(trials_table(artifacts.read_json(ws.run_dir / TRIALS_JSON), limit=None,
-                               objectives=objectives,
-                               title=f"Study {study.study_name}: all trials "
-                                     "(* = feasible Pareto front)"))
-    before = first[0] if first else None
-    if before is not None and before["complete"] + before["failed"] >= before["target"]:
-        console.print(f"The study had already used its budget ({before['target']} trials): no "
-                      "new trial ran. Raise it with --n-trials to run more.")
-    return study
+    def finished(self, records: list[dict], study_name: str) -> None:
+        """The full trial table, and a note when the budget was used before this run."""
+        self.console.print(trials_table(records, limit=None, objectives=self.objectives,
+                                        title=f"Study {study_name}: all trials "
+                                              "(* = feasible Pareto front)"))
+        before = self.first
+        if before is not None and before["complete"] + before["failed"] >= before["target"]:
+            self.console.print(f"The study had already used its budget ({before['target']} "
+                               "trials): no new trial ran. Raise it with --n-trials to run more.")
 
 
 def show_selection(console: Console, record: dict, run_dir: Path, *,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from numbers import Integral
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,8 +32,19 @@ from threadpoolctl import threadpool_limits
 
 from moqwk.errors import ConfigError, DataError
 
-if TYPE_CHECKING:
-    from moqwk.features.families.ngram import NgramConfig
+
+class NgramConfig(Protocol):
+    """What :func:`fold_tfidf` reads of an n-gram family's config (the family's
+    :class:`moqwk.features.families.ngram.NgramConfig` is one). Declared here, not imported: the
+    family imports this module, and the import would close a circle."""
+
+    @property
+    def min_df(self) -> int | float: ...
+    @property
+    def max_df(self) -> int | float: ...
+    @property
+    def sublinear_tf(self) -> bool: ...
+
 
 ANALYZERS = ("word", "char_wb")
 SPELL_MIN_DOCS = 2

@@ -16,15 +16,27 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from moqwk.errors import ConfigError, DataError
 
-if TYPE_CHECKING:
-    from moqwk.features.families.table import TableConfig
+
+class TableConfig(Protocol):
+    """What this module reads of the ``features.table`` config (the family's
+    :class:`moqwk.features.families.table.TableConfig` is one). Declared here, not imported: the
+    family imports this module, and the import would close a circle."""
+
+    @property
+    def id_column(self) -> str: ...
+    @property
+    def columns(self) -> tuple[str, ...] | None: ...
+    @property
+    def resolved(self) -> Path: ...
+
 
 MTLD_THRESHOLD = 0.72
 LONG_WORD_LETTERS = 7

@@ -9,7 +9,7 @@ from typing import Any
 from moqwk import artifacts
 from moqwk.cv import CVEngine, CVResult
 from moqwk.progress import NO_PROGRESS, Progress
-from moqwk.reports.markdown import residual_diagnostics
+from moqwk.run.diagnostics import residual_diagnostics
 from moqwk.run.layout import CV_METRICS, DIAGNOSTICS, OOF_CSV
 from moqwk.run.record import RunRecord, read_run_record, write_run_record
 from moqwk.run.workspace import Workspace

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import optuna
@@ -20,8 +20,26 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-if TYPE_CHECKING:  # the config's space entries; read by attribute only
-    from moqwk.config.search import SpaceParam
+
+class SpaceParam(Protocol):
+    """What this module reads of one ``search.space`` entry (the config's
+    :class:`moqwk.config.search.SpaceParam` is one). Declared here, not imported, because the
+    config sits above this package in the layer table (``moqwk/_layers.py``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...  # int | float | categorical
+    @property
+    def low(self) -> float | None: ...
+    @property
+    def high(self) -> float | None: ...
+    @property
+    def log(self) -> bool: ...
+    @property
+    def step(self) -> float | None: ...
+    @property
+    def choices(self) -> tuple[Any, ...]: ...
 
 
 def distributions(space: Sequence[SpaceParam]) -> dict[str, BaseDistribution]:

@@ -204,7 +204,7 @@ def _load_oof(data: RunData, *, storage: str | None, study_name: str) -> None:
 def _levels_from_study(run_dir: Path, numbers: set[int], *, storage: str | None,
                        study_name: str) -> tuple[dict[int, list], str]:
     """``oof_level`` of the given trials, or ``{}`` when the storage cannot be read."""
-    from moqwk.status import storage_for
+    from moqwk.run.study_url import storage_for
     from moqwk.study.storage import load_study, open_storage
 
     try:
