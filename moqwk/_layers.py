@@ -57,11 +57,15 @@ TABLE: Mapping[str, str] = {
     "moqwk.__main__": "cli",
 }
 
+#: Layers that must not read some layer below them. The output renders what the stages made and
+#: is handed it by its caller (``moqwk/_api/``, ``moqwk/cli/``): "views render; they do not run".
+NOT_READ: Mapping[str, tuple[str, ...]] = {"output": ("stages",)}
+
 #: The modules loose at the top level, and the package each would move to (one mechanical commit
 #: later; not moved yet because other branches edit them). The layer is the table's.
 PROPOSED_PACKAGE: Mapping[str, str] = {
     "moqwk.atomic": "moqwk.base.atomic",
-    "moqwk.errors": "moqwk.errors (stays: the public exceptions, ``moqwk.errors``)",
+    "moqwk.errors": "moqwk.errors (stays: the public exceptions)",
     "moqwk.progress": "moqwk.base.progress",
     "moqwk.artifacts": "moqwk.base.artifacts",
     "moqwk.corpus": "moqwk.data.corpus",
@@ -76,15 +80,20 @@ PROPOSED_PACKAGE: Mapping[str, str] = {
     "moqwk.compare": "moqwk.stages.compare",
     "moqwk.status": "moqwk.stages.status",
     "moqwk.demo": "moqwk._api.demo",
+    "moqwk._version": "moqwk._version (stays: private, read by any layer)",
+    "moqwk._layers": "moqwk._layers (stays: the table itself)",
 }
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 def layer_of(module: str) -> str | None:
-    """The layer of ``module`` (``moqwk.x.y``) by the longest prefix in :data:`TABLE`."""
+    """The layer of ``module`` (``moqwk.x.y``) by the longest prefix in :data:`TABLE`; None when
+    the table does not place it."""
+    if module == "moqwk":  # the package itself; not a prefix, so a new module must be placed
+        return TABLE["moqwk"]
     parts = module.split(".")
-    for n in range(len(parts), 0, -1):
+    for n in range(len(parts), 1, -1):
         layer = TABLE.get(".".join(parts[:n]))
         if layer is not None:
             return layer
@@ -122,13 +131,13 @@ def _type_checking_test(node: ast.expr) -> bool:
         (isinstance(node, ast.Attribute) and node.attr == "TYPE_CHECKING")
 
 
-def imports_of(module: str, source: str, known: Iterable[str]) -> list[Import]:
+def imports_of(module: str, source: str, known: Iterable[str], *,
+               is_package: bool = False) -> list[Import]:
     """The moqwk modules ``module`` imports, at any depth: module level, inside functions and
     under ``TYPE_CHECKING``. ``from pkg import name`` is an import of ``pkg.name`` when that is a
-    module, else of ``pkg``; relative imports are made absolute."""
+    module (one of ``known``), else of ``pkg``; relative imports are made absolute
+    (``is_package``: ``module`` is a package's ``__init__``)."""
     known = set(known)
-    is_package = module == "moqwk" or module in known and any(
-        k.startswith(module + ".") for k in known)
     package = module if is_package else module.rpartition(".")[0]
     found: list[Import] = []
 
@@ -164,7 +173,8 @@ def all_imports(root: Path = PACKAGE_ROOT) -> list[Import]:
     """Every import of a moqwk module by a moqwk module (one per importer, imported and line)."""
     files = module_files(root)
     found = [imp for name, path in files.items()
-             for imp in imports_of(name, path.read_text(encoding="utf-8"), files)]
+             for imp in imports_of(name, path.read_text(encoding="utf-8"), files,
+                                   is_package=path.name == "__init__.py")]
     return list({(i.importer, i.imported, i.line): i for i in found}.values())
 
 
@@ -181,6 +191,12 @@ def upward(edges: Iterable[Import]) -> list[Import]:
         if a is not None and b is not None and rank(b) > rank(a):
             out.append(imp)
     return out
+
+
+def not_read(edges: Iterable[Import]) -> list[Import]:
+    """Imports :data:`NOT_READ` forbids although they point down."""
+    return [imp for imp in edges
+            if layer_of(imp.imported) in NOT_READ.get(layer_of(imp.importer) or "", ())]
 
 
 def cycles(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
