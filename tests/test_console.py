@@ -162,6 +162,50 @@ def test_live_view_is_the_last_trials_and_the_progress():
     assert text.splitlines()[-1].split()[-1] == "0:02:30"  # the progress line comes last
 
 
+def log_console() -> Console:
+    return Console(width=200, file=io.StringIO(), color_system=None, force_terminal=False)
+
+
+def test_the_search_view_renders_what_it_is_handed_and_runs_nothing():
+    """``SearchView`` is fed records and progress by its caller (moqwk/_api/shown.py runs the
+    search): in a log, one line per finished trial and per fold event, each trial once."""
+    from moqwk.console.views import SearchView
+
+    console = log_console()
+    prog = {**PROG, "complete": 0, "failed": 0, "running": 1, "target": 10}
+    mine = [{**r, "worker": "host:1"} for r in RECORDS]  # one worker: lines do not name it
+    with SearchView(console, DEFAULT_OBJECTIVES) as view:
+        view.update([rec(0, None, state="running")], {**prog, "fold_event": {
+            "trial": 0, "done": 1, "total": 3}})
+        view.update(mine[:1], prog)
+        view.update(mine[:2], prog)  # trial 0 again: not repeated
+    view.finished(mine, "moqwk")
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert lines[0].endswith("trial   0 fold 1/3")
+    trials = [ln for ln in lines if re.search(r"trial +\d+ +complete", ln)]
+    assert [re.search(r"trial +(\d+)", ln).group(1) for ln in trials] == ["0", "1"]
+    assert "worker" not in trials[0]
+    assert any("Study moqwk: all trials" in ln for ln in lines)
+    assert not any("already used its budget" in ln for ln in lines)
+
+
+def test_the_search_view_says_when_the_budget_was_used_before():
+    from moqwk.console.views import SearchView
+
+    console = log_console()
+    mine = [{**r, "worker": "host:1"} for r in RECORDS]
+    with SearchView(console, DEFAULT_OBJECTIVES, shared=True) as view:  # a --storage study
+        view.update(mine, {**PROG, "complete": 9, "failed": 1, "running": 0, "target": 10})
+    view.interrupted(mine)  # a log printed the trials already: nothing more
+    view.finished(mine, "moqwk")
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Trials so far" not in text
+    assert "The study had already used its budget (10 trials): no new trial ran." in text
+    trials = [ln for ln in text.splitlines() if re.search(r"trial +\d+ ", ln)]
+    assert len(trials) == 5, trials  # trial 5 is still running
+    assert all("worker=host:1" in ln for ln in trials), trials
+
+
 # --------------------------------------------------------------------------- selection, compare
 
 
