@@ -206,6 +206,22 @@ def test_the_search_view_says_when_the_budget_was_used_before():
     assert all("worker=host:1" in ln for ln in trials), trials
 
 
+def test_on_a_terminal_the_search_view_is_a_live_table_left_behind_on_ctrl_c():
+    from moqwk.console.views import SearchView
+
+    out = io.StringIO()
+    console = Console(width=140, file=out, color_system=None, force_terminal=True)
+    with SearchView(console, DEFAULT_OBJECTIVES) as view:
+        assert not view._live.is_started  # the live table waits for the first trial
+        view.update(RECORDS, PROG)
+        assert view._live.is_started
+    assert not view._live.is_started
+    view.interrupted(RECORDS)
+    text = out.getvalue()
+    assert "Trials so far (* = feasible Pareto front)" in text
+    assert "trial   0 complete" not in text  # no log lines on a terminal
+
+
 # --------------------------------------------------------------------------- selection, compare
 
 
