@@ -288,3 +288,16 @@ def test_the_import_graph_script_agrees():
     assert set(ups) == PENDING, out.stdout[-2000:]
     assert "CIRCLE" not in out.stdout and "NOT READ" not in out.stdout
     assert out.returncode == (1 if PENDING else 0)
+
+
+def test_the_architecture_page_has_the_current_picture():
+    import subprocess
+    import sys
+
+    drawn = subprocess.run([sys.executable, str(REPO / "scripts/import_graph.py"), "--mermaid"],
+                           capture_output=True, text=True, cwd=REPO).stdout.strip()
+    text = (REPO / "docs/explanation/architecture.md").read_text(encoding="utf-8")
+    block = re.search(r"```mermaid\n(.*?)\n```", text, re.S)
+    assert block and block.group(1).strip() == drawn, (
+        "the picture in docs/explanation/architecture.md is stale: paste the output of "
+        "scripts/import_graph.py --mermaid")
