@@ -152,7 +152,7 @@ class Field:
             return self.type_doc
         allowed = self.allowed()
         if allowed:
-            words = " \\| ".join(f"`{_literal(c)}`" for c in allowed)
+            words = " \\| ".join(f"`{literal(c)}`" for c in allowed)
         else:
             words = _DOC_KIND.get(self.kind, "value") if self.kind is not None else "value"
             if self.lo is not None and self.hi is not None and not self.lo_open:
@@ -172,23 +172,23 @@ class Field:
             return self.default_doc
         if self.required:
             return "required"
-        return f"`{_literal(self.dumped(self.default))}`"
+        return f"`{literal(self.dumped(self.default))}`"
 
 
 def _as_float(value: Any) -> float:
     return float(value)
 
 
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     """A value as YAML would show it in a table cell."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(_literal(v) for v in value) + "]"
+        return "[" + ", ".join(literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_literal(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {literal(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

@@ -27,6 +27,7 @@ from moqwk.config.search import (
     parse_select,
 )
 from moqwk.config.sections import (
+    BaselineConfig,
     CVConfig,
     DataConfig,
     MappingConfig,
@@ -49,6 +50,12 @@ from moqwk.core.mapping import DEFAULT_BATCH, METHODS, MappingSpec, spec_to_para
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import ConfigError
 
+#: Every section but ``features`` (the family registry's), as its declared dataclass: what the
+#: parser, the normalised form and the config reference (:mod:`moqwk.config.reference`) read.
+DECLARED: dict[str, type] = {
+    "data": DataConfig, "scale": ScaleConfig, "cv": CVConfig, "tails": TailConfig,
+    "model": ModelConfig, "objectives": ObjectivesConfig, "mapping": MappingConfig,
+    "baseline": BaselineConfig, "search": SearchConfig, "select": SelectConfig}
 SECTIONS = ("data", "scale", "features", "cv", "tails", "model", "objectives", "mapping",
             "baseline", "search", "select")
 

@@ -336,13 +336,12 @@ class SelectConfig:
     tie_tolerance: float | None = setting(  # None: "auto", estimated from the data
         None, kind=float, auto=True, lo=0.0, finite=True, flag="--tie-tolerance",
         help="the tie band of the lexicographic rule on the primary objective (QWK units); "
-             "`auto` is the bootstrap estimate of `tie_method`, `0` strict order "
-             "(`--tie-tolerance`)")
+             "`auto` is the bootstrap estimate of `tie_method`, `0` strict order")
     gate_margin: float = setting(
         0.02, lo=0.0, flag="--gate-margin",
         help="largest regression, against the baseline under `stratified_text`, that the "
              "stability gate lets pass on mean QWK, pooled QWK (QWK units) and each tail MAE "
-             "(normalised units) (`--gate-margin`)")
+             "(normalised units)")
     #: None: "auto", gate_worst_se_k x the paired bootstrap SE of the worst-prompt QWK
     #: difference (candidate - baseline) under stratified_text; a number: that fixed margin.
     gate_worst_margin: float | None = setting(
@@ -368,7 +367,7 @@ class SelectConfig:
              "those of another method than the one chosen")
     max_gate_candidates: int = setting(
         3, lo=1, flag="--max-candidates",
-        help="ranked candidates tried in the gate (`--max-candidates`)")
+        help="ranked candidates tried in the gate")
     n_boot: int = setting(200, lo=2,
                           help="bootstrap replicates for `tie_tolerance: auto` (no flag)")
 
