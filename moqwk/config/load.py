@@ -297,7 +297,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         "model": dump(model),
         "objectives": dump(objectives),
         "mapping": mapping.to_dict(),
-        "baseline": {"params": dict(baseline), "mapping": baseline_mapping.to_dict()},
+        "baseline": dump(BaselineConfig(baseline, baseline_mapping)),
         "search": search.to_dict(),
         "select": select.to_dict(),
     }

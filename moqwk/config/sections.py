@@ -324,13 +324,6 @@ class BaselineConfig:
     """``baseline:``: the reference every trial is measured against (trial 0, the guardrails,
     the stability gate)."""
 
-    mapping: MappingSpec = setting(
-        MappingSpec("round"), check=_baseline_mapping, type_doc="`{method, params}`",
-        default_doc="`{method: round}`",
-        help="the baseline's score mapping: `method` (a mapping method, `round` when not "
-             "given) and `params` (as `mapping.params`). Trial 0 and the guardrails keep "
-             "today's scoring unless this says otherwise (`moqwk cv` does not use it: it "
-             "scores `mapping:`)")
     params: Mapping[str, Any] = setting(
         dict(DEFAULT_BASELINE_PARAMS), check=_baseline_params, type_doc="mapping",
         default_doc="see below",
@@ -339,6 +332,13 @@ class BaselineConfig:
              "`mapping:`, not `baseline.mapping`: `moqwk cv` scores the pipeline the config "
              "describes; `--mapping round` scores the baseline's rounding), trial 0 of every "
              "search, the source of the guardrails, and the reference of the stability gate.")
+    mapping: MappingSpec = setting(
+        MappingSpec("round"), check=_baseline_mapping, type_doc="`{method, params}`",
+        default_doc="`{method: round}`",
+        help="the baseline's score mapping: `method` (a mapping method, `round` when not "
+             "given) and `params` (as `mapping.params`). Trial 0 and the guardrails keep "
+             "today's scoring unless this says otherwise (`moqwk cv` does not use it: it "
+             "scores `mapping:`)")
 
 
 def parse_baseline(raw: Mapping[str, Any]) -> tuple[dict[str, Any], MappingSpec]:
