@@ -18,6 +18,7 @@ import pandas as pd
 
 from moqwk import artifacts
 from moqwk.config import SelectConfig
+from moqwk.config._fields import fields_of, override
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 from moqwk.core.selection import (
@@ -49,23 +50,14 @@ from moqwk.study.records import CONSTRAINTS, objective_names, records
 
 
 @dataclass(frozen=True)
-class SelectOptions:
-    tie_tolerance: float | None = None  # None: estimate from the data
-    gate_margin: float = 0.02
-    gate_worst_margin: float | None = None  # None: gate_worst_se_k x the paired SE
-    gate_worst_se_k: float = 1.0
-    gate_max_fallback_share: float = 0.10
-    max_gate_candidates: int = 3
-    n_boot: int = 200
+class SelectOptions(SelectConfig):
+    """The ``select:`` section (its fields and defaults are :class:`SelectConfig`'s) with what
+    one ``moqwk select`` call adds: the tail-regression waiver and where the study lives."""
+
     allow_tail_regression: bool = False
     reason: str | None = None
     storage: str | None = None
     study_name: str = "moqwk"
-    rule: str = "lexicographic"
-    tie_method: str = "paired_median"
-    bbc_n_boot: int = 500
-    bbc_scheme: str = "prompts+essays"
-    bbc_corrected: bool = True
 
 
 @dataclass(frozen=True)
@@ -379,33 +371,15 @@ def select(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
 
 
 def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
-    """The config's ``select:`` section, overridden by any flag that was given."""
+    """The config's ``select:`` section, overridden by any flag that was given (each checked as
+    the field it overrides: ``--gate-margin: must be >= 0, got -1``)."""
     if flags.get("reason") and not flags.get("allow_tail_regression"):
         raise ConfigError("--reason goes with --allow-tail-regression; add the flag or drop "
                           "the reason")
-    tol = flags.get("tie_tolerance")
-    if tol is None:
-        tol = config_select.tie_tolerance
-    elif tol < 0:
-        raise ConfigError(f"--tie-tolerance must be >= 0 (0 means strict), got {tol}")
-    margin = flags.get("gate_margin")
-    margin = config_select.gate_margin if margin is None else margin
-    if margin < 0:
-        raise ConfigError(f"--gate-margin must be >= 0, got {margin}")
-    maxc = flags.get("max_gate_candidates")
-    maxc = config_select.max_gate_candidates if maxc is None else maxc
-    if maxc < 1:
-        raise ConfigError(f"--max-candidates must be >= 1, got {maxc}")
-    return SelectOptions(tie_tolerance=tol, gate_margin=margin,
-                         gate_worst_margin=config_select.gate_worst_margin,
-                         gate_worst_se_k=config_select.gate_worst_se_k,
-                         gate_max_fallback_share=config_select.gate_max_fallback_share,
-                         max_gate_candidates=maxc,
-                         n_boot=config_select.n_boot, rule=config_select.rule,
-                         tie_method=config_select.tie_method,
-                         bbc_n_boot=config_select.bbc_n_boot,
-                         bbc_scheme=config_select.bbc_scheme,
-                         bbc_corrected=config_select.bbc_corrected,
+    chosen = override(config_select, "select", tie_tolerance=flags.get("tie_tolerance"),
+                      gate_margin=flags.get("gate_margin"),
+                      max_gate_candidates=flags.get("max_gate_candidates"))
+    return SelectOptions(**{name: getattr(chosen, name) for name, _ in fields_of(SelectConfig)},
                          allow_tail_regression=bool(flags.get("allow_tail_regression")),
                          reason=flags.get("reason"),
                          storage=flags.get("storage"),

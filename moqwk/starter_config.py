@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moqwk.config import DEFAULT_BASELINE_PARAMS
+from moqwk.config import (
+    DEFAULT_BASELINE_PARAMS,
+    CVConfig,
+    MappingConfig,
+    SearchConfig,
+    TailConfig,
+)
+from moqwk.core.mapping import METHODS
 from moqwk.core.scale import ScoreScales
 from moqwk.corpus import infer_scale, read_table, thin_step
 from moqwk.errors import DataError
+from moqwk.features.families.ngram import CHAR_DEFAULTS, WORD_DEFAULTS
 
 
 def _scale_yaml(scales: ScoreScales) -> list[str]:
@@ -92,6 +100,8 @@ def starter_config(*, data: Path, id_column: str, text_column: str, prompt_colum
     where = (Path(os.path.relpath(data.resolve(), out.resolve().parent)) if out is not None
              else data.resolve())
     baseline = "\n".join(f"    {k}: {v}" for k, v in DEFAULT_BASELINE_PARAMS.items())
+    # the declared defaults, written out so the user sees and can edit them
+    cv, tails, mapping, search = CVConfig(), TailConfig(), MappingConfig(), SearchConfig()
     lines = [
         f"# moqwk config for {data.name}: {len(frame)} essays, {n_prompts} prompts.",
         "# Run: moqwk cv --config THIS_FILE --run-dir runs/baseline",
@@ -108,30 +118,35 @@ def starter_config(*, data: Path, id_column: str, text_column: str, prompt_colum
         "",
         "features:        # fitted on each fold's training essays only, cached by content hash",
         "  handcrafted: true",
-        "  word: {ngram_range: [1, 2], min_df: 2, svd_components: 64}",
-        "  char: {ngram_range: [2, 4], min_df: 3, svd_components: 64}",
+        *(f"  {name}: {{ngram_range: {list(d.ngram_range)}, min_df: {d.min_df}, "
+          f"svd_components: {d.svd_components}}}"
+          for name, d in (("word", WORD_DEFAULTS), ("char", CHAR_DEFAULTS))),
         "",
         "cv:",
         f"  n_folds: {max(2, min(5, n_prompts))}       # prompt_holdout: whole prompts per fold",
-        "  repeats: 1       # fold assignments; worst-prompt QWK is noisy, more repeats steady it",
-        "  seed: 42",
-        "  min_prompt_n: 20 # smaller prompts are scored but not in the worst-prompt objective",
+        f"  repeats: {cv.repeats}       # fold assignments; worst-prompt QWK is noisy, more "
+        "repeats steady it",
+        f"  seed: {cv.seed}",
+        f"  min_prompt_n: {cv.min_prompt_n} # smaller prompts are scored but not in the "
+        "worst-prompt objective",
         "",
         "tails:            # normalised units: 0 is the bottom of a scale, 1 the top",
-        "  low_band: 0.25  # low tail: true score in the bottom quarter",
-        "  high_band: 0.75 # high tail: true score in the top quarter",
-        "  tolerance: 0.05 # guardrail: a tail MAE may exceed the baseline's by this much",
+        f"  low_band: {tails.low_band}  # low tail: true score in the bottom quarter",
+        f"  high_band: {tails.high_band} # high tail: true score in the top quarter",
+        f"  tolerance: {tails.tolerance} # guardrail: a tail MAE may exceed the baseline's by "
+        "this much",
         "",
         "mapping:          # raw prediction -> score; fitted on training essays only",
-        "  method: stretch # or round, thresholds, prompt_center, prompt_standardize",
+        f"  method: {mapping.method} # or "
+        f"{', '.join(m for m in METHODS if m != mapping.method)}",
         "",
         "baseline:        # trial 0 and the guardrails' reference; keeps mapping round",
         "  params:",
         baseline,
         "",
         "search:",
-        "  n_trials: 40",
-        "  sampler: nsga2",
+        f"  n_trials: {search.n_trials}",
+        f"  sampler: {search.sampler}",
         "",
     ]
     return "\n".join(lines)

@@ -143,9 +143,9 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     ("baseline: {parameters: {}}", "baseline.parameters: unknown field"),
     ("search: {trials: 5}", "search.trials: unknown field"),
     ("select: {margin: 0.1}", "select.margin: unknown field"),
-    ("features: {word: {svd_components: 0}}", "features.word.svd_components must be >= 1"),
+    ("features: {word: {svd_components: 0}}", "features.word.svd_components: must be >= 1"),
     ("features: {char: {min_df: -1}}", "features.char.min_df"),
-    ("features: {words: {}}", "features has unknown key(s) words"),
+    ("features: {words: {}}", "features.words: unknown field; allowed: char, connectives"),
     ("moedl: {nthread: 2}", "moedl: unknown section; allowed: baseline, cv, data, features"),
 ])
 def test_bad_field_names_its_path(tmp_path: Path, text: str, path: str) -> None:

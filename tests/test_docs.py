@@ -204,60 +204,43 @@ def test_docs_exist() -> None:
 # --------------------------------------------------------------------------- references vs code
 
 
-def _allowed(raw: dict, pattern: str = r"allowed(?: keys)?: (.+)$") -> list[str] | None:
-    """The allowed names a ConfigError lists for an unknown field (None if it lists none)."""
-    from moqwk.config import parse_config
-    from moqwk.errors import ConfigError
+def test_config_reference_tables_are_the_declarations() -> None:
+    """Every field table of config.md is what the field declarations generate: a field added
+    (or a help text changed) without regenerating the page fails here, naming the command."""
+    from moqwk.config.reference import COMMAND, render
 
-    try:
-        parse_config(raw, base_dir=REPO)
-    except ConfigError as e:
-        m = re.search(pattern, str(e))
-        return [s.strip() for s in m.group(1).split(",")] if m else None
-    return None
-
-
-def test_config_reference_names_every_field() -> None:
-    """Asks the validator which fields each section accepts; config.md must name each one."""
     text = (DOCS / "reference" / "config.md").read_text(encoding="utf-8")
-    demo: dict = {"data": {"demo": True}}
-    probes: dict[str, dict] = {
-        "data": {"data": {"demo": True, "zz_unknown": 1}},
-        "scale": {**demo, "scale": {"zz_unknown": 1}},
-        "cv": {**demo, "cv": {"zz_unknown": 1}},
-        "tails": {**demo, "tails": {"zz_unknown": 1}},
-        "model": {**demo, "model": {"zz_unknown": 1}},
-        "baseline": {**demo, "baseline": {"zz_unknown": 1}},
-        "baseline.mapping": {**demo, "baseline": {"mapping": {"zz_unknown": 1}}},
-        "mapping": {**demo, "mapping": {"zz_unknown": 1}},
-        "objectives": {**demo, "objectives": {"zz_unknown": 1}},
-        "search": {**demo, "search": {"zz_unknown": 1}},
-        "select": {**demo, "select": {"zz_unknown": 1}},
-        "features": {**demo, "features": {"zz_unknown": 1}},
-        "features.word": {**demo, "features": {"word": {"zz_unknown": 1}}},
-        "features.char": {**demo, "features": {"char": {"zz_unknown": 1}}},
-        "features.table": {**demo, "features": {"table": {"zz_unknown": 1}}},
-    }
-    missing, unprobed = [], []
-    sections = _allowed({"zz_unknown": {}})
-    if sections is None:
-        pytest.skip("ConfigError no longer lists allowed sections; update this test")
-    missing += [s for s in sections if f"## `{s}`" not in text]
-    for prefix, raw in probes.items():
-        fields = _allowed(raw)
-        if fields is None:
-            unprobed.append(prefix)
-            continue
-        missing += [f"{prefix}.{f}" for f in fields if f"`{prefix}.{f}`" not in text]
-    assert not unprobed, f"could not read the allowed fields of {unprobed}; update this test"
+    _, changed = render(text)
+    assert not changed, (f"docs/reference/config.md: the field tables {', '.join(changed)} "
+                         f"differ from the declarations; run `{COMMAND}`")
+
+
+def test_config_reference_has_every_section_and_mapping_method() -> None:
+    from moqwk.config.load import SECTIONS
     from moqwk.core.mapping import METHODS
 
+    text = (DOCS / "reference" / "config.md").read_text(encoding="utf-8")
+    missing = [s for s in SECTIONS if f"## `{s}`" not in text]
     for name, method in METHODS.items():
         if f"`{name}`" not in text:
             missing.append(f"mapping method {name}")
         missing += [f"mapping param {name}.{p}" for p in method.defaults
                     if f"`{p}`" not in text]
     assert not missing, f"docs/reference/config.md does not document: {missing}"
+
+
+def test_the_reference_command_rewrites_a_stale_table(tmp_path: Path) -> None:
+    from moqwk.config.reference import main
+
+    page = tmp_path / "config.md"
+    text = (DOCS / "reference" / "config.md").read_text(encoding="utf-8")
+    stale = text.replace("| `cv.n_folds` | int >= 2 | `5` |", "| `cv.n_folds` | int | `4` |")
+    assert stale != text
+    page.write_text(stale, encoding="utf-8")
+    assert main([str(page), "--check"]) == 1 and page.read_text(encoding="utf-8") == stale
+    assert main([str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == text
+    assert main([str(page), "--check"]) == 0
 
 
 def test_exit_code_reference_lists_every_code() -> None:

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from moqwk.config._fields import setting
 from moqwk.errors import ConfigError, ModelError
 from moqwk.features import FeatureConfig, FeatureStore
 from moqwk.features.family import EssayData, Essays, Family, PerEssayFamily
 from moqwk.features.fitted import META_FILE, FittedFeatures
 from moqwk.features.registry import FAMILIES
-from moqwk.features.validate import boolean, mapping_of, whole
 
 SMALL = {"word": {"svd_components": 8}, "char": {"ngram_range": [2, 3], "svd_components": 8}}
 
@@ -123,8 +123,8 @@ def test_an_old_fitted_features_format_is_refused_with_the_way_out(demo, tmp_pat
 
 @dataclass(frozen=True)
 class ShoutConfig:
-    enabled: bool = False
-    scale: int = 1
+    enabled: bool = setting(False, help="build this block")
+    scale: int = setting(1, lo=1, help="multiplies the share of capitals")
 
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "scale": self.scale}
@@ -137,14 +137,6 @@ class ShoutFamily(PerEssayFamily):
     config_type = ShoutConfig
     searchable = ("enabled", "scale")
 
-    def default(self) -> ShoutConfig:
-        return ShoutConfig()
-
-    def parse(self, raw: Any, path: str, base_dir: Path | None) -> ShoutConfig:
-        m = mapping_of(raw, path, ("enabled", "scale"))
-        return ShoutConfig(boolean(m.get("enabled", False), f"{path}.enabled"),
-                           whole(m.get("scale", 1), f"{path}.scale", lo=1))
-
     def feature_names(self, cfg: ShoutConfig) -> tuple[str, ...]:
         return ("shout.caps_share",)
 
@@ -155,7 +147,7 @@ class ShoutFamily(PerEssayFamily):
 
 @dataclass(frozen=True)
 class CentredConfig:
-    enabled: bool = False
+    enabled: bool = setting(False, help="build this block")
 
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled}
@@ -167,13 +159,6 @@ class CentredLengthFamily(Family):
 
     name = prefix = "centred"
     config_type = CentredConfig
-
-    def default(self) -> CentredConfig:
-        return CentredConfig()
-
-    def parse(self, raw: Any, path: str, base_dir: Path | None) -> CentredConfig:
-        m = mapping_of(raw, path, ("enabled",))
-        return CentredConfig(boolean(m.get("enabled", False), f"{path}.enabled"))
 
     def feature_names(self, cfg: CentredConfig) -> tuple[str, ...]:
         return ("centred.length",)
@@ -223,9 +208,9 @@ def test_a_registered_family_needs_no_other_change(extra_families, demo, tmp_pat
     # its fields in the search space, checked like the built-in families'
     variant = cfg.with_params({"features.shout.scale": 3, "features.centred.enabled": False})
     assert variant.family("shout").scale == 3 and not variant.family("centred").enabled
-    with pytest.raises(ConfigError, match=r"features\.shout\.scale must be >= 1"):
+    with pytest.raises(ConfigError, match=r"features\.shout\.scale: must be >= 1"):
         cfg.with_params({"features.shout.scale": 0})
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="features.shout.loud: unknown field"):
         FeatureConfig.from_mapping({"shout": {"loud": True}})
 
 

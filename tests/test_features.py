@@ -387,27 +387,29 @@ def test_config_defaults_and_round_trip():
 @pytest.mark.parametrize(
     ("mapping", "field"),
     [
-        ({"colour": 1}, "features has unknown key(s) colour; allowed keys: handcrafted"),
+        ({"colour": 1}, "features.colour: unknown field; allowed: char, connectives, handcrafted"),
         ({"handcrafted": "yes"}, "features.handcrafted"),
         ({"word": {"min_df": -1}}, "features.word.min_df"),
         ({"word": {"min_df": 1.5}}, "features.word.min_df"),
         ({"word": {"min_df": True}}, "features.word.min_df"),
         ({"word": {"min_df": 5, "max_df": 3}}, "features.word.max_df"),
         ({"word": {"ngram_range": [2, 1]}}, "features.word.ngram_range"),
-        ({"word": {"ngram": [1, 2]}}, "features.word has unknown key(s) ngram"),
+        ({"word": {"ngram": [1, 2]}}, "features.word.ngram: unknown field"),
         ({"char": {"svd_components": 0}}, "features.char.svd_components"),
         ({"char": True}, "features.char"),
         ({"char": {"max_df": "0.9"}}, "features.char.max_df"),
         ({"table": {"id_column": "x"}}, "features.table.path"),
         ({"table": {"path": "f.xlsx"}}, "features.table.path"),
         ({"table": {"path": "f.csv", "columns": "a"}}, "features.table.columns"),
-        ({"table": {"path": "f.csv", "colums": ["a"]}}, "allowed keys: path, id_column, columns"),
+        ({"table": {"path": "f.csv", "colums": ["a"]}},
+         "features.table.colums: unknown field; allowed: columns, id_column, path; did you mean "
+         "columns?"),
         ({"seed": -1}, "features.seed"),
         (
             {"handcrafted": False, "word": {"enabled": False}, "char": {"enabled": False}},
             "every feature kind is disabled",
         ),
-        ([1, 2], "features must be a mapping"),
+        ([1, 2], "features: expected a mapping"),
     ],
 )
 def test_config_errors_name_the_field(mapping, field):

@@ -125,7 +125,7 @@ def test_a_trial_can_switch_a_family_on(demo, tmp_path: Path):
 def test_bad_fields_name_their_path():
     with pytest.raises(ConfigError, match="features.readability.enabled"):
         FeatureConfig.from_mapping({"readability": {"enabled": "yes"}})
-    with pytest.raises(ConfigError, match="features.connectives has unknown key"):
+    with pytest.raises(ConfigError, match="features.connectives.lists: unknown field"):
         FeatureConfig.from_mapping({"connectives": {"enabled": True, "lists": []}})
     with pytest.raises(ConfigError, match="features.lexical.min_df"):
         FeatureConfig.from_mapping({"lexical": {"enabled": True, "min_df": 0}})

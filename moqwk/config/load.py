@@ -11,12 +11,13 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from moqwk.config._fields import dump, unknown_message
 from moqwk.config.search import (
     SearchConfig,
     SelectConfig,
@@ -26,6 +27,7 @@ from moqwk.config.search import (
     parse_select,
 )
 from moqwk.config.sections import (
+    BaselineConfig,
     CVConfig,
     DataConfig,
     MappingConfig,
@@ -48,6 +50,12 @@ from moqwk.core.mapping import DEFAULT_BATCH, METHODS, MappingSpec, spec_to_para
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import ConfigError
 
+#: Every section but ``features`` (the family registry's), as its declared dataclass: what the
+#: parser, the normalised form and the config reference (:mod:`moqwk.config.reference`) read.
+DECLARED: dict[str, type] = {
+    "data": DataConfig, "scale": ScaleConfig, "cv": CVConfig, "tails": TailConfig,
+    "model": ModelConfig, "objectives": ObjectivesConfig, "mapping": MappingConfig,
+    "baseline": BaselineConfig, "search": SearchConfig, "select": SelectConfig}
 SECTIONS = ("data", "scale", "features", "cv", "tails", "model", "objectives", "mapping",
             "baseline", "search", "select")
 
@@ -259,8 +267,8 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         raise ConfigError("config: the top level must be a mapping of sections")
     unknown = set(raw) - set(SECTIONS)
     if unknown:
-        raise ConfigError(f"{sorted(map(str, unknown))[0]}: unknown section; "
-                          f"allowed: {', '.join(sorted(SECTIONS))}")
+        key = sorted(map(str, unknown))[0]
+        raise ConfigError(unknown_message(key, key, SECTIONS, what="section"))
     data = parse_data(raw, base_dir)
     scale = parse_scale(raw)
     cv = parse_cv(raw)
@@ -281,15 +289,15 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
     if features.table is not None:  # absolute, so the run directory's copy finds the table
         feature_dict["table"]["path"] = str(features.table.resolved)
     normalised = {
-        "data": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(data).items()},
-        "scale": asdict(scale),
+        "data": dump(data),
+        "scale": dump(scale),
         "features": feature_dict,
-        "cv": asdict(cv),
-        "tails": asdict(tails),
-        "model": asdict(model),
-        "objectives": asdict(objectives),
+        "cv": dump(cv),
+        "tails": dump(tails),
+        "model": dump(model),
+        "objectives": dump(objectives),
         "mapping": mapping.to_dict(),
-        "baseline": {"params": dict(baseline), "mapping": baseline_mapping.to_dict()},
+        "baseline": dump(BaselineConfig(baseline, baseline_mapping)),
         "search": search.to_dict(),
         "select": select.to_dict(),
     }

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from moqwk.config._fields import bounded, choice, section, typed
+from moqwk.config._fields import dump, parse, setting
 from moqwk.errors import ConfigError
 from moqwk.study.samplers import CROSSOVERS, SAMPLER_NAMES
 
@@ -158,60 +158,6 @@ def parse_grid(raw: Any, *, path: str = "search.grid") -> dict[str, list[Any]]:
     return out
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    """``search:``: the sampler and its settings, the space, the budget, the first generation."""
-
-    n_trials: int = DEFAULT_N_TRIALS
-    timeout: float | None = None
-    n_jobs: int | None = None  # None: "auto", the usable cores
-    sampler: str = "nsga2"
-    seed: int | None = None  # None: cv.seed
-    population_size: int = 10
-    mutation_prob: float | None = None
-    crossover: str = "uniform"
-    crossover_prob: float = 0.9
-    swapping_prob: float = 0.5
-    space: tuple[SpaceParam, ...] = field(default_factory=lambda: parse_space(None))
-    seed_neighbours: int | None = None  # None: fill the first generation
-    initial_configs: tuple[Mapping[str, Any], ...] = ()
-    grid: Mapping[str, list[Any]] = field(default_factory=lambda: parse_grid(None))
-    #: Fold racing (docs/explanation/method.md): on by default; the rungs (folds run before a
-    #: check; None: half the folds) and the per-objective margins (None: "auto").
-    racing: bool = True
-    racing_rungs: tuple[int, ...] | None = None
-    racing_margin: Mapping[str, float] | float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n_trials": self.n_trials, "timeout": self.timeout,
-            "n_jobs": "auto" if self.n_jobs is None else self.n_jobs,
-            "sampler": self.sampler, "seed": self.seed,
-            "population_size": self.population_size, "mutation_prob": self.mutation_prob,
-            "crossover": self.crossover, "crossover_prob": self.crossover_prob,
-            "swapping_prob": self.swapping_prob,
-            "space": {p.name: p.to_dict() for p in self.space},
-            "seed_neighbours": self.seed_neighbours,
-            "initial_configs": [dict(c) for c in self.initial_configs],
-            "grid": {k: list(v) for k, v in self.grid.items()},
-            "racing": self.racing,
-            "racing_rungs": "auto" if self.racing_rungs is None else list(self.racing_rungs),
-            "racing_margin": "auto" if self.racing_margin is None else (
-                dict(self.racing_margin) if isinstance(self.racing_margin, Mapping)
-                else self.racing_margin),
-        }
-
-
-SEARCH_FIELDS = {"n_trials", "timeout", "sampler", "population_size", "mutation_prob",
-                 "crossover", "crossover_prob", "swapping_prob", "seed", "space",
-                 "seed_neighbours", "n_jobs", "initial_configs", "grid", "racing",
-                 "racing_rungs", "racing_margin"}
-
-
-def _auto_or(s: Mapping[str, Any], name: str) -> bool:
-    return s.get(name) is None or s.get(name) == "auto"
-
-
 def parse_n_jobs(value: Any, where: str = "search.n_jobs") -> int | None:
     """``auto`` (None: the usable cores) or a whole number >= 1."""
     if value is None or value == "auto":
@@ -221,24 +167,17 @@ def parse_n_jobs(value: Any, where: str = "search.n_jobs") -> int | None:
     return int(value)
 
 
-def _rungs(s: Mapping[str, Any]) -> tuple[int, ...] | None:
-    if _auto_or(s, "racing_rungs"):
-        return None
-    v = s["racing_rungs"]
+def _rungs(v: Any, where: str) -> tuple[int, ...]:
     if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool)
                                           and x >= 1 for x in v):
-        raise ConfigError(f"search.racing_rungs: 'auto' or a list of fold counts >= 1 (for "
+        raise ConfigError(f"{where}: 'auto' or a list of fold counts >= 1 (for "
                           f"example [2]), got {v!r}")
     if any(b <= a for a, b in zip(v, v[1:], strict=False)):
-        raise ConfigError(f"search.racing_rungs: fold counts must increase, got {v!r}")
+        raise ConfigError(f"{where}: fold counts must increase, got {v!r}")
     return tuple(v)
 
 
-def _margin(s: Mapping[str, Any]) -> Mapping[str, float] | float | None:
-    if _auto_or(s, "racing_margin"):
-        return None
-    v = s["racing_margin"]
-    where = "search.racing_margin"
+def _margin(v: Any, where: str) -> Mapping[str, float] | float:
     if isinstance(v, Mapping):
         out = {}
         for k, x in v.items():
@@ -251,111 +190,191 @@ def _margin(s: Mapping[str, Any]) -> Mapping[str, float] | float | None:
     return float(v)
 
 
+def _initial_configs(v: Any, where: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(v, list) or not all(isinstance(c, Mapping) for c in v):
+        raise ConfigError(f"{where}: expected a list of {{param: value}} mappings")
+    return tuple(dict(c) for c in v)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """``search:``: the sampler and its settings, the space, the budget, the first generation."""
+
+    n_trials: int = setting(
+        DEFAULT_N_TRIALS, lo=1, default_doc=f"`{DEFAULT_N_TRIALS}` (`moqwk demo`: 12)",
+        help="the study's total trial budget ([budget semantics]"
+             "(../explanation/method.md#budget-and-resume-semantics)); `--n-trials` overrides "
+             "it; ignored by `moqwk grid`")
+    timeout: float | None = setting(
+        None, kind=float, lo=0.0, lo_open=True, type_doc="number (seconds)", default_doc="none",
+        help="stop starting trials after this long; `--timeout` overrides it")
+    n_jobs: int | None = setting(  # None: "auto", the usable cores
+        None, auto=True, check=parse_n_jobs, type_doc="`auto` \\| int >= 1",
+        help="trials at once in one `moqwk search` process; `auto` is the cores this process "
+             "may use (its CPU affinity), and each trial's XGBoost gets cores / `n_jobs` "
+             "threads (unless `model.nthread` is set), so workers x threads = cores; "
+             "`--n-jobs` overrides it. A run directory made before `auto` keeps the `1` its "
+             "`config.yaml` records")
+    sampler: str = setting("nsga2", choices=SAMPLER_NAMES, help="`--sampler` overrides it")
+    seed: int | None = setting(  # None: cv.seed
+        None, kind=int, lo=0, default_doc="`cv.seed`",
+        help="sampler seed (on resume, combined with the number of trials so far) and the "
+             "seed of the baseline neighbours")
+    population_size: int = setting(
+        10, lo=2, help="NSGA-II generation size; also sets how many baseline neighbours are "
+                       "queued (`population_size // 2 - 1 - len(initial_configs)`)")
+    mutation_prob: float | None = setting(
+        None, kind=float, lo=0.0, hi=1.0,
+        help="NSGA-II mutation probability per parameter; `null` is Optuna's `1 / number of "
+             "parameters`")
+    crossover: str = setting("uniform", choices=CROSSOVERS, help="NSGA-II crossover")
+    crossover_prob: float = setting(0.9, lo=0.0, hi=1.0,
+                                    help="NSGA-II crossover probability")
+    swapping_prob: float = setting(0.5, lo=0.0, hi=1.0,
+                                   help="NSGA-II per-parameter swap probability (also the "
+                                        "uniform crossover's)")
+    space: tuple[SpaceParam, ...] = setting(
+        parse_space(None), check=lambda v, p: parse_space(v, path=p),
+        dump=lambda space: {p.name: p.to_dict() for p in space},
+        type_doc="mapping", default_doc="the default space below",
+        help="the parameters searched; the rest stay at the baseline's values")
+    seed_neighbours: int | None = setting(  # None: fill the first generation
+        None, kind=int, lo=0, default_doc="`population_size // 2 - 1 - len(initial_configs)`",
+        help="NSGA-II only: configs near the baseline queued into the first generation (never "
+             "more than the budget allows)")
+    initial_configs: tuple[Mapping[str, Any], ...] = setting(
+        (), check=_initial_configs, type_doc="list of mappings",
+        help="configs queued right after the baseline (role `seed`); keys outside "
+             "`search.space` are dropped, space parameters they omit are sampled")
+    grid: Mapping[str, list[Any]] = setting(
+        parse_grid(None), check=lambda v, p: parse_grid(v, path=p), type_doc="mapping",
+        default_doc="the default grid below",
+        help="`{param: [values, ...]}` for `moqwk grid` / `--sampler grid`")
+    #: Fold racing (docs/explanation/method.md): on by default; the rungs (folds run before a
+    #: check; None: half the folds) and the per-objective margins (None: "auto").
+    racing: bool = setting(
+        True, help="fold racing: after each rung, stop a trial that cannot reach the feasible "
+                   "front ([fold racing](../explanation/method.md#fold-racing)); it is "
+                   "recorded as `pruned` and counts toward the budget. Not used by "
+                   "`moqwk grid`")
+    racing_rungs: tuple[int, ...] | None = setting(
+        None, auto=True, check=_rungs, type_doc="`auto` \\| list of ints",
+        help="folds run before each check, increasing and fewer than a trial's folds "
+             "(`cv.n_folds` x `cv.repeats`); `auto` is a check at half the folds, rounded "
+             "down, and one before the last fold (2 and 4 of 5)")
+    racing_margin: Mapping[str, float] | float | None = setting(
+        None, auto=True, check=_margin,
+        type_doc="`auto` \\| number >= 0 \\| `{objective: margin}`",
+        help="how much better a feasible trial must be, in every objective, than a trial's "
+             "optimistic bound to stop it; `auto`: 0.02 for QWK objectives (the primary one "
+             "takes a numeric `select.tie_tolerance` instead), 0.01 for tail MAE")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dump(self)
+
+
 def parse_search(raw: Mapping[str, Any]) -> SearchConfig:
-    s = section(raw, "search", SEARCH_FIELDS)
-    p = "search"
-    configs = s.get("initial_configs") or []
-    if not isinstance(configs, list) or not all(isinstance(c, Mapping) for c in configs):
-        raise ConfigError("search.initial_configs: expected a list of {param: value} mappings")
-    mutation = bounded(s, "mutation_prob", p, float, None, lo=0.0, hi=1.0)
-    return SearchConfig(
-        n_trials=bounded(s, "n_trials", p, int, DEFAULT_N_TRIALS, lo=1),
-        timeout=bounded(s, "timeout", p, float, None, lo=0.0, lo_open=True),
-        n_jobs=parse_n_jobs(s.get("n_jobs")),
-        sampler=choice(s, "sampler", p, SAMPLER_NAMES, "nsga2"),
-        seed=bounded(s, "seed", p, int, None, lo=0),
-        population_size=bounded(s, "population_size", p, int, 10, lo=2),
-        mutation_prob=mutation,
-        crossover=choice(s, "crossover", p, CROSSOVERS, "uniform"),
-        crossover_prob=bounded(s, "crossover_prob", p, float, 0.9, lo=0.0, hi=1.0),
-        swapping_prob=bounded(s, "swapping_prob", p, float, 0.5, lo=0.0, hi=1.0),
-        space=parse_space(s.get("space")),
-        seed_neighbours=bounded(s, "seed_neighbours", p, int, None, lo=0),
-        initial_configs=tuple(dict(c) for c in configs),
-        grid=parse_grid(s.get("grid")),
-        racing=typed(s, "racing", p, bool, True),
-        racing_rungs=_rungs(s),
-        racing_margin=_margin(s),
-    )
+    search: SearchConfig = parse(SearchConfig, raw.get("search"), "search")
+    return search
+
+
+def _rules() -> tuple[str, ...]:
+    from moqwk.core.selection import RULES
+
+    return tuple(RULES)
+
+
+def _tie_methods() -> tuple[str, ...]:
+    from moqwk.core.noise import TIE_METHODS
+
+    return tuple(TIE_METHODS)
+
+
+def _resampling() -> tuple[str, ...]:
+    from moqwk.core.pooled import RESAMPLING
+
+    return tuple(RESAMPLING)
+
+
+def _replicates(v: int, where: str) -> int:
+    if v == 1:
+        raise ConfigError(f"{where}: 0 (off) or at least 2 replicates, got 1")
+    return v
 
 
 @dataclass(frozen=True)
 class SelectConfig:
     """``select:``: the tie band, the stability gate and the bootstrap behind the tie band."""
 
-    tie_tolerance: float | None = None  # None: "auto", estimated from the data
-    gate_margin: float = 0.02
+    rule: str = setting(
+        "lexicographic", choices=_rules,
+        help="how the feasible Pareto front is ranked: the primary objective first, with a tie "
+             "band, then mean QWK among tied trials (no flag)")
+    tie_method: str = setting(
+        "paired_median", choices=_tie_methods,
+        help="how `tie_tolerance: auto` is estimated: `paired_median`, the median paired "
+             "bootstrap SE of the primary objective's difference between the top trial and the "
+             "next five trials whose predictions differ from it; `independent`, sqrt(2) x the "
+             "top trial's own bootstrap SE. Duplicates of the top trial are skipped, so the "
+             "band never collapses to 0 (no flag)")
+    #: BBC-CV, the selection-bias-corrected estimate: replicates (0: off), resampling, variant.
+    bbc_n_boot: int = setting(
+        500, lo=0, check=_replicates, type_doc="int, 0 or >= 2",
+        help="bootstrap replicates of the selection-bias-corrected estimate (BBC-CV): the "
+             "whole selection replayed on resamples of every trial's out-of-fold predictions, "
+             "its choice scored out-of-bag; `0` turns it off (no flag)")
+    bbc_scheme: str = setting(
+        "prompts+essays", choices=_resampling,
+        help="what BBC-CV resamples: essays within each prompt, whole prompts, or prompts "
+             "then essays within each drawn prompt (the default; it tracked fresh folds best "
+             "on ELLIPSE, see [the research note](../research/honest-numbers-design.md))")
+    bbc_corrected: bool = setting(
+        True, help="report the size-corrected estimate (each replicate minus the chosen "
+                   "config's mean out-of-bag shift from its full-data value, the part of the "
+                   "drop due to scoring fewer essays or prompts) rather than BBC-CV as "
+                   "published (no flag)")
+    tie_tolerance: float | None = setting(  # None: "auto", estimated from the data
+        None, kind=float, auto=True, lo=0.0, finite=True, flag="--tie-tolerance",
+        help="the tie band of the lexicographic rule on the primary objective (QWK units); "
+             "`auto` is the bootstrap estimate of `tie_method`, `0` strict order")
+    gate_margin: float = setting(
+        0.02, lo=0.0, flag="--gate-margin",
+        help="largest regression, against the baseline under `stratified_text`, that the "
+             "stability gate lets pass on mean QWK, pooled QWK (QWK units) and each tail MAE "
+             "(normalised units)")
     #: None: "auto", gate_worst_se_k x the paired bootstrap SE of the worst-prompt QWK
     #: difference (candidate - baseline) under stratified_text; a number: that fixed margin.
-    gate_worst_margin: float | None = None
-    gate_worst_se_k: float = 1.0
+    gate_worst_margin: float | None = setting(
+        None, kind=float, auto=True, lo=0.0, finite=True,
+        help="the gate's margin for worst-prompt QWK, which is noisier than the other gate "
+             "metrics: a candidate whose `stratified_text` worst-prompt QWK falls more than "
+             "this below the baseline's fails the gate. `auto`: `gate_worst_se_k` x the "
+             "paired bootstrap SE of that difference (candidate - baseline on the gate's "
+             "folds, essays resampled within prompts, `select.n_boot` replicates), recorded "
+             "per candidate as `worst_prompt_noise`. A number: that fixed margin (0.10 before "
+             "issue 20)")
+    gate_worst_se_k: float = setting(
+        1.0, lo=0.0,
+        help="k of the `auto` worst-prompt margin: a candidate more than k paired SEs worse "
+             "than the baseline on worst-prompt QWK fails. 1 is the convention `compare` uses "
+             "for a tie ([method](../explanation/method.md#the-stability-gate))")
     #: a candidate whose stratified_text run maps more than this share of essays with its
     #: mapping's fallback fails the gate: the gate did not test the mapping that was chosen
-    gate_max_fallback_share: float = 0.10
-    max_gate_candidates: int = 3
-    n_boot: int = 200
-    rule: str = "lexicographic"
-    tie_method: str = "paired_median"
-    #: BBC-CV, the selection-bias-corrected estimate: replicates (0: off), resampling, variant.
-    bbc_n_boot: int = 500
-    bbc_scheme: str = "prompts+essays"
-    bbc_corrected: bool = True
+    gate_max_fallback_share: float = setting(
+        0.10, lo=0.0, hi=1.0,
+        help="a candidate whose `stratified_text` run maps more than this share of its essays "
+             "with its score mapping's fallback fails the gate: its gate numbers are mostly "
+             "those of another method than the one chosen")
+    max_gate_candidates: int = setting(
+        3, lo=1, flag="--max-candidates",
+        help="ranked candidates tried in the gate")
+    n_boot: int = setting(200, lo=2,
+                          help="bootstrap replicates for `tie_tolerance: auto` (no flag)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "tie_method": self.tie_method,
-                "bbc_n_boot": self.bbc_n_boot, "bbc_scheme": self.bbc_scheme,
-                "bbc_corrected": self.bbc_corrected,
-                "tie_tolerance": "auto" if self.tie_tolerance is None else self.tie_tolerance,
-                "gate_margin": self.gate_margin,
-                "gate_worst_margin": ("auto" if self.gate_worst_margin is None
-                                      else self.gate_worst_margin),
-                "gate_worst_se_k": self.gate_worst_se_k,
-                "gate_max_fallback_share": self.gate_max_fallback_share,
-                "max_gate_candidates": self.max_gate_candidates,
-                "n_boot": self.n_boot}
-
-
-def _auto_or_number(s: Mapping[str, Any], name: str) -> float | None:
-    v = s.get(name, "auto")
-    if v is None or v == "auto":
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-        raise ConfigError(f"select.{name}: 'auto' (derived from the noise) or a number >= 0, "
-                          f"got {v!r}")
-    return float(v)
+        return dump(self)
 
 
 def parse_select(raw: Mapping[str, Any]) -> SelectConfig:
-    from moqwk.core.noise import TIE_METHODS
-    from moqwk.core.pooled import RESAMPLING
-    from moqwk.core.selection import RULES
-
-    s = section(raw, "select", {"rule", "tie_tolerance", "tie_method", "gate_margin",
-                                "gate_worst_margin", "gate_worst_se_k",
-                                "gate_max_fallback_share", "max_gate_candidates", "n_boot",
-                                "bbc_n_boot", "bbc_scheme", "bbc_corrected"})
-    bbc_n_boot = bounded(s, "bbc_n_boot", "select", int, 500, lo=0)
-    if bbc_n_boot == 1:
-        raise ConfigError("select.bbc_n_boot: 0 (off) or at least 2 replicates, got 1")
-    tol = s.get("tie_tolerance", "auto")
-    if tol is None or tol == "auto":
-        tie = None
-    elif isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < math.inf:
-        raise ConfigError(f"select.tie_tolerance: 'auto' or a number >= 0, got {tol!r}")
-    else:
-        tie = float(tol)
-    return SelectConfig(
-        tie_tolerance=tie,
-        gate_margin=bounded(s, "gate_margin", "select", float, 0.02, lo=0.0),
-        gate_worst_margin=_auto_or_number(s, "gate_worst_margin"),
-        gate_worst_se_k=bounded(s, "gate_worst_se_k", "select", float, 1.0, lo=0.0),
-        gate_max_fallback_share=bounded(s, "gate_max_fallback_share", "select", float, 0.10,
-                                        lo=0.0, hi=1.0),
-        max_gate_candidates=bounded(s, "max_gate_candidates", "select", int, 3, lo=1),
-        n_boot=bounded(s, "n_boot", "select", int, 200, lo=2),
-        rule=choice(s, "rule", "select", tuple(RULES), "lexicographic"),
-        tie_method=choice(s, "tie_method", "select", TIE_METHODS, "paired_median"),
-        bbc_n_boot=bbc_n_boot,
-        bbc_scheme=choice(s, "bbc_scheme", "select", RESAMPLING, "prompts+essays"),
-        bbc_corrected=typed(s, "bbc_corrected", "select", bool, True),
-    )
+    select: SelectConfig = parse(SelectConfig, raw.get("select"), "select")
+    return select

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moqwk.config._fields import bounded, choice, section, typed
+from moqwk.config._fields import dump, mapping, parse, read, setting
 from moqwk.core.mapping import METHODS, MappingSpec
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS, ObjectiveSet
 from moqwk.errors import ConfigError
@@ -29,44 +30,99 @@ DEFAULT_BASELINE_PARAMS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: Path | None
-    id_column: str = "essay_id"
-    text_column: str = "text"
-    prompt_column: str = "prompt"
-    score_column: str = "score"
-    demo: bool = False
-    demo_seed: int = 0
-    demo_per_prompt_scales: bool = False
+    path: Path | None = setting(
+        None, kind=None, check=lambda v, p: _path_string(v, p), type_doc="string",
+        default_doc="required unless `demo: true`",
+        help="CSV or Parquet (`.parquet`, `.pq`) corpus. A relative path is relative to **the "
+             "config file's directory**. `${VAR}` and `${VAR:-default}` are expanded from the "
+             "environment; an unset `${VAR}` without a default is an error, and an empty "
+             "variable counts as unset. Only this field is expanded. Parquet needs `pyarrow` "
+             "(`pip install 'moqwk[parquet]'`).")
+    id_column: str = setting("essay_id", help="unique essay id; read as text")
+    text_column: str = setting("text", help="essay text; must be non-empty")
+    prompt_column: str = setting("prompt", help="prompt name; read as text")
+    score_column: str = setting("score", help="human score; numeric, on the scale below")
+    demo: bool = setting(False, help="use the built-in synthetic corpus (720 essays, 10 "
+                                     "prompts) when `path` is not given; the column fields are "
+                                     "then ignored")
+    demo_seed: int = setting(0, help="seed of the demo corpus")
+    demo_per_prompt_scales: bool = setting(
+        False, help="give each demo prompt its own integer scale (0-3 up to 0-60) instead of "
+                    "1.0-5.0 in steps of 0.5")
+
+
+def _path_string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string path, got {value!r}")
+    return value
+
+
+def _per_prompt(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping {{prompt: {{min, max, step}}}}")
+    return {str(p): v for p, v in value.items()}
 
 
 @dataclass(frozen=True)
 class ScaleConfig:
-    kind: str = "infer"  # global | per_prompt | infer
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    per_prompt: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    kind: str = setting("infer", choices=("global", "per_prompt", "infer"),
+                        help="one scale for every prompt, one per prompt, or inferred from the "
+                             "scores every time the corpus loads")
+    min: float | None = setting(None, kind=float, default_doc="-",
+                                help="`global`: lowest score (required)")
+    max: float | None = setting(None, kind=float, default_doc="-",
+                                help="`global`: highest score (required, > `min`)")
+    step: float | None = setting(None, kind=float, default_doc="-",
+                                 help="`global`: distance between levels (required, > 0; "
+                                      "`max - min` must be a whole number of steps)")
+    per_prompt: Mapping[str, Mapping[str, float]] = setting(
+        {}, check=_per_prompt, type_doc="mapping",
+        help="`per_prompt`: `{PROMPT: {min, max, step}}` with the same rules; every prompt in "
+             "the data needs an entry (exit 3 otherwise), extra entries are ignored")
 
 
 @dataclass(frozen=True)
 class CVConfig:
-    n_folds: int = 5
-    repeats: int = 1
-    seed: int = 42
-    min_prompt_n: int = 20
+    n_folds: int = setting(5, lo=2, help="folds per assignment; `prompt_holdout` needs at least "
+                                         "this many prompts")
+    repeats: int = setting(1, lo=1, help="fold assignments; per-prompt QWK is averaged over "
+                                         "them before the worst and mean are taken")
+    seed: int = setting(42, help="fold seed; also XGBoost's `seed`, the tie-tolerance bootstrap "
+                                 "seed, the default `search.seed` of the sampler, and the base "
+                                 "of `compare`'s default fresh seed (`cv.seed + 1000`)")
+    min_prompt_n: int = setting(20, lo=1, help="prompts with fewer essays are scored and "
+                                               "reported but left out of worst-prompt and mean "
+                                               "QWK")
+
+
+def _band(value: float, path: str) -> float:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{path}: must lie in [0, 1] (normalised units: 0 is the bottom of a "
+                          f"scale, 1 the top), got {value}")
+    return value
 
 
 @dataclass(frozen=True)
 class TailConfig:
-    low_band: float = 0.25
-    high_band: float = 0.75
-    tolerance: float = 0.05
+    low_band: float = setting(0.25, check=_band, type_doc="number in [0, 1]",
+                              help="low tail: essays whose true normalised score is <= this "
+                                   "(on 1.0-5.0: score <= 2.0)")
+    high_band: float = setting(0.75, check=_band, type_doc="number in [0, 1]",
+                               help="high tail: true normalised score >= this (on 1.0-5.0: "
+                                    "score >= 4.0); must exceed `low_band`")
+    tolerance: float = setting(0.05, lo=0, help="guardrail: a trial is feasible when each tail "
+                                                "MAE is at most the baseline's + this (0.05 is "
+                                                "0.2 points on 1.0-5.0)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    objective: str = "reg:squarederror"
-    nthread: int = 0  # 0: choose from cores and parallel trials
+    objective: str = setting("reg:squarederror",
+                             help="XGBoost objective. The target is the normalised score in "
+                                  "[0, 1]; an `objective` key in the params overrides this.")
+    nthread: int = setting(0, lo=0, help="XGBoost threads per model; `0` means the usable cores "
+                                         "divided by the trials running at once in this "
+                                         "process (`--n-jobs`), at least 1")
 
 
 #: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs.
@@ -76,7 +132,20 @@ WORST_PROMPT_ESTIMATORS: Mapping[str, str] = {
 
 @dataclass(frozen=True)
 class ObjectivesConfig:
-    worst_prompt: str = "min"
+    worst_prompt: str = setting(
+        "min", choices=tuple(WORST_PROMPT_ESTIMATORS),
+        help="how the primary objective summarises the per-prompt QWKs of the prompts with at "
+             "least `cv.min_prompt_n` essays. `min`: the worst prompt's QWK "
+             "(`worst_prompt_qwk`). `cvar10`: the mean QWK of the worst 10% of those prompts, "
+             "at least one (`cvar10_prompt_qwk`). `eb_min`: the minimum after an "
+             "empirical-Bayes shrinkage of each prompt's QWK toward the mean, more for prompts "
+             "whose QWK is noisier (`eb_worst_prompt_qwk`; each prompt's sampling variance by "
+             "Lin's delta method), capped at the mean per-prompt QWK: a worst prompt cannot "
+             "read better than the average one, which the precision-weighted shrinkage target "
+             "allowed when large prompts score higher than small ones. Every table and "
+             "artifact names the objective by its own label. The other three objectives are "
+             "fixed: mean per-prompt QWK, low-tail MAE, high-tail MAE. Why `min` is the "
+             "default: ADR [0004](../decisions/0004-worst-prompt-objective.md).")
 
     def objective_set(self) -> ObjectiveSet:
         return ObjectiveSet(primary=WORST_PROMPT_ESTIMATORS[self.worst_prompt],
@@ -105,31 +174,14 @@ def expand_env(text: str) -> str:
 
 
 def parse_data(raw: Mapping[str, Any], base_dir: Path) -> DataConfig:
-    d = section(raw, "data", {"path", "id_column", "text_column", "prompt_column",
-                              "score_column", "demo", "demo_seed", "demo_per_prompt_scales"})
-    demo = bool(typed(d, "demo", "data", bool, False))
-    path = d.get("path")
-    if path is None and not demo:
+    d = read(DataConfig, raw.get("data"), "data")
+    if d["path"] is None and not d["demo"]:
         raise ConfigError("data.path: missing; give the corpus CSV/Parquet path or set "
                           "data.demo: true")
-    data_path = None
-    if path is not None:
-        if not isinstance(path, str):
-            raise ConfigError(f"data.path: expected a string path, got {path!r}")
-        data_path = Path(expand_env(path)).expanduser()
-        if not data_path.is_absolute():
-            data_path = (base_dir / data_path).resolve()
-    defaults = DataConfig(path=None)
-    return DataConfig(
-        path=data_path,
-        id_column=typed(d, "id_column", "data", str, defaults.id_column),
-        text_column=typed(d, "text_column", "data", str, defaults.text_column),
-        prompt_column=typed(d, "prompt_column", "data", str, defaults.prompt_column),
-        score_column=typed(d, "score_column", "data", str, defaults.score_column),
-        demo=demo,
-        demo_seed=typed(d, "demo_seed", "data", int, 0),
-        demo_per_prompt_scales=bool(typed(d, "demo_per_prompt_scales", "data", bool, False)),
-    )
+    if d["path"] is not None:
+        data_path = Path(expand_env(d["path"])).expanduser()
+        d["path"] = data_path if data_path.is_absolute() else (base_dir / data_path).resolve()
+    return DataConfig(**d)
 
 
 def _check_scale(path: str, lo: Any, hi: Any, step: Any) -> None:
@@ -147,24 +199,14 @@ def _check_scale(path: str, lo: Any, hi: Any, step: Any) -> None:
 
 
 def parse_scale(raw: Mapping[str, Any]) -> ScaleConfig:
-    s = section(raw, "scale", {"kind", "min", "max", "step", "per_prompt"})
-    kind = choice(s, "kind", "scale", ("global", "per_prompt", "infer"), "infer")
-    if not isinstance(s.get("per_prompt") or {}, Mapping):
-        raise ConfigError("scale.per_prompt: expected a mapping {prompt: {min, max, step}}")
-    scale = ScaleConfig(
-        kind=kind,
-        min=typed(s, "min", "scale", float, None),
-        max=typed(s, "max", "scale", float, None),
-        step=typed(s, "step", "scale", float, None),
-        per_prompt={str(p): v for p, v in (s.get("per_prompt") or {}).items()},
-    )
-    if kind == "global":
+    scale = parse(ScaleConfig, raw.get("scale"), "scale")
+    if scale.kind == "global":
         missing = [k for k in ("min", "max", "step") if getattr(scale, k) is None]
         if missing:
             raise ConfigError(f"scale.{missing[0]}: kind global needs min, max and step "
                               "(e.g. 1.0, 5.0, 0.5)")
         _check_scale("scale", scale.min, scale.max, scale.step)
-    if kind == "per_prompt":
+    if scale.kind == "per_prompt":
         if not scale.per_prompt:
             raise ConfigError("scale.per_prompt: kind per_prompt needs {prompt: {min, max, step}}")
         for p, v in scale.per_prompt.items():
@@ -175,55 +217,23 @@ def parse_scale(raw: Mapping[str, Any]) -> ScaleConfig:
 
 
 def parse_cv(raw: Mapping[str, Any]) -> CVConfig:
-    c = section(raw, "cv", {"n_folds", "repeats", "seed", "min_prompt_n"})
-    return CVConfig(
-        n_folds=bounded(c, "n_folds", "cv", int, 5, lo=2),
-        repeats=bounded(c, "repeats", "cv", int, 1, lo=1),
-        seed=typed(c, "seed", "cv", int, 42),
-        min_prompt_n=bounded(c, "min_prompt_n", "cv", int, 20, lo=1),
-    )
+    cv: CVConfig = parse(CVConfig, raw.get("cv"), "cv")
+    return cv
 
 
 def parse_tails(raw: Mapping[str, Any]) -> TailConfig:
-    t = section(raw, "tails", {"low_band", "high_band", "tolerance"})
-    tails = TailConfig(
-        low_band=typed(t, "low_band", "tails", float, 0.25),
-        high_band=typed(t, "high_band", "tails", float, 0.75),
-        tolerance=typed(t, "tolerance", "tails", float, 0.05),
-    )
-    for name in ("low_band", "high_band"):
-        if not 0 <= getattr(tails, name) <= 1:
-            raise ConfigError(f"tails.{name}: must lie in [0, 1] (normalised units: 0 is the "
-                              f"bottom of a scale, 1 the top), got {getattr(tails, name)}")
+    tails: TailConfig = parse(TailConfig, raw.get("tails"), "tails")
     if not tails.low_band < tails.high_band:
         raise ConfigError(
             f"tails.low_band: must be below tails.high_band (normalised units), "
             f"got {tails.low_band} and {tails.high_band}"
         )
-    if tails.tolerance < 0:
-        raise ConfigError(f"tails.tolerance: must be >= 0, got {tails.tolerance}")
     return tails
 
 
 def parse_model(raw: Mapping[str, Any]) -> ModelConfig:
-    m = section(raw, "model", {"objective", "nthread"})
-    return ModelConfig(
-        objective=typed(m, "objective", "model", str, "reg:squarederror"),
-        nthread=bounded(m, "nthread", "model", int, 0, lo=0),
-    )
-
-
-@dataclass(frozen=True)
-class MappingConfig:
-    """``mapping:``: how a raw prediction becomes a score (see :mod:`moqwk.core.mapping`)."""
-
-    spec: MappingSpec = field(default_factory=lambda: MappingSpec(DEFAULT_MAPPING_METHOD))
-    #: Prompt-grouped inner folds whose out-of-sample predictions label-based methods
-    #: (a fitted stretch, thresholds) are fitted on.
-    inner_folds: int = 3
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "inner_folds": self.inner_folds}
+    model: ModelConfig = parse(ModelConfig, raw.get("model"), "model")
+    return model
 
 
 #: ``mapping.method`` when the config does not say: chosen by the pre-registered score-mapping
@@ -231,47 +241,113 @@ class MappingConfig:
 DEFAULT_MAPPING_METHOD = "stretch"
 
 
-def _spec(d: Mapping[str, Any], path: str, default: str = "round") -> MappingSpec:
-    method = choice(d, "method", path, tuple(METHODS), default)
-    params = d.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{path}.params: expected a mapping of the method's parameters")
+def _params(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of the method's parameters")
+    return {str(k): v for k, v in value.items()}
+
+
+def _checked_spec(method: str, params: Mapping[str, Any], path: str) -> MappingSpec:
     try:
-        return MappingSpec(method, {str(k): v for k, v in params.items()})
+        return MappingSpec(method, params)
     except ValueError as e:  # the core names mapping.params.X; give the full path
         raise ConfigError(str(e).replace("mapping.", f"{path}.", 1)) from None
 
 
+@dataclass(frozen=True)
+class MappingConfig:
+    """``mapping:``: how a raw prediction becomes a score (see :mod:`moqwk.core.mapping`);
+    ``params`` holds every parameter of the method (the given ones over its defaults)."""
+
+    method: str = setting(
+        DEFAULT_MAPPING_METHOD, choices=lambda: tuple(METHODS),
+        type_doc="one of the methods below",
+        help="the mapping every trial uses unless the search space draws `mapping.method`. The "
+             "default was `round` until the pre-registered score-mapping benchmark chose "
+             "`stretch` ([ADR 0002](../decisions/0002-score-mapping.md)); the baseline "
+             "(`baseline.mapping`) keeps `round`. A run made before that change, from a config "
+             "that did not name a method, is a different config now: resume it with "
+             "`mapping: {method: round}`")
+    params: Mapping[str, Any] = setting(
+        {}, check=_params, type_doc="mapping", default_doc="`{}`",
+        help="the method's parameters (below); unknown ones are an error naming them")
+    #: Prompt-grouped inner folds whose out-of-sample predictions label-based methods
+    #: (a fitted stretch, thresholds) are fitted on.
+    inner_folds: int = setting(
+        3, lo=2,
+        help="label-based methods (a fitted `stretch`, `thresholds`) are fitted in each fold "
+             "on the training essays' inner cross-fitted predictions: this many inner folds "
+             "(prompt-grouped under `prompt_holdout`, stratified under `stratified_text`), "
+             "features refitted on each inner training set. Costs about this many extra model "
+             "fits per fold, once per XGBoost config (raw predictions are cached).")
+
+    def __post_init__(self) -> None:
+        spec = MappingSpec(self.method, self.params)
+        object.__setattr__(self, "params", dict(spec.params))
+
+    @functools.cached_property
+    def spec(self) -> MappingSpec:
+        return MappingSpec(self.method, self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dump(self)
+
+
 def parse_mapping(raw: Mapping[str, Any]) -> MappingConfig:
-    m = section(raw, "mapping", {"method", "params", "inner_folds"})
-    return MappingConfig(spec=_spec(m, "mapping", DEFAULT_MAPPING_METHOD),
-                         inner_folds=bounded(m, "inner_folds", "mapping", int, 3, lo=2))
+    m = read(MappingConfig, raw.get("mapping"), "mapping")
+    spec = _checked_spec(m["method"], m["params"], "mapping")
+    return MappingConfig(method=spec.method, params=spec.params, inner_folds=m["inner_folds"])
+
+
+def _baseline_params(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of XGBoost parameters")
+    bad = [str(k) for k in value if str(k).startswith("mapping.")]
+    if bad:
+        raise ConfigError(f"{path}.{bad[0]}: the baseline's mapping goes in "
+                          "baseline.mapping: {method: ..., params: {...}}")
+    return {**DEFAULT_BASELINE_PARAMS, **{str(k): v for k, v in value.items()}}
+
+
+def _baseline_mapping(value: Any, path: str) -> MappingSpec:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected {{method: ..., params: {{...}}}}")
+    m = mapping(value, path, ("method", "params"))
+    method = m.get("method") or "round"
+    if method not in METHODS:
+        raise ConfigError(f"{path}.method: must be one of {', '.join(METHODS)}, got {method!r}")
+    return _checked_spec(method, _params(m.get("params") or {}, f"{path}.params"), path)
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """``baseline:``: the reference every trial is measured against (trial 0, the guardrails,
+    the stability gate)."""
+
+    params: Mapping[str, Any] = setting(
+        dict(DEFAULT_BASELINE_PARAMS), check=_baseline_params, type_doc="mapping",
+        default_doc="see below",
+        help="XGBoost parameters of the baseline, merged over the defaults. The baseline's "
+             "params are what `moqwk cv` runs without `--params` (with the config's "
+             "`mapping:`, not `baseline.mapping`: `moqwk cv` scores the pipeline the config "
+             "describes; `--mapping round` scores the baseline's rounding), trial 0 of every "
+             "search, the source of the guardrails, and the reference of the stability gate.")
+    mapping: MappingSpec = setting(
+        MappingSpec("round"), check=_baseline_mapping, type_doc="`{method, params}`",
+        default_doc="`{method: round}`",
+        help="the baseline's score mapping: `method` (a mapping method, `round` when not "
+             "given) and `params` (as `mapping.params`). Trial 0 and the guardrails keep "
+             "today's scoring unless this says otherwise (`moqwk cv` does not use it: it "
+             "scores `mapping:`)")
 
 
 def parse_baseline(raw: Mapping[str, Any]) -> tuple[dict[str, Any], MappingSpec]:
     """The baseline's XGBoost params (merged over the defaults) and its mapping (``round``
     unless ``baseline.mapping`` says otherwise: the guardrails keep today's scoring)."""
-    b = section(raw, "baseline", {"params", "mapping"})
-    params = b.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise ConfigError("baseline.params: expected a mapping of XGBoost parameters")
-    bad = [str(k) for k in params if str(k).startswith("mapping.")]
-    if bad:
-        raise ConfigError(f"baseline.params.{bad[0]}: the baseline's mapping goes in "
-                          "baseline.mapping: {method: ..., params: {...}}")
-    mapping = b.get("mapping") or {}
-    if not isinstance(mapping, Mapping):
-        raise ConfigError("baseline.mapping: expected {method: ..., params: {...}}")
-    unknown = set(map(str, mapping)) - {"method", "params"}
-    if unknown:
-        raise ConfigError(f"baseline.mapping.{sorted(unknown)[0]}: unknown field; allowed: "
-                          "method, params")
-    return ({**DEFAULT_BASELINE_PARAMS, **{str(k): v for k, v in params.items()}},
-            _spec(mapping, "baseline.mapping"))
+    b: BaselineConfig = parse(BaselineConfig, raw.get("baseline"), "baseline")
+    return dict(b.params), b.mapping
 
 
 def parse_objectives(raw: Mapping[str, Any]) -> ObjectivesConfig:
-    o = section(raw, "objectives", {"worst_prompt"})
-    return ObjectivesConfig(
-        worst_prompt=choice(o, "worst_prompt", "objectives", tuple(WORST_PROMPT_ESTIMATORS),
-                            "min"))
+    objectives: ObjectivesConfig = parse(ObjectivesConfig, raw.get("objectives"), "objectives")
+    return objectives

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moqwk.config._fields import read, setting
 from moqwk.errors import ConfigError
 from moqwk.features.families.ngram import CHAR_DEFAULTS, WORD_DEFAULTS, NgramConfig
 from moqwk.features.families.table import TABLE_SUFFIXES, TableConfig
-from moqwk.features.validate import mapping_of, whole
 
 __all__ = ["CHAR_DEFAULTS", "PARAM_PREFIX", "TABLE_SUFFIXES", "WORD_DEFAULTS", "FeatureConfig",
            "NgramConfig", "TableConfig", "feature_params", "split_param"]
@@ -43,7 +43,8 @@ class FeatureConfig:
     """
 
     families: tuple[tuple[str, Any], ...]
-    seed: int
+    seed: int = setting(0, lo=0, hi=2**32 - 1, type_doc="int in [0, 2^32-1]",
+                        help="`random_state` of the TruncatedSVDs")
 
     def __init__(self, families: Mapping[str, Any] | None = None, seed: int = 0,
                  **by_name: Any) -> None:
@@ -101,10 +102,10 @@ class FeatureConfig:
         if mapping is None:
             return cls()
         registry = _families()
-        m = mapping_of(mapping, path, (*registry, "seed"))
+        m = read(cls, mapping, path, also=registry)
         families = {name: fam.parse(m[name], f"{path}.{name}", base_dir)
                     for name, fam in registry.items() if m.get(name) is not None}
-        cfg = cls(families, seed=whole(m.get("seed", 0), f"{path}.seed", lo=0, hi=2**32 - 1))
+        cfg = cls(families, seed=m["seed"])
         if not any(True for _ in cfg.enabled()):
             raise ConfigError(
                 f"{path}: every feature kind is disabled; set {path}.handcrafted: true, "

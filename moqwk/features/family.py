@@ -18,16 +18,19 @@ How a family plugs in
 ---------------------
 1. Write one module (e.g. ``moqwk/features/families/readability.py``) with
 
-   - a frozen config dataclass with defaults (``enabled: bool = False`` for an opt-in family),
-     and a ``to_dict()`` that is JSON-able and canonical (it goes into cache keys and the
+   - a frozen config dataclass whose fields are declared with
+     :func:`moqwk.config._fields.setting` (default, type, check, help; ``enabled:
+     bool = setting(False, help=...)`` for an opt-in family). Its parsing, errors naming
+     ``features.<name>.<field>``, canonical ``to_dict`` (it goes into cache keys and the
      config's hash: a family at its defaults must not change the hash of an older config,
-     which :func:`moqwk.config.load._hash_of` ensures because it drops default values);
+     which :func:`moqwk.config.load._hash_of` ensures because it drops default values) and
+     its rows in the config reference all come from those declarations;
    - a :class:`Family` subclass: ``name`` (the ``features:`` key), ``prefix`` (the column
-     prefix), ``config_type``, ``searchable`` (the fields ``search.space`` may name as
-     ``features.<name>.<field>``), :meth:`Family.parse` (validation: every error is a
-     :class:`~moqwk.errors.ConfigError` naming ``features.<name>.<field>``, use ``path``),
-     :meth:`Family.feature_names`, :meth:`Family.fit`, :meth:`Family.transform` and, if it
-     fits anything, :meth:`Family.save_state` / :meth:`Family.load_state`.
+     prefix), ``config_type``, ``help`` (its reference row), ``searchable`` (the fields
+     ``search.space`` may name as ``features.<name>.<field>``), :meth:`Family.feature_names`,
+     :meth:`Family.fit`, :meth:`Family.transform` and, if it fits anything,
+     :meth:`Family.save_state` / :meth:`Family.load_state`. :meth:`Family.parse` is
+     inherited; override it only for a check across fields.
 
    A family whose columns are a pure function of each essay (nothing fitted) subclasses
    :class:`PerEssayFamily` and writes only :meth:`PerEssayFamily.compute`; the store then
@@ -61,6 +64,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from moqwk.config._fields import dump, read
+from moqwk.errors import ConfigError
 
 if TYPE_CHECKING:
     from moqwk.features.ngrams import CorpusCounts
@@ -122,20 +128,30 @@ class Family(ABC):
     #: Bump when the family's output changes: it is part of every cache key and fitted model.
     version: str = "1"
 
+    #: One line for the config reference: what the family's columns are.
+    help: str = ""
+    #: Whether ``features.<name>: true|false`` is short for ``{enabled: true|false}``.
+    accepts_bool: bool = True
+
     # ------------------------------------------------------------------ config
 
-    @abstractmethod
     def default(self) -> Any:
-        """The config when ``features.<name>`` is absent."""
+        """The config when ``features.<name>`` is absent (the config type's declared
+        defaults)."""
+        return self.config_type()
 
-    @abstractmethod
     def parse(self, raw: Any, path: str, base_dir: Path | None) -> Any:
         """Validate ``features.<name>`` (``raw`` is never None; ``path`` is its dotted path).
-        Each error is one :class:`~moqwk.errors.ConfigError` naming ``<path>.<field>``."""
+        Each error is one :class:`~moqwk.errors.ConfigError` naming ``<path>.<field>``.
+
+        By default every field is read by its declaration (:func:`moqwk.config._fields.setting`
+        in the config type), over :meth:`default`; ``true``/``false`` sets ``enabled`` when
+        :attr:`accepts_bool`. A family with checks across fields overrides this."""
+        return parse_family_fields(self, raw, path)
 
     def to_dict(self, cfg: Any) -> Any:
         """Canonical JSON form: what the normalised config records and cache keys hash."""
-        return cfg.to_dict()
+        return cfg.to_dict() if hasattr(cfg, "to_dict") else dump(cfg)
 
     def to_mapping(self, cfg: Any) -> dict[str, Any]:
         """``cfg`` as a field mapping that :meth:`parse` accepts (for search-space overrides)."""
@@ -179,6 +195,24 @@ class Family(ABC):
         """The config a loaded model transforms with (default ``cfg``): a family whose config
         points at something outside the model directory (a file) pins it to what was fitted."""
         return cfg
+
+
+def read_family_fields(family: Family, raw: Any, path: str) -> dict[str, Any]:
+    """The fields of ``features.<name>`` read by their declarations, over the family's
+    defaults (a bare true/false is ``{enabled: ...}`` when the family accepts it)."""
+    if isinstance(raw, bool):
+        if not family.accepts_bool:
+            raise ConfigError(f"{path}: expected a mapping; write {path}: "
+                              f"{{enabled: {str(raw).lower()}}}")
+        raw = {"enabled": raw}
+    elif not isinstance(raw, Mapping):
+        what = "true, false or a mapping" if family.accepts_bool else "a mapping"
+        raise ConfigError(f"{path}: expected {what}, got {type(raw).__name__} {raw!r}")
+    return read(family.config_type, raw, path, defaults=family.default())
+
+
+def parse_family_fields(family: Family, raw: Any, path: str) -> Any:
+    return family.config_type(**read_family_fields(family, raw, path))
 
 
 class PerEssayFamily(Family):

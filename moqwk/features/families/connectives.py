@@ -15,6 +15,8 @@ from moqwk.features.families.switch import SwitchFamily
 class ConnectivesFamily(SwitchFamily):
     name = "connectives"
     prefix = "conn"
+    help = ("discourse connectives per sentence in 7 fixed categories, their variety, and "
+            "sentences opened by one (`conn.*`, 11 columns); per essay, nothing fitted")
 
     def names(self) -> tuple[str, ...]:
         return impl.NAMES

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from moqwk.config._fields import setting
 from moqwk.features.blobs import blob, typed, unblob
 from moqwk.features.family import EssayData, Family
 from moqwk.features.ngrams import SPELL_MIN_DOCS, document_frequency, oov_of_known
 from moqwk.features.text import HANDCRAFTED_NAMES, handcrafted_features
-from moqwk.features.validate import boolean, mapping_of
 
 #: Bump when ``essay_features`` changes (it names the corpus-level cache file).
 HANDCRAFTED_VERSION = "1"
@@ -29,7 +28,7 @@ HANDCRAFTED_VERSION = "1"
 
 @dataclass(frozen=True)
 class HandcraftedConfig:
-    enabled: bool = True
+    enabled: bool = setting(True, help="build the handcrafted block")
 
     def __bool__(self) -> bool:
         return self.enabled
@@ -54,15 +53,8 @@ class HandcraftedFamily(Family):
     name = "handcrafted"
     prefix = "hc"
     config_type = HandcraftedConfig
-
-    def default(self) -> HandcraftedConfig:
-        return HandcraftedConfig()
-
-    def parse(self, raw: Any, path: str, base_dir: Path | None) -> HandcraftedConfig:
-        if isinstance(raw, Mapping):
-            m = mapping_of(raw, path, ("enabled",))
-            return HandcraftedConfig(boolean(m.get("enabled", True), f"{path}.enabled"))
-        return HandcraftedConfig(boolean(raw, path))
+    help = ("per-essay length, sentence, paragraph, lexical-diversity and mechanics features "
+            "(`hc.*`), plus the per-fold spelling proxy `hc.spell_oov_share`")
 
     def to_mapping(self, cfg: HandcraftedConfig) -> dict[str, Any]:
         return {"enabled": cfg.enabled}

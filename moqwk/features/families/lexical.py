@@ -19,21 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.errors import ConfigError
+from moqwk.config._fields import dump, setting
 from moqwk.features import lexical as impl
 from moqwk.features.blobs import blob, typed, unblob
-from moqwk.features.family import EssayData, Family
-from moqwk.features.validate import boolean, mapping_of, whole
+from moqwk.features.family import EssayData, Family, parse_family_fields
 
 
 @dataclass(frozen=True)
 class LexicalConfig:
-    enabled: bool = False
-    reference: str = "package"
-    min_df: int = 3
+    enabled: bool = setting(False, help="frequency bands, rarity of content words and the "
+                                        "unknown-word (spelling) rate (`lex.*`, 12 columns)")
+    reference: str = setting(
+        "package", choices=impl.REFERENCES,
+        help="where word frequencies come from. `package`: the English list pyspellchecker "
+             "ships (`pip install 'moqwk[lexicon]'`), nothing fitted. `training`: each fold's "
+             "training essays (words in at least `min_df` of them), fitted per fold and saved "
+             "with a model")
+    min_df: int = setting(3, lo=1, help="with `reference: training`: the fewest training "
+                                        "essays a word must appear in to be known")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "reference": self.reference, "min_df": self.min_df}
+        return dump(self)
 
 
 class LexicalFamily(Family):
@@ -41,21 +47,10 @@ class LexicalFamily(Family):
     prefix = "lex"
     config_type = LexicalConfig
     searchable = ("enabled", "reference", "min_df")
-
-    def default(self) -> LexicalConfig:
-        return LexicalConfig()
+    help = "the lexical family's fields below; `true` switches it on with their defaults"
 
     def parse(self, raw: Any, path: str, base_dir: Path | None) -> LexicalConfig:
-        if not isinstance(raw, Mapping):
-            return LexicalConfig(enabled=boolean(raw, path))
-        m = mapping_of(raw, path, ("enabled", "reference", "min_df"))
-        reference = m.get("reference", "package")
-        if reference not in impl.REFERENCES:
-            raise ConfigError(f"{path}.reference must be one of {', '.join(impl.REFERENCES)}, "
-                              f"got {reference!r}")
-        cfg = LexicalConfig(enabled=boolean(m.get("enabled", False), f"{path}.enabled"),
-                            reference=reference,
-                            min_df=whole(m.get("min_df", 3), f"{path}.min_df", lo=1))
+        cfg: LexicalConfig = parse_family_fields(self, raw, path)
         if cfg.enabled and cfg.reference == "package":
             impl.package_counts()  # a missing pyspellchecker is one ConfigError, at load time
         return cfg

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -20,55 +20,15 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import threadpool_limits
 
+from moqwk.config._fields import dump, setting
 from moqwk.errors import ConfigError, DataError
-from moqwk.features.family import EssayData, Family
+from moqwk.features.family import EssayData, Family, parse_family_fields
 from moqwk.features.ngrams import _tfidf, fold_tfidf, restrict_counts
-from moqwk.features.validate import boolean, doc_frequency, mapping_of, whole
 
 _MAX_NGRAM = 10
-_FIELDS = ("enabled", "ngram_range", "min_df", "max_df", "sublinear_tf", "svd_components")
 
 
-@dataclass(frozen=True)
-class NgramConfig:
-    """One n-gram family: tf-idf over a document-frequency-pruned vocabulary, then TruncatedSVD.
-
-    ``min_df`` / ``max_df`` follow scikit-learn: an int is a count of training essays, a float in
-    [0, 1] a share of them. Both are applied to each fold's training essays only.
-    """
-
-    enabled: bool = True
-    ngram_range: tuple[int, int] = (1, 2)
-    min_df: int | float = 2
-    max_df: int | float = 0.95
-    sublinear_tf: bool = True
-    svd_components: int = 64
-
-    def __bool__(self) -> bool:
-        return self.enabled
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "ngram_range": list(self.ngram_range),
-            "min_df": self.min_df,
-            "max_df": self.max_df,
-            "sublinear_tf": self.sublinear_tf,
-            "svd_components": self.svd_components,
-        }
-
-
-WORD_DEFAULTS = NgramConfig()
-CHAR_DEFAULTS = NgramConfig(ngram_range=(2, 4), min_df=3)
-
-
-def parse_ngram(value: Any, path: str, defaults: NgramConfig) -> NgramConfig:
-    if isinstance(value, bool):
-        raise ConfigError(
-            f"{path} must be a mapping; write {path}: {{enabled: {str(value).lower()}}}"
-        )
-    m = mapping_of(value, path, _FIELDS)
-    rng = m.get("ngram_range", list(defaults.ngram_range))
+def _ngram_range(rng: Any, path: str) -> tuple[int, int]:
     if (
         not isinstance(rng, list | tuple)
         or len(rng) != 2
@@ -76,25 +36,66 @@ def parse_ngram(value: Any, path: str, defaults: NgramConfig) -> NgramConfig:
         or not 1 <= rng[0] <= rng[1] <= _MAX_NGRAM
     ):
         raise ConfigError(
-            f"{path}.ngram_range must be two whole numbers [low, high] with "
+            f"{path}: must be two whole numbers [low, high] with "
             f"1 <= low <= high <= {_MAX_NGRAM}, got {rng!r}"
         )
-    min_df = doc_frequency(m.get("min_df", defaults.min_df), f"{path}.min_df")
-    max_df = doc_frequency(m.get("max_df", defaults.max_df), f"{path}.max_df")
-    if type(min_df) is type(max_df) and max_df < min_df:
+    return int(rng[0]), int(rng[1])
+
+
+def doc_frequency(value: Any, path: str) -> int | float:
+    """An int count of essays (>= 1) or a float share in [0, 1], as in scikit-learn."""
+    if isinstance(value, bool) or not isinstance(value, Real):
         raise ConfigError(
-            f"{path}.max_df ({max_df}) is below {path}.min_df ({min_df}); no term could be kept"
+            f"{path}: must be a whole number of essays (e.g. 2) or a share in [0, 1] "
+            f"(e.g. 0.95), got {value!r}"
         )
-    return NgramConfig(
-        enabled=boolean(m.get("enabled", defaults.enabled), f"{path}.enabled"),
-        ngram_range=(int(rng[0]), int(rng[1])),
-        min_df=min_df,
-        max_df=max_df,
-        sublinear_tf=boolean(m.get("sublinear_tf", defaults.sublinear_tf), f"{path}.sublinear_tf"),
-        svd_components=whole(
-            m.get("svd_components", defaults.svd_components), f"{path}.svd_components", lo=1
-        ),
-    )
+    if isinstance(value, Integral):
+        if value < 1:
+            raise ConfigError(f"{path}: as a count of essays must be >= 1, got {value}")
+        return int(value)
+    if not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(
+            f"{path}: as a share of essays must be in [0, 1], got {value}; "
+            "write a whole number (e.g. 5) for a count"
+        )
+    return float(value)
+
+
+_DF = "int or float"
+
+
+@dataclass(frozen=True)
+class NgramConfig:
+    """One n-gram family: tf-idf over a document-frequency-pruned vocabulary, then TruncatedSVD.
+
+    ``min_df`` / ``max_df`` follow scikit-learn: an int is a count of training essays, a float in
+    [0, 1] a share of them. Both are applied to each fold's training essays only. The defaults
+    here are ``word``'s; ``char`` gives its own (:data:`CHAR_DEFAULTS`).
+    """
+
+    enabled: bool = setting(True, help="build this block")
+    ngram_range: tuple[int, int] = setting(
+        (1, 2), check=_ngram_range, type_doc="`[low, high]`",
+        help=f"n-gram lengths, 1 <= low <= high <= {_MAX_NGRAM}")
+    min_df: int | float = setting(
+        2, kind=None, check=doc_frequency, type_doc=_DF,
+        help="drop terms in fewer training essays than this: an int is a count of essays "
+             "(>= 1), a float in [0, 1] a share")
+    max_df: int | float = setting(
+        0.95, kind=None, check=doc_frequency, type_doc=_DF,
+        help="drop terms in more training essays than this (same convention)")
+    sublinear_tf: bool = setting(True, help="`1 + log(tf)` instead of raw counts")
+    svd_components: int = setting(64, lo=1, help="SVD dimensions kept")
+
+    def __bool__(self) -> bool:
+        return self.enabled
+
+    def to_dict(self) -> dict[str, Any]:
+        return dump(self)
+
+
+WORD_DEFAULTS = NgramConfig()
+CHAR_DEFAULTS = NgramConfig(ngram_range=(2, 4), min_df=3)
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,11 @@ class NgramFamily(Family):
 
     searchable = ("enabled", "svd_components", "min_df", "max_df", "sublinear_tf")
     uses_seed = True
+    accepts_bool = False
 
-    def __init__(self, name: str, analyzer: str, defaults: NgramConfig) -> None:
+    def __init__(self, name: str, analyzer: str, defaults: NgramConfig, help: str) -> None:
         self.name = self.prefix = name
+        self.help = help
         self.analyzer = analyzer
         self.defaults = defaults
         self.config_type = NgramConfig
@@ -139,7 +142,11 @@ class NgramFamily(Family):
         return self.defaults
 
     def parse(self, raw: Any, path: str, base_dir: Path | None) -> NgramConfig:
-        return parse_ngram(raw, path, self.defaults)
+        cfg: NgramConfig = parse_family_fields(self, raw, path)
+        if type(cfg.min_df) is type(cfg.max_df) and cfg.max_df < cfg.min_df:
+            raise ConfigError(f"{path}.max_df: ({cfg.max_df}) is below {path}.min_df "
+                              f"({cfg.min_df}); no term could be kept")
+        return cfg
 
     def feature_names(self, cfg: NgramConfig) -> tuple[str, ...]:
         return tuple(f"{self.prefix}.svd_{i:03d}" for i in range(cfg.svd_components))
@@ -186,5 +193,8 @@ class NgramFamily(Family):
         return NgramState(terms, idf, comps)
 
 
-WORD = NgramFamily("word", "word", WORD_DEFAULTS)
-CHAR = NgramFamily("char", "char_wb", CHAR_DEFAULTS)
+WORD = NgramFamily("word", "word", WORD_DEFAULTS,
+                   "word n-gram tf-idf, reduced by TruncatedSVD (`word.svd_000`, ...)")
+CHAR = NgramFamily("char", "char_wb", CHAR_DEFAULTS,
+                   "character n-gram tf-idf within word boundaries (scikit-learn's `char_wb`), "
+                   "reduced by TruncatedSVD (`char.svd_000`, ...)")

@@ -15,6 +15,9 @@ from moqwk.features.families.switch import SwitchFamily
 class ReadabilityFamily(SwitchFamily):
     name = "readability"
     prefix = "read"
+    help = ("readability indices (Flesch, Flesch-Kincaid, fog, Coleman-Liau, ARI), syllables, "
+            "sentence-length spread, and clause markers per sentence (`read.*`, 15 columns); "
+            "per essay, nothing fitted")
 
     def names(self) -> tuple[str, ...]:
         return impl.NAMES

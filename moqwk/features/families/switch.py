@@ -4,30 +4,22 @@ names its columns and computes them; :class:`SwitchFamily` does the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from moqwk.config._fields import dump, setting
 from moqwk.features.family import PerEssayFamily
-from moqwk.features.validate import boolean, mapping_of
 
 
 @dataclass(frozen=True)
 class SwitchConfig:
-    enabled: bool = False
+    enabled: bool = setting(False, help="build this block")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled}
-
-
-def parse_switch(raw: Any, path: str) -> SwitchConfig:
-    if isinstance(raw, Mapping):
-        m = mapping_of(raw, path, ("enabled",))
-        return SwitchConfig(boolean(m.get("enabled", False), f"{path}.enabled"))
-    return SwitchConfig(boolean(raw, path))
+        return dump(self)
 
 
 class SwitchFamily(PerEssayFamily):
@@ -35,12 +27,6 @@ class SwitchFamily(PerEssayFamily):
     ``prefix`` and gives :meth:`names` and :meth:`columns`."""
 
     config_type = SwitchConfig
-
-    def default(self) -> SwitchConfig:
-        return SwitchConfig()
-
-    def parse(self, raw: Any, path: str, base_dir: Path | None) -> SwitchConfig:
-        return parse_switch(raw, path)
 
     def feature_names(self, cfg: SwitchConfig) -> tuple[str, ...]:
         return self.names()

@@ -15,12 +15,37 @@ from typing import Any
 
 import numpy as np
 
+from moqwk.config._fields import REQUIRED, dump, read, setting
 from moqwk.errors import ConfigError, DataError
 from moqwk.features.family import EssayData, Family
 from moqwk.features.text import load_table, table_sha256
-from moqwk.features.validate import mapping_of
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def _file(file: Any, path: str) -> str:
+    if not isinstance(file, str) or not file.strip():
+        raise ConfigError(f"{path}: must be the CSV or Parquet file's path, got {file!r}")
+    if Path(file).suffix.lower() not in TABLE_SUFFIXES:
+        raise ConfigError(f"{path}: must end in one of {', '.join(TABLE_SUFFIXES)}, got {file!r}")
+    return file
+
+
+def _column(name: Any, path: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: must be a column name, got {name!r}")
+    return name
+
+
+def _columns(columns: Any, path: str) -> tuple[str, ...]:
+    if (
+        not isinstance(columns, list | tuple)
+        or not columns
+        or any(not isinstance(c, str) or not c for c in columns)
+    ):
+        raise ConfigError(f"{path}: must be a non-empty list of column names or null (all), "
+                          f"got {columns!r}")
+    return tuple(columns)
 
 
 @dataclass(frozen=True)
@@ -31,49 +56,36 @@ class TableConfig:
     ``columns=None`` takes every column but the id column.
     """
 
-    path: str
-    id_column: str = "essay_id"
-    columns: tuple[str, ...] | None = None
+    path: str = setting(
+        REQUIRED, kind=None, check=_file,
+        type_doc="string ending `" + "`, `".join(TABLE_SUFFIXES) + "`",
+        help="the CSV or Parquet file; relative to the config file's directory (`~` "
+             "expanded, no `${VAR}`)")
+    id_column: str = setting("essay_id", kind=None, check=_column, type_doc="string",
+                             help="the table's column holding the corpus ids")
+    columns: tuple[str, ...] | None = setting(
+        None, kind=None, check=_columns, type_doc="list of strings or null",
+        help="feature columns to use; `null` means every column but the id")
     resolved: Path = field(default=Path(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        cols = None if self.columns is None else list(self.columns)
-        return {"path": self.path, "id_column": self.id_column, "columns": cols}
+        return dump(self)
 
 
 def parse_table(value: Any, path: str, base_dir: Path | None) -> TableConfig:
-    m = mapping_of(value, path, ("path", "id_column", "columns"))
-    file = m.get("path")
-    if not isinstance(file, str) or not file.strip():
-        raise ConfigError(f"{path}.path must be the CSV or Parquet file's path, got {file!r}")
-    if Path(file).suffix.lower() not in TABLE_SUFFIXES:
-        raise ConfigError(
-            f"{path}.path must end in one of {', '.join(TABLE_SUFFIXES)}, got {file!r}"
-        )
-    id_column = m.get("id_column", "essay_id")
-    if not isinstance(id_column, str) or not id_column:
-        raise ConfigError(f"{path}.id_column must be a column name, got {id_column!r}")
-    columns = m.get("columns")
+    m = read(TableConfig, value, path)
+    columns = m["columns"]
     if columns is not None:
-        if (
-            not isinstance(columns, list | tuple)
-            or not columns
-            or any(not isinstance(c, str) or not c for c in columns)
-        ):
-            raise ConfigError(
-                f"{path}.columns must be a non-empty list of column names or null (all), "
-                f"got {columns!r}"
-            )
         dupes = sorted({c for c in columns if list(columns).count(c) > 1})
-        if dupes or id_column in columns:
-            bad = dupes or [id_column]
+        if dupes or m["id_column"] in columns:
+            bad = dupes or [m["id_column"]]
             raise ConfigError(
-                f"{path}.columns lists {', '.join(bad)} twice or lists the id column; "
+                f"{path}.columns: lists {', '.join(bad)} twice or lists the id column; "
                 "name each feature column once"
             )
-        columns = tuple(columns)
+    file = m["path"]
     resolved = (Path(base_dir) if base_dir is not None else Path.cwd()) / Path(file).expanduser()
-    return TableConfig(path=file, id_column=id_column, columns=columns, resolved=resolved.resolve())
+    return TableConfig(**m, resolved=resolved.resolve())
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,9 @@ class TableFamily(Family):
     config_type = TableConfig
     searchable = ()
     needs_ids = True
+    accepts_bool = False
+    help = ("your own per-essay features from a CSV/Parquet file "
+            "([how-to](../how-to/own-features.md)); absent or null: none")
 
     def default(self) -> None:
         return None
