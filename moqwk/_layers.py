@@ -32,6 +32,7 @@ TABLE: Mapping[str, str] = {
     "moqwk.errors": "edges",
     "moqwk.progress": "edges",
     "moqwk.artifacts": "edges",
+    "moqwk._fields": "edges",  # the config-field declarations (Field, setting): read by config and features
     "moqwk.features": "features",
     "moqwk.study": "study",
     "moqwk.config": "config",
@@ -80,6 +81,7 @@ PROPOSED_PACKAGE: Mapping[str, str] = {
     "moqwk.compare": "moqwk.stages.compare",
     "moqwk.status": "moqwk.stages.status",
     "moqwk.demo": "moqwk._api.demo",
+    "moqwk._fields": "moqwk.base.fields",
     "moqwk._version": "moqwk._version (stays: private, read by any layer)",
     "moqwk._layers": "moqwk._layers (stays: the table itself)",
 }

@@ -10,7 +10,7 @@ import pytest
 
 from moqwk.config import load as load_mod
 from moqwk.config import search as search_mod
-from moqwk.config._fields import dump, fields_of, override, parse, setting
+from moqwk._fields import dump, fields_of, override, parse, setting
 from moqwk.config.load import DECLARED, parse_config
 from moqwk.config.reference import render, section_table, tables
 from moqwk.errors import ConfigError

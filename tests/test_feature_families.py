@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moqwk.config._fields import setting
+from moqwk._fields import setting
 from moqwk.errors import ConfigError, ModelError
 from moqwk.features import FeatureConfig, FeatureStore
 from moqwk.features.family import EssayData, Essays, Family, PerEssayFamily

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from moqwk.config._fields import dump, unknown_message
+from moqwk._fields import dump, unknown_message
 from moqwk.config.search import (
     SearchConfig,
     SelectConfig,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.config._fields import dump, setting
+from moqwk._fields import dump, setting
 from moqwk.features import lexical as impl
 from moqwk.features.blobs import blob, typed, unblob
 from moqwk.features.family import EssayData, Family, parse_family_fields
