@@ -32,7 +32,7 @@ TABLE: Mapping[str, str] = {
     "moqwk.errors": "edges",
     "moqwk.progress": "edges",
     "moqwk.artifacts": "edges",
-    "moqwk._fields": "edges",  # the config-field declarations (Field, setting): read by config and features
+    "moqwk._fields": "edges",  # config-field declarations: read by config and features
     "moqwk.features": "features",
     "moqwk.study": "study",
     "moqwk.config": "config",

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from moqwk import artifacts
-from moqwk.config import SelectConfig
 from moqwk._fields import fields_of, override
+from moqwk.config import SelectConfig
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 from moqwk.core.selection import (

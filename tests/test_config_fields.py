@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from moqwk._fields import dump, fields_of, override, parse, setting
 from moqwk.config import load as load_mod
 from moqwk.config import search as search_mod
-from moqwk._fields import dump, fields_of, override, parse, setting
 from moqwk.config.load import DECLARED, parse_config
 from moqwk.config.reference import render, section_table, tables
 from moqwk.errors import ConfigError
