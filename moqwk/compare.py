@@ -126,14 +126,10 @@ def paired_fresh(ws: Workspace, fresh: FreshScores, *, seed: int, n_boot: int = 
     """First config minus second on the fresh folds, per objective, with its paired bootstrap
     SE (essays resampled within prompts, both configs on the same resample)."""
     from moqwk.core.noise import paired_differences
-    from moqwk.core.worst_prompt import estimator
 
     diffs = paired_differences(ws.pool(fresh.levels[:2]), first=0, second=1, n_boot=n_boot,
-                               seed=seed,
-                               worst_prompt=estimator(ws.config.objectives.worst_prompt))
-    names = dict(zip(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"),
-                     ws.config.objectives.names, strict=True))  # the core's columns, by role
-    return {names[d.metric]: {**d.to_dict(), "metric": names[d.metric]} for d in diffs}
+                               seed=seed, objectives=ws.config.objectives)
+    return {d.metric: d.to_dict() for d in diffs}
 
 
 #: The joint rule of the verdict: the mean over the counted objectives of each one's loss in

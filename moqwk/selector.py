@@ -20,8 +20,8 @@ from moqwk import artifacts
 from moqwk.config import SelectConfig
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
+from moqwk.core.objectives import gate_metrics
 from moqwk.core.selection import (
-    GATE_METRICS,
     RULES,
     gate_verdict,
     success_criterion,
@@ -171,7 +171,6 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
     With fewer than two trials there is nothing to tie.
     """
     from moqwk.core.noise import tie_band
-    from moqwk.core.worst_prompt import estimator
 
     p = metric(objectives.primary)
     by_primary = ranked.assign(_loss=[p.loss(v) for v in ranked[objectives.primary]]
@@ -181,7 +180,7 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
     numbers = [int(n) for n in by_primary["trial_number"] if int(n) in oof_levels]
     band = tie_band(ws.pool([oof_levels[n] for n in numbers]),
                     order=np.arange(len(numbers)), n_boot=n_boot, seed=seed, method=method,
-                    worst_prompt=estimator(objectives.worst_prompt))
+                    objectives=objectives)
     d = band.to_dict()
     d["top"] = numbers[band.top]
     d["pairs"] = [numbers[i] for i in band.pairs]
@@ -218,13 +217,12 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
 
     BBC-CV (:func:`moqwk.core.bbc.bbc`): the out-of-fold predictions of every complete trial
     are pooled; in each bootstrap replicate the whole selection (guardrails against the
-    baseline, feasible Pareto front, lexicographic rule with this tie band) is replayed on the
-    in-bag essays and its choice scored on the out-of-bag ones. No model is retrained. The
-    stability gate needs new models, so it is not replayed. None when fewer than two trials
-    have predictions.
+    baseline, feasible Pareto front, ``select.rule`` with this tie band, as the rule's
+    :meth:`~moqwk.core.selection.Rule.selector` replays it) is replayed on the in-bag essays and
+    its choice scored on the out-of-bag ones. No model is retrained. The stability gate needs
+    new models, so it is not replayed. None when fewer than two trials have predictions.
     """
-    from moqwk.core.bbc import bbc, lexicographic_selector
-    from moqwk.core.worst_prompt import estimator
+    from moqwk.core.bbc import bbc
 
     if opts.bbc_n_boot == 0:
         return None
@@ -235,30 +233,25 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     obj = run.objectives
     pooled = ws.pool([run.oof_levels[n] for n in numbers])
     tolerance = run.guardrails["tolerance"] if not opts.allow_tail_regression else 1e9
-    result = bbc(pooled, selector=lexicographic_selector(tie_tolerance=tie_tolerance,
-                                                         trial_numbers=numbers),
-                 baseline=numbers.index(run.baseline["number"]), tolerance=tolerance,
-                 scheme=opts.bbc_scheme, n_boot=opts.bbc_n_boot, seed=ws.config.cv.seed,
-                 worst_prompt=estimator(obj.worst_prompt))
-    roles = dict(zip(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"),
-                     obj.names, strict=True))  # the core's columns, by role
+    selector = RULES[opts.rule].selector(tie_tolerance=tie_tolerance, trial_numbers=numbers,
+                                         objectives=obj)
+    result = bbc(pooled, selector=selector, baseline=numbers.index(run.baseline["number"]),
+                 tolerance=tolerance, scheme=opts.bbc_scheme, n_boot=opts.bbc_n_boot,
+                 seed=ws.config.cv.seed, objectives=obj)
     record = result.to_dict()
     pick = result.corrected if opts.bbc_corrected else result.estimates
-    record["estimates"] = {roles[k]: v for k, v in record["estimates"].items()}
-    record["corrected"] = {roles[k]: v for k, v in record["corrected"].items()}
     record["chosen_counts"] = {numbers[int(i)]: c for i, c in record["chosen_counts"].items()}
     record["reported"] = "corrected" if opts.bbc_corrected else "estimates"
     record["trials"] = numbers  # the pooled configs: complete trials only (never pruned ones)
     record["summary"] = {
-        roles[k]: {"in_sample": chosen["values"][roles[k]], "estimate": e.point,
-                   "lo": e.lo, "hi": e.hi,
-                   "optimism": chosen["values"][roles[k]] - e.point}
+        k: {"in_sample": chosen["values"][k], "estimate": e.point, "lo": e.lo, "hi": e.hi,
+            "optimism": chosen["values"][k] - e.point}
         for k, e in pick.items()}
     return record
 
 
 def _gate_metrics(m: Any) -> dict:
-    return {name: metric(name).value(m) for name in GATE_METRICS}
+    return {name: metric(name).value(m) for name in gate_metrics()}
 
 
 def gate_check(ws: Workspace, candidate: Mapping[str, Any], baseline: Mapping[str, Any], *,
@@ -287,7 +280,8 @@ def gate_check(ws: Workspace, candidate: Mapping[str, Any], baseline: Mapping[st
                            worst_prompt=estimator("min"))  # the gate checks the plain min
         margin = noise.margin
     verdict = gate_verdict(candidate=candidate, baseline=baseline, margin=opts.gate_margin,
-                           metrics=GATE_METRICS, margins={"worst_prompt_qwk": margin}).to_dict()
+                           metrics=gate_metrics(), margins={"worst_prompt_qwk": margin}
+                           ).to_dict()
     share = float(candidate_result.mapping.get("fallback_share") or 0.0)
     leans = share > opts.gate_max_fallback_share
     return {**verdict, "passed": bool(verdict["passed"] and not leans),
@@ -446,7 +440,7 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                                     else opts.gate_worst_margin),
             "worst_prompt_se_k": opts.gate_worst_se_k,
             "max_fallback_share": opts.gate_max_fallback_share,
-            "metrics": list(GATE_METRICS),
+            "metrics": list(gate_metrics()),
             "max_candidates": opts.max_gate_candidates,
             "baseline": sel.gate_baseline,
             "results": [{"trial_number": g.trial_number, "metrics": g.metrics, **g.verdict}

@@ -287,7 +287,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         "cv": asdict(cv),
         "tails": asdict(tails),
         "model": asdict(model),
-        "objectives": asdict(objectives),
+        "objectives": objectives.to_dict(),
         "mapping": mapping.to_dict(),
         "baseline": {"params": dict(baseline), "mapping": baseline_mapping.to_dict()},
         "search": search.to_dict(),

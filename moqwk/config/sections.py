@@ -11,7 +11,12 @@ from typing import Any
 
 from moqwk.config._fields import bounded, choice, section, typed
 from moqwk.core.mapping import METHODS, MappingSpec
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS, ObjectiveSet
+from moqwk.core.objectives import (
+    DEFAULT_OBJECTIVES,
+    ObjectiveSet,
+    candidates,
+    worst_prompt_choices,
+)
 from moqwk.errors import ConfigError
 
 DEFAULT_BASELINE_PARAMS: dict[str, Any] = {
@@ -69,19 +74,31 @@ class ModelConfig:
     nthread: int = 0  # 0: choose from cores and parallel trials
 
 
-#: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs.
-WORST_PROMPT_ESTIMATORS: Mapping[str, str] = {
-    m.worst_prompt: m.name for m in METRICS.values() if m.worst_prompt is not None}
+#: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs
+#: (estimator name -> metric name; the metric registry's primary worst-prompt entries at import).
+WORST_PROMPT_ESTIMATORS: Mapping[str, str] = worst_prompt_choices()
 
 
 @dataclass(frozen=True)
 class ObjectivesConfig:
+    """The ``objectives:`` section. Its choices are read from the metric registry
+    (:mod:`moqwk.core.objectives`) when a config is parsed: ``worst_prompt`` names a primary
+    metric's estimator, ``secondary`` a metric that may take the secondary role."""
+
     worst_prompt: str = "min"
+    secondary: str = DEFAULT_OBJECTIVES.secondary
 
     def objective_set(self) -> ObjectiveSet:
-        return ObjectiveSet(primary=WORST_PROMPT_ESTIMATORS[self.worst_prompt],
-                            secondary=DEFAULT_OBJECTIVES.secondary,
-                            tails=DEFAULT_OBJECTIVES.tails)
+        return ObjectiveSet(primary=worst_prompt_choices()[self.worst_prompt],
+                            secondary=self.secondary, tails=DEFAULT_OBJECTIVES.tails)
+
+    def to_dict(self) -> dict[str, str]:
+        """The normalised section. ``secondary`` appears only when it is not the default, so
+        configs written before it existed keep their hashes (and their studies resume)."""
+        out = {"worst_prompt": self.worst_prompt}
+        if self.secondary != DEFAULT_OBJECTIVES.secondary:
+            out["secondary"] = self.secondary
+        return out
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -271,7 +288,9 @@ def parse_baseline(raw: Mapping[str, Any]) -> tuple[dict[str, Any], MappingSpec]
 
 
 def parse_objectives(raw: Mapping[str, Any]) -> ObjectivesConfig:
-    o = section(raw, "objectives", {"worst_prompt"})
+    o = section(raw, "objectives", {"worst_prompt", "secondary"})
     return ObjectivesConfig(
-        worst_prompt=choice(o, "worst_prompt", "objectives", tuple(WORST_PROMPT_ESTIMATORS),
-                            "min"))
+        worst_prompt=choice(o, "worst_prompt", "objectives", tuple(worst_prompt_choices()),
+                            "min"),
+        secondary=choice(o, "secondary", "objectives", candidates("secondary"),
+                         DEFAULT_OBJECTIVES.secondary))
