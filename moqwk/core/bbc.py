@@ -174,7 +174,6 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
     overrides the primary column's estimator (see :func:`objective_matrix`).
     """
     est = worst_prompt or estimator(objectives.worst_prompt)
-    kw = {"objectives": objectives, "worst_prompt": worst_prompt}
     tails = [objectives.index(t) for t in objectives.tails]
     if not 0 <= baseline < pooled.n_configs:
         raise ValueError(f"baseline must index a config (0..{pooled.n_configs - 1}), got "
@@ -188,7 +187,8 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
     rng = np.random.default_rng(seed)
     elig = pooled.eligible.astype(float)
     n_obj = len(objectives.names)
-    full = objective_matrix(pooled, np.ones((1, pooled.n_essays)), elig, **kw)[0]
+    full = objective_matrix(pooled, np.ones((1, pooled.n_essays)), elig, objectives=objectives,
+                            worst_prompt=worst_prompt)[0]
     oob_scores = np.full((n_boot, n_obj), np.nan)
     chosen = np.full(n_boot, -1, dtype=np.int64)
     shift_sum = np.zeros((pooled.n_configs, n_obj))
@@ -196,11 +196,13 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
     for start, stop in chunks(n_boot, pooled.n_essays):
         w_in, mult, oob = resample(pooled.prompt_codes, pooled.n_prompts, stop - start, rng,
                                    scheme=scheme)
-        obj_in = objective_matrix(pooled, w_in, mult * elig, **kw)
+        obj_in = objective_matrix(pooled, w_in, mult * elig, objectives=objectives,
+                                  worst_prompt=worst_prompt)
         cons = guardrail_constraints(obj_in, baseline=baseline, tolerance=tolerance,
                                      tails=tails)
         pw_out = elig[None, :] * (mult == 0) if scheme != "essays" else elig
-        obj_out = objective_matrix(pooled, oob.astype(float), pw_out, **kw)
+        obj_out = objective_matrix(pooled, oob.astype(float), pw_out, objectives=objectives,
+                                   worst_prompt=worst_prompt)
         d = obj_out - full[None]
         shift_sum += np.nansum(d, axis=0)
         shift_n += (~np.isnan(d)).sum(axis=0)

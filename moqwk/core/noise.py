@@ -170,18 +170,20 @@ def paired_differences(pooled: Pooled, *, first: int = 0, second: int = 1, n_boo
                        objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> list[PairedDifference]:
     """Each objective's difference first - second and its paired bootstrap SE.
 
-    One per objective of ``objectives``, named as it is. For ``compare`` on fresh folds: ``pooled`` holds both configs' fresh out-of-fold levels
-    (every fresh fold assignment as a repeat). ``tie`` is |difference| <= SE: a difference
+    One per objective of ``objectives``, named as it is. For ``compare`` on fresh folds:
+    ``pooled`` holds both configs' fresh out-of-fold levels (every fresh fold assignment as a
+    repeat). ``tie`` is |difference| <= SE: a difference
     within one SE is not evidence either way. With identical predictions the difference and SE
     are 0 and it is a tie.
     """
     for name, i in (("first", first), ("second", second)):
         if not 0 <= i < pooled.n_configs:
             raise ValueError(f"{name} must index a config (0..{pooled.n_configs - 1}), got {i}")
-    kw = {"objectives": objectives, "worst_prompt": worst_prompt}
     full = objective_matrix(pooled, np.ones((1, pooled.n_essays)),
-                            pooled.eligible.astype(float), **kw)[0]
-    reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, **kw)
+                            pooled.eligible.astype(float), objectives=objectives,
+                            worst_prompt=worst_prompt)[0]
+    reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, objectives=objectives,
+                                worst_prompt=worst_prompt)
     out = []
     for m, name in enumerate(objectives.names):
         a, b = float(full[first, m]), float(full[second, m])

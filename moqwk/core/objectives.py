@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,7 +81,7 @@ class Metric:
     #: The roles of :data:`ROLES` it may take in an :class:`ObjectiveSet` (the config offers
     #: it there): ``primary`` (ranked first; chosen by ``objectives.worst_prompt``),
     #: ``secondary`` (breaks ties in the band; ``objectives.secondary``), ``tail`` (guarded).
-    roles: frozenset[str] = frozenset()
+    roles: AbstractSet[str] = frozenset()
     #: Its place among the stability gate's checks (None: not checked).
     gate: int | None = None
 
@@ -89,7 +90,7 @@ class Metric:
             raise ValueError(f"{self.name}: direction must be 'maximize', 'minimize' or None, "
                              f"got {self.direction!r}")
         object.__setattr__(self, "roles", frozenset(self.roles))
-        unknown = sorted(self.roles - set(ROLES))
+        unknown = sorted(set(self.roles) - set(ROLES))
         if unknown:
             raise ValueError(f"{self.name}: unknown role {unknown[0]!r}; roles: "
                              f"{', '.join(ROLES)}")
@@ -340,3 +341,12 @@ class ObjectiveSet:
 
 #: The default objectives: worst-prompt QWK, mean QWK, low- and high-tail MAE.
 DEFAULT_OBJECTIVES = ObjectiveSet()
+
+
+def objectives_of(record: Mapping) -> ObjectiveSet:
+    """The objectives an artifact was made with (its ``objectives`` entry, as
+    :meth:`ObjectiveSet.to_dict` wrote it; the default set for older artifacts)."""
+    o = record.get("objectives")
+    if not o:
+        return DEFAULT_OBJECTIVES
+    return ObjectiveSet(primary=o["primary"], secondary=o["secondary"], tails=tuple(o["tails"]))

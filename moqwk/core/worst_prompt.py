@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 def _prep(qwk: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     q = np.asarray(qwk, dtype=float)
     w = np.ones(q.shape[-1]) if weights is None else np.asarray(weights, dtype=float)

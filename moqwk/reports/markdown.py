@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from moqwk.core.metrics import CVMetrics
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, fmt, metric
+from moqwk.core.objectives import fmt, metric, objectives_of
 from moqwk.reports.decision import decision_sentences
 from moqwk.reports.words import count
 
@@ -65,14 +65,6 @@ def residual_diagnostics(metrics: CVMetrics, *, title: str, scheme: str, params:
 
 def _nan_last(x: float) -> float:
     return math.inf if x is None or math.isnan(x) else x
-
-
-def objectives_of(record: Mapping) -> ObjectiveSet:
-    """The objectives an artifact was made with (the default set for older artifacts)."""
-    o = record.get("objectives")
-    if not o:
-        return DEFAULT_OBJECTIVES
-    return ObjectiveSet(primary=o["primary"], secondary=o["secondary"], tails=tuple(o["tails"]))
 
 
 def _vals(v: Mapping | None, names: Sequence[str]) -> str:
