@@ -351,3 +351,21 @@ def test_an_unregistered_secondary_is_refused_with_the_choices(tmp_path: Path,
     raw["objectives"] = {"secondary": "median_prompt_qwk"}
     with pytest.raises(ConfigError, match=r"objectives\.secondary: must be one of mean_qwk"):
         parse_config(raw, base_dir=tmp_path)
+
+
+def test_the_worst_prompt_choice_is_checked_against_the_registry(tmp_path: Path,
+                                                                 demo_config_yaml: str):
+    import yaml
+
+    from moqwk.config import parse_config
+    from moqwk.errors import ConfigError
+
+    raw = yaml.safe_load(demo_config_yaml)
+    raw["objectives"] = {"worst_prompt": "cvar25"}
+    with pytest.raises(ConfigError, match=r"^objectives\.worst_prompt: must be one of min, "
+                                          r"cvar10, eb_min, got 'cvar25'$"):
+        parse_config(raw, base_dir=tmp_path)
+    raw["objectives"] = {"worst_prompt": "eb_min"}
+    cfg = parse_config(raw, base_dir=tmp_path)
+    assert cfg.objectives.primary == "eb_worst_prompt_qwk"
+    assert cfg.raw["objectives"] == {"worst_prompt": "eb_min"}  # no secondary: hash unchanged
