@@ -14,6 +14,10 @@ Every function works on the last axis of ``qwk`` (prompts) and broadcasts over l
 out (an ineligible prompt), 2 counts it twice (a prompt drawn twice by a cluster bootstrap); 1
 for every eligible prompt in an ordinary evaluation. A prompt whose QWK is NaN is left out.
 Each estimator is invariant to the order of the prompts.
+
+The kinds are registered functions (:data:`KINDS`, name -> :class:`Kind`); an estimator
+(:func:`estimator`, :class:`WorstPromptEstimator`) is a kind with its share, and dispatches
+through the registry: adding a kind is one entry plus its tests.
 """
 
 from __future__ import annotations
