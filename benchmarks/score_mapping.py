@@ -40,9 +40,10 @@ from moqwk import artifacts  # noqa: E402
 from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402
 from moqwk.core.mapping import METHODS  # noqa: E402
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS  # noqa: E402
+from moqwk.run.select_outputs import run_selection  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.search import SearchOptions, run_search  # noqa: E402
-from moqwk.selector import SelectOptions, run_selection  # noqa: E402
+from moqwk.selector import SelectOptions  # noqa: E402
 
 TARGETS = ("Overall", "Vocabulary", "Cohesion")
 ARMS = {"all": sorted(METHODS), "inductive": ["round", "stretch", "thresholds"]}

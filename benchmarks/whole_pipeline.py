@@ -44,6 +44,7 @@ from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402
 from moqwk.core.mapping import METHODS  # noqa: E402
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS  # noqa: E402
 from moqwk.errors import ConfigError  # noqa: E402
+from moqwk.run.select_outputs import run_selection  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.scaled_corpus import (  # noqa: E402
     ELLIPSE_SPECS,
@@ -52,7 +53,7 @@ from moqwk.scaled_corpus import (  # noqa: E402
     write_scaled_corpus,
 )
 from moqwk.search import SearchOptions, run_search  # noqa: E402
-from moqwk.selector import SelectOptions, run_selection  # noqa: E402
+from moqwk.selector import SelectOptions  # noqa: E402
 
 CORPORA = ("overall", "cohesion", "scaled")
 ARMS = ("today", "new")

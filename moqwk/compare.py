@@ -3,6 +3,9 @@
 A search evaluates many more configs than a grid, so its best in-sample numbers are optimistic.
 Every selected config is therefore re-scored on prompt-holdout fold assignments whose seed the
 searches never used, and the verdict rests on those fresh numbers.
+
+This module computes and returns the record; :mod:`moqwk.run.compare_outputs`, a layer above,
+writes ``compare.json`` and ``compare.md``: nothing here imports :mod:`moqwk.reports`.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ import numpy as np
 
 from moqwk import artifacts
 from moqwk.config import Config
-from moqwk.core.objectives import METRICS, ObjectiveSet
+from moqwk.core.objectives import METRICS, ObjectiveSet, objectives_of
 from moqwk.core.selection import success_criterion
 from moqwk.core.splits import partition_key
 from moqwk.errors import ConfigError, DataError, RunDirError
 from moqwk.progress import NO_PROGRESS, Progress
-from moqwk.reports.decision import unfinished_sentence
-from moqwk.reports.markdown import compare_markdown, objectives_of
 from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
-from moqwk.run.record import check_same_config, run_config
+from moqwk.run.record import check_same_config, run_config, unfinished_sentence
 from moqwk.run.splits_file import make_splits, partition_keys
 from moqwk.run.workspace import Workspace
 
@@ -126,14 +127,10 @@ def paired_fresh(ws: Workspace, fresh: FreshScores, *, seed: int, n_boot: int = 
     """First config minus second on the fresh folds, per objective, with its paired bootstrap
     SE (essays resampled within prompts, both configs on the same resample)."""
     from moqwk.core.noise import paired_differences
-    from moqwk.core.worst_prompt import estimator
 
     diffs = paired_differences(ws.pool(fresh.levels[:2]), first=0, second=1, n_boot=n_boot,
-                               seed=seed,
-                               worst_prompt=estimator(ws.config.objectives.worst_prompt))
-    names = dict(zip(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"),
-                     ws.config.objectives.names, strict=True))  # the core's columns, by role
-    return {names[d.metric]: {**d.to_dict(), "metric": names[d.metric]} for d in diffs}
+                               seed=seed, objectives=ws.config.objectives)
+    return {d.metric: d.to_dict() for d in diffs}
 
 
 #: The joint rule of the verdict: the mean over the counted objectives of each one's loss in
@@ -223,6 +220,10 @@ def compare_config(run_dirs: Sequence[Path], given: Config | None) -> Config:
 
 def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, seed: int,
                  repeats: int, progress: Progress = NO_PROGRESS) -> dict:
+    """The compare record (what ``compare.json`` holds): every run's selected config in-sample
+    and re-scored on fresh folds, and, with two runs or more, the verdict of the first against
+    the second. ``out_dir`` is the workspace of the fresh folds (their splits and cache); the
+    record is not written here (:func:`moqwk.run.compare_outputs.run_compare` does)."""
     runs = [read_run(Path(d)) for d in run_dirs]
     if len({r.data_hash for r in runs}) > 1:
         raise DataError("the runs were made on different data (data hashes differ); compare "
@@ -261,6 +262,4 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
     if len(runs) >= 2:
         paired = paired_fresh(ws, scored, seed=seed)
         record["verdict"] = verdict(runs[0], runs[1], fresh[0], fresh[1], paired)
-    artifacts.write_json(out_dir / "compare.json", record)
-    artifacts.write_text(out_dir / "compare.md", compare_markdown(record))
     return record

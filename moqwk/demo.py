@@ -76,9 +76,10 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
     from moqwk.console.views import show_cv, show_selection
     from moqwk.run.cv_outputs import run_cv
     from moqwk.run.record import read_run_record, reproduce_command, run_config
+    from moqwk.run.select_outputs import run_selection
     from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions
-    from moqwk.selector import options_from, run_selection
+    from moqwk.selector import options_from
 
     config = demo_config(run_dir)
     recorded = run_config(run_dir)

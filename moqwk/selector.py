@@ -1,8 +1,11 @@
-"""``moqwk select``: the feasible Pareto front, the lexicographic rule, the stability gate.
+"""``moqwk select``: the feasible Pareto front, the selection rule, the stability gate.
 
 The steps are plain functions (load the trials, compute the front, rank it, estimate the tie
-tolerance, run the gate) so a notebook can do what the CLI does. The logic on numbers lives in
-:mod:`moqwk.core.selection` and :mod:`moqwk.core.pareto`; this module feeds it and writes files.
+tolerance, run the gate, build the record) so a notebook can do what the CLI does. The logic
+on numbers lives in :mod:`moqwk.core.selection` and :mod:`moqwk.core.pareto`; this module feeds
+it and returns records. Writing them (artifacts, the markdown and HTML reports) is
+:mod:`moqwk.run.select_outputs`, a layer above: nothing here imports :mod:`moqwk.reports` or
+:mod:`moqwk.console`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ import pandas as pd
 from moqwk import artifacts
 from moqwk._fields import fields_of, override
 from moqwk.config import SelectConfig
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, gate_metrics, metric
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 from moqwk.core.selection import (
-    GATE_METRICS,
     RULES,
     gate_verdict,
     success_criterion,
@@ -33,18 +35,9 @@ from moqwk.errors import (
     DataError,
     NoFeasibleTrialError,
     RunDirError,
-    StabilityGateError,
 )
 from moqwk.progress import NO_PROGRESS, Progress
-from moqwk.run.layout import (
-    BASELINE_OOF,
-    FRONT,
-    SELECTED,
-    SELECTION_FAILED,
-    SPLITS,
-    STUDY_DB,
-    SUMMARY,
-)
+from moqwk.run.layout import SPLITS, STUDY_DB
 from moqwk.run.workspace import Workspace
 from moqwk.study.records import CONSTRAINTS, objective_names, records
 
@@ -163,7 +156,6 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
     With fewer than two trials there is nothing to tie.
     """
     from moqwk.core.noise import tie_band
-    from moqwk.core.worst_prompt import estimator
 
     p = metric(objectives.primary)
     by_primary = ranked.assign(_loss=[p.loss(v) for v in ranked[objectives.primary]]
@@ -173,7 +165,7 @@ def estimate_tie_tolerance(ws: Workspace, ranked: pd.DataFrame,
     numbers = [int(n) for n in by_primary["trial_number"] if int(n) in oof_levels]
     band = tie_band(ws.pool([oof_levels[n] for n in numbers]),
                     order=np.arange(len(numbers)), n_boot=n_boot, seed=seed, method=method,
-                    worst_prompt=estimator(objectives.worst_prompt))
+                    objectives=objectives)
     d = band.to_dict()
     d["top"] = numbers[band.top]
     d["pairs"] = [numbers[i] for i in band.pairs]
@@ -210,13 +202,12 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
 
     BBC-CV (:func:`moqwk.core.bbc.bbc`): the out-of-fold predictions of every complete trial
     are pooled; in each bootstrap replicate the whole selection (guardrails against the
-    baseline, feasible Pareto front, lexicographic rule with this tie band) is replayed on the
-    in-bag essays and its choice scored on the out-of-bag ones. No model is retrained. The
-    stability gate needs new models, so it is not replayed. None when fewer than two trials
-    have predictions.
+    baseline, feasible Pareto front, ``select.rule`` with this tie band, as the rule's
+    :meth:`~moqwk.core.selection.Rule.selector` replays it) is replayed on the in-bag essays and
+    its choice scored on the out-of-bag ones. No model is retrained. The stability gate needs
+    new models, so it is not replayed. None when fewer than two trials have predictions.
     """
-    from moqwk.core.bbc import bbc, lexicographic_selector
-    from moqwk.core.worst_prompt import estimator
+    from moqwk.core.bbc import bbc
 
     if opts.bbc_n_boot == 0:
         return None
@@ -227,30 +218,25 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     obj = run.objectives
     pooled = ws.pool([run.oof_levels[n] for n in numbers])
     tolerance = run.guardrails["tolerance"] if not opts.allow_tail_regression else 1e9
-    result = bbc(pooled, selector=lexicographic_selector(tie_tolerance=tie_tolerance,
-                                                         trial_numbers=numbers),
-                 baseline=numbers.index(run.baseline["number"]), tolerance=tolerance,
-                 scheme=opts.bbc_scheme, n_boot=opts.bbc_n_boot, seed=ws.config.cv.seed,
-                 worst_prompt=estimator(obj.worst_prompt))
-    roles = dict(zip(("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"),
-                     obj.names, strict=True))  # the core's columns, by role
+    selector = RULES[opts.rule].selector(tie_tolerance=tie_tolerance, trial_numbers=numbers,
+                                         objectives=obj)
+    result = bbc(pooled, selector=selector, baseline=numbers.index(run.baseline["number"]),
+                 tolerance=tolerance, scheme=opts.bbc_scheme, n_boot=opts.bbc_n_boot,
+                 seed=ws.config.cv.seed, objectives=obj)
     record = result.to_dict()
     pick = result.corrected if opts.bbc_corrected else result.estimates
-    record["estimates"] = {roles[k]: v for k, v in record["estimates"].items()}
-    record["corrected"] = {roles[k]: v for k, v in record["corrected"].items()}
     record["chosen_counts"] = {numbers[int(i)]: c for i, c in record["chosen_counts"].items()}
     record["reported"] = "corrected" if opts.bbc_corrected else "estimates"
     record["trials"] = numbers  # the pooled configs: complete trials only (never pruned ones)
     record["summary"] = {
-        roles[k]: {"in_sample": chosen["values"][roles[k]], "estimate": e.point,
-                   "lo": e.lo, "hi": e.hi,
-                   "optimism": chosen["values"][roles[k]] - e.point}
+        k: {"in_sample": chosen["values"][k], "estimate": e.point, "lo": e.lo, "hi": e.hi,
+            "optimism": chosen["values"][k] - e.point}
         for k, e in pick.items()}
     return record
 
 
 def _gate_metrics(m: Any) -> dict:
-    return {name: metric(name).value(m) for name in GATE_METRICS}
+    return {name: metric(name).value(m) for name in gate_metrics()}
 
 
 def gate_check(ws: Workspace, candidate: Mapping[str, Any], baseline: Mapping[str, Any], *,
@@ -279,7 +265,8 @@ def gate_check(ws: Workspace, candidate: Mapping[str, Any], baseline: Mapping[st
                            worst_prompt=estimator("min"))  # the gate checks the plain min
         margin = noise.margin
     verdict = gate_verdict(candidate=candidate, baseline=baseline, margin=opts.gate_margin,
-                           metrics=GATE_METRICS, margins={"worst_prompt_qwk": margin}).to_dict()
+                           metrics=gate_metrics(), margins={"worst_prompt_qwk": margin}
+                           ).to_dict()
     share = float(candidate_result.mapping.get("fallback_share") or 0.0)
     leans = share > opts.gate_max_fallback_share
     return {**verdict, "passed": bool(verdict["passed"] and not leans),
@@ -420,7 +407,7 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                                     else opts.gate_worst_margin),
             "worst_prompt_se_k": opts.gate_worst_se_k,
             "max_fallback_share": opts.gate_max_fallback_share,
-            "metrics": list(GATE_METRICS),
+            "metrics": list(gate_metrics()),
             "max_candidates": opts.max_gate_candidates,
             "baseline": sel.gate_baseline,
             "results": [{"trial_number": g.trial_number, "metrics": g.metrics, **g.verdict}
@@ -444,101 +431,3 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "versions": artifacts.versions(),
         "reproduce": commands,
     }
-
-
-def _reproduced(run: RunTrials, result: Any, values: Mapping[str, float]) -> dict:
-    again = run.objectives.values(result.metrics)
-    diff = max(abs(again[k] - values[k]) for k in run.objectives.names)
-    return {"values": again, "max_abs_difference": diff, "matches": diff < 1e-9}
-
-
-def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
-                    commands: list[str], progress: Progress = NO_PROGRESS) -> dict:
-    """Re-run the baseline and the choice on prompt_holdout for their residuals, then write
-    every artifact and the reports.
-
-    The baseline's rows go to ``residuals_baseline_oof.csv``; the choice's, with its metrics and
-    diagnostics, replace the run's CV outputs. A selection that fails the gate still writes the
-    baseline's rows, its record and both reports.
-    """
-    from moqwk.reports.markdown import optuna_summary
-    from moqwk.run.cv_outputs import write_cv_outputs
-
-    engine = ws.engine("prompt_holdout", progress=progress)
-    engine.prepare()
-    base_params = run.baseline["params"]
-    chosen = sel.chosen
-    rerun_chosen = chosen is not None and dict(chosen["params"]) != dict(base_params)
-    what = "baseline" + (f" and trial {chosen['number']}" if rerun_chosen and chosen else "")
-    with progress.stage(f"residuals on prompt_holdout: {what}",
-                        total=(2 if rerun_chosen else 1) * engine.n_fits, unit="folds") as st:
-        base_result = engine.run(base_params, on_fold=st.advance)
-        result = (engine.run(chosen["params"], on_fold=st.advance) if rerun_chosen and chosen
-                  else base_result)
-    artifacts.write_csv(ws.run_dir / BASELINE_OOF, base_result.oof)
-    base_again = _reproduced(run, base_result, run.baseline["values"])
-    reproduced = None
-    mapping = None
-    if chosen is not None:
-        reproduced = _reproduced(run, result, chosen["values"])
-        mapping = result.mapping
-        write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
-                         title=f"selected trial {chosen['number']}")
-    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
-                              mapping=mapping, baseline_reproduced=base_again)
-    artifacts.write_json(ws.run_dir / FRONT, {
-        "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
-        else "feasible trials",
-        "trials": [{k: r[k] for k in ("number", "params", "values", "constraints", "feasible",
-                                      "role")} for r in sel.front]})
-    if chosen is not None:
-        artifacts.write_json(ws.run_dir / SELECTED, record)
-    else:
-        artifacts.write_json(ws.run_dir / SELECTION_FAILED, record)
-    figures = _html_report(ws, run, record, opts, progress)
-    artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record,
-                                                              figures=figures))
-    return record
-
-
-def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOptions,
-                 progress: Progress) -> list:
-    """The HTML report and its figures; a report that cannot be built is a warning, not a
-    failed selection (the decision is written already)."""
-    import warnings
-
-    from moqwk.reports.html import build_report
-
-    try:
-        return build_report(ws.run_dir, selection=record, trials=run.trials,
-                            storage=opts.storage, study_name=opts.study_name,
-                            progress=progress).figures
-    except Exception as e:  # noqa: BLE001 - the selection stands; the report can be rebuilt
-        warnings.warn(f"the HTML report could not be built ({type(e).__name__}: {e}); the "
-                      f"selection is written; rebuild it with `moqwk report --run-dir "
-                      f"{ws.run_dir}`", stacklevel=2)
-        return []
-
-
-def _worst_margin_words(opts: SelectOptions) -> str:
-    if opts.gate_worst_margin is not None:
-        return f"{opts.gate_worst_margin}"
-    return f"{opts.gate_worst_se_k:g} x the paired SE"
-
-
-def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
-                  progress: Progress = NO_PROGRESS) -> tuple[dict, Selection]:
-    """``moqwk select``: load, decide, write; raises when nothing can be selected."""
-    run = load_trials(ws.run_dir, storage=opts.storage, study_name=opts.study_name)
-    sel = select(ws, run, opts, progress=progress)
-    record = write_selection(ws, run, sel, opts, commands=commands, progress=progress)
-    if sel.chosen is None:
-        tried = ", ".join(str(g.trial_number) for g in sel.gates)
-        raise StabilityGateError(
-            f"no candidate passed the stability gate (tried trials {tried} under "
-            f"stratified_text, margin {opts.gate_margin}, worst-prompt QWK margin "
-            f"{_worst_margin_words(opts)}, at most {opts.gate_max_fallback_share:.0%} of essays "
-            f"on a mapping's fallback); see {ws.run_dir / SUMMARY}; raise select.gate_margin, "
-            "gate_worst_se_k, gate_max_fallback_share or max_gate_candidates only with a "
-            "reason")
-    return record, sel

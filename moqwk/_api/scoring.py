@@ -80,7 +80,8 @@ def compare(*run_dirs: str | Path, config: ConfigLike | None = None, out: str | 
         fresh_repeats: fresh fold assignments.
         progress: False (default), True, or a Progress.
     """
-    from moqwk.compare import compare_config, compare_runs
+    from moqwk.compare import compare_config
+    from moqwk.run.compare_outputs import run_compare
 
     if not run_dirs:
         raise ConfigError("compare: give at least one run directory")
@@ -90,8 +91,8 @@ def compare(*run_dirs: str | Path, config: ConfigLike | None = None, out: str | 
     cfg = compare_config(dirs, as_config(config) if config is not None else None)
     out = Path(out)
     seed = fresh_seed if fresh_seed is not None else cfg.cv.seed + 1000
-    record = compare_runs(cfg, dirs, out, seed=seed, repeats=fresh_repeats,
-                          progress=as_progress(progress))
+    record = run_compare(cfg, dirs, out, seed=seed, repeats=fresh_repeats,
+                         progress=as_progress(progress))
     runs = tuple(CompareRun(run_dir=Path(r["run_dir"]), trial_number=int(r["trial_number"]),
                             sampler=r["sampler"], in_sample=frozen(r["in_sample"]),
                             fresh=frozen(r["fresh"])) for r in record["runs"])

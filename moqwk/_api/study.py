@@ -227,8 +227,9 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
     """
     from moqwk.run.layout import STUDY_DB
     from moqwk.run.record import read_run_record
+    from moqwk.run.select_outputs import run_selection
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import options_from, run_selection
+    from moqwk.selector import options_from
 
     run_dir = Path(run_dir)
     if study_name is None:

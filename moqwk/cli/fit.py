@@ -25,9 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if data["same_as_run"] is False:
         con.print("Note: not the run's corpus (--data); model.json records both data hashes")
     est = m["cv_estimates"]["in_sample"] or {}
-    order = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
-    names = [k for k in order if k in est] + sorted(k for k in est if k not in order)
-    shown = ", ".join(f"{k} {est[k]:.3f}" for k in names if isinstance(est[k], int | float))
+    # the trial's objective values, in the order the study optimised them (its records' order)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in est.items() if isinstance(v, int | float))
     if shown:
         con.print(f"CV estimate (in-sample, prompt_holdout; optimistic): {shown}")
     mapping = m["mapping"]

@@ -12,7 +12,12 @@ from typing import Any
 
 from moqwk._fields import dump, mapping, parse, read, setting
 from moqwk.core.mapping import METHODS, MappingSpec
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS, ObjectiveSet
+from moqwk.core.objectives import (
+    DEFAULT_OBJECTIVES,
+    ObjectiveSet,
+    candidates,
+    worst_prompt_choices,
+)
 from moqwk.errors import ConfigError
 
 DEFAULT_BASELINE_PARAMS: dict[str, Any] = {
@@ -125,15 +130,19 @@ class ModelConfig:
                                          "process (`--n-jobs`), at least 1")
 
 
-#: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs.
-WORST_PROMPT_ESTIMATORS: Mapping[str, str] = {
-    m.worst_prompt: m.name for m in METRICS.values() if m.worst_prompt is not None}
+#: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs
+#: (estimator name -> metric name; the metric registry's primary worst-prompt entries at import).
+WORST_PROMPT_ESTIMATORS: Mapping[str, str] = worst_prompt_choices()
 
 
 @dataclass(frozen=True)
 class ObjectivesConfig:
+    """The ``objectives:`` section. Its choices are read from the metric registry
+    (:mod:`moqwk.core.objectives`) when a config is parsed: ``worst_prompt`` names a primary
+    metric's estimator, ``secondary`` a metric that may take the secondary role."""
+
     worst_prompt: str = setting(
-        "min", choices=tuple(WORST_PROMPT_ESTIMATORS),
+        "min", choices=lambda: tuple(worst_prompt_choices()),
         help="how the primary objective summarises the per-prompt QWKs of the prompts with at "
              "least `cv.min_prompt_n` essays. `min`: the worst prompt's QWK "
              "(`worst_prompt_qwk`). `cvar10`: the mean QWK of the worst 10% of those prompts, "
@@ -143,14 +152,31 @@ class ObjectivesConfig:
              "Lin's delta method), capped at the mean per-prompt QWK: a worst prompt cannot "
              "read better than the average one, which the precision-weighted shrinkage target "
              "allowed when large prompts score higher than small ones. Every table and "
-             "artifact names the objective by its own label. The other three objectives are "
-             "fixed: mean per-prompt QWK, low-tail MAE, high-tail MAE. Why `min` is the "
+             "artifact names the objective by its own label. The secondary objective is "
+             "`objectives.secondary`; the tail objectives are fixed: low-tail MAE, high-tail "
+             "MAE. Why `min` is the "
              "default: ADR [0004](../decisions/0004-worst-prompt-objective.md).")
+    secondary: str = setting(
+        DEFAULT_OBJECTIVES.secondary, choices=lambda: candidates("secondary"),
+        help="the objective that breaks ties inside the tie band of the primary one (the "
+             "lexicographic rule's second key), optimised by the search as the second "
+             "objective. The choices are the entries of the metric registry "
+             "(`moqwk/core/objectives.py`) whose roles include `secondary`: a new one is one "
+             "entry there ([how-to](../how-to/own-features.md#add-an-objective-or-a-selection-"
+             "rule)). Left out of the normalised config while it is the default, so older runs "
+             "keep their config hash.")
 
     def objective_set(self) -> ObjectiveSet:
-        return ObjectiveSet(primary=WORST_PROMPT_ESTIMATORS[self.worst_prompt],
-                            secondary=DEFAULT_OBJECTIVES.secondary,
-                            tails=DEFAULT_OBJECTIVES.tails)
+        return ObjectiveSet(primary=worst_prompt_choices()[self.worst_prompt],
+                            secondary=self.secondary, tails=DEFAULT_OBJECTIVES.tails)
+
+    def to_dict(self) -> dict[str, str]:
+        """The normalised section. ``secondary`` appears only when it is not the default, so
+        configs written before it existed keep their hashes (and their studies resume)."""
+        out = {"worst_prompt": self.worst_prompt}
+        if self.secondary != DEFAULT_OBJECTIVES.secondary:
+            out["secondary"] = self.secondary
+        return out
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

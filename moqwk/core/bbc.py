@@ -8,12 +8,14 @@ resample (in-bag) and scores the config it chose on the part left out (out-of-ba
 of the B out-of-bag scores is the estimate; their percentiles are the interval.
 
 Here the whole selection is the caller's ``selector``: a function of the in-bag objective
-matrix (configs x ``OBJECTIVES``) and constraint matrix (configs x 2, <= 0 feasible) returning
-the index of the chosen config, or None when nothing can be chosen (then the replicate is
-counted and dropped). :func:`lexicographic_selector` is moqwk's rule: tail guardrails
-(recomputed on the in-bag sample against the baseline config's in-bag tail MAEs), the feasible
-Pareto front over the four objectives, the lexicographic rule with its tie band. The stability
-gate needs models trained on other folds, so it cannot be replayed here.
+matrix (configs x the objectives, in an :class:`~moqwk.core.objectives.ObjectiveSet`'s order)
+and constraint matrix (configs x 2, <= 0 feasible) returning the index of the chosen config,
+or None when nothing can be chosen (then the replicate is counted and dropped). Every selection
+rule of :data:`moqwk.core.selection.RULES` carries its own replay
+(:meth:`~moqwk.core.selection.Rule.selector`): tail guardrails (recomputed on the in-bag sample
+against the baseline config's in-bag tail MAEs), the feasible Pareto front over the objectives,
+and that rule's ranking of it; :func:`lexicographic_selector` is the default rule's. The
+stability gate needs models trained on other folds, so it cannot be replayed here.
 
 Essays are grouped by prompt; see :func:`moqwk.core.pooled.resample` for the schemes. The
 default draws prompts, then essays within each drawn prompt: prompts are what moqwk must
@@ -24,73 +26,60 @@ the worst-prompt objective by +0.04 (prompts) to -0.26 (essays) there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from moqwk.core.objectives import DEFAULT_OBJECTIVES
-from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, Sample
 from moqwk.core.pooled import Pooled, chunks, prompt_stats, resample, tail_maes
-from moqwk.core.selection import rank_lexicographic
-from moqwk.core.worst_prompt import WorstPromptEstimator, estimator, weighted_mean
+from moqwk.core.selection import RULES, Selector
+from moqwk.core.worst_prompt import WorstPromptEstimator, estimator
 
+#: The default objectives' names: the columns of :func:`objective_matrix` unless told others.
 OBJECTIVES = DEFAULT_OBJECTIVES.names
 DIRECTIONS = dict(zip(OBJECTIVES, DEFAULT_OBJECTIVES.directions, strict=True))
 
-Selector = Callable[[np.ndarray, np.ndarray], "int | None"]
+__all__ = ["OBJECTIVES", "BBCResult", "Estimate", "Selector", "bbc", "guardrail_constraints",
+           "lexicographic_selector", "objective_matrix"]
 
 
 def objective_matrix(pooled: Pooled, weights: np.ndarray, prompt_weights: np.ndarray, *,
-                     worst_prompt: WorstPromptEstimator) -> np.ndarray:
-    """(B, C, 4) objectives in :data:`OBJECTIVES` order for each row of essay ``weights``.
+                     objectives: ObjectiveSet = DEFAULT_OBJECTIVES,
+                     worst_prompt: WorstPromptEstimator | None = None) -> np.ndarray:
+    """(B, C, K) ``objectives`` in their ``names`` order for each row of essay ``weights``.
 
-    ``prompt_weights`` (B, P) or (P,) says how often each prompt counts in the worst-prompt and
-    mean QWK (0: not at all; ineligible prompts must be 0 already).
+    Each column is its metric's ``resampled`` function (:mod:`moqwk.core.objectives`) on the
+    weighted per-prompt statistics. ``prompt_weights`` (B, P) or (P,) says how often each
+    prompt counts in the per-prompt summaries (0: not at all; ineligible prompts must be 0
+    already). ``worst_prompt``, when given, computes the primary column instead of its metric
+    (the default objectives' ``worst_prompt_qwk`` column read with another estimator).
     """
     st = prompt_stats(pooled, weights)
     pw = np.asarray(prompt_weights, dtype=float)
     pw = pw[:, None, :] if pw.ndim == 2 else pw
-    worst = worst_prompt(st.qwk, weights=pw, sampling_var=st.var)
-    mean = weighted_mean(st.qwk, weights=pw)
     low, high = tail_maes(pooled, weights)
-    return np.stack([worst, mean, low, high], axis=-1)
+    sample = Sample(qwk=st.qwk, var=st.var, weights=pw, low_tail_mae=low, high_tail_mae=high)
+    out = objectives.on_sample(sample)
+    if worst_prompt is not None:
+        out[..., 0] = worst_prompt(st.qwk, weights=pw, sampling_var=st.var)
+    return out
 
 
-def guardrail_constraints(objectives: np.ndarray, *, baseline: int,
-                          tolerance: float) -> np.ndarray:
-    """(..., C, 2): each config's tail MAEs minus (the baseline config's + tolerance)."""
-    tails = objectives[..., 2:4]
-    return tails - (tails[..., baseline:baseline + 1, :] + tolerance)
+def guardrail_constraints(objectives: np.ndarray, *, baseline: int, tolerance: float,
+                          tails: Sequence[int] = (2, 3)) -> np.ndarray:
+    """(..., C, 2): each config's tail MAEs (columns ``tails``) minus (the baseline config's
+    + tolerance)."""
+    t = objectives[..., list(tails)]
+    return t - (t[..., baseline:baseline + 1, :] + tolerance)
 
 
-def lexicographic_selector(*, tie_tolerance: float,
-                           trial_numbers: Sequence[int] | None = None) -> Selector:
-    """moqwk's rule on arrays: feasible configs, their Pareto front, the lexicographic rank.
-
-    The same steps as ``moqwk select`` before its stability gate, with a fixed ``tie_tolerance``
-    (the one ``select`` estimated on the full data: re-estimating it in every replicate would
-    nest a bootstrap in the bootstrap). ``trial_numbers`` break the last ties as the real rule
-    does (default: the config index).
-    """
-    directions = [DIRECTIONS[o] for o in OBJECTIVES]
-
-    def choose(objectives: np.ndarray, constraints: np.ndarray) -> int | None:
-        pool = np.flatnonzero(feasible_mask(constraints))
-        if len(pool) == 0:
-            return None
-        front = pool[pareto_front_mask(loss_matrix(objectives[pool], directions))]
-        if len(front) == 0:
-            return None
-        numbers = front if trial_numbers is None else np.asarray(trial_numbers)[front]
-        frame = pd.DataFrame(objectives[front], columns=list(OBJECTIVES))
-        frame.insert(0, "trial_number", numbers)
-        frame["_i"] = front
-        ranked = rank_lexicographic(frame, tie_tolerance=tie_tolerance)
-        return int(ranked["_i"].iloc[0])
-
-    return choose
+def lexicographic_selector(*, tie_tolerance: float, trial_numbers: Sequence[int] | None = None,
+                           objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Selector:
+    """moqwk's default rule on arrays: ``RULES["lexicographic"]``'s replay (see
+    :meth:`moqwk.core.selection.Rule.selector`)."""
+    return RULES["lexicographic"].selector(tie_tolerance=tie_tolerance,
+                                           trial_numbers=trial_numbers, objectives=objectives)
 
 
 @dataclass(frozen=True)
@@ -147,10 +136,10 @@ class BBCResult:
         }
 
 
-def _summarise(values: np.ndarray, level: float) -> dict[str, Estimate]:
+def _summarise(values: np.ndarray, level: float, names: Sequence[str]) -> dict[str, Estimate]:
     alpha = (1 - level) / 2
     out = {}
-    for k, name in enumerate(OBJECTIVES):
+    for k, name in enumerate(names):
         v = values[:, k]
         v = v[~np.isnan(v)]
         if len(v):
@@ -163,8 +152,9 @@ def _summarise(values: np.ndarray, level: float) -> dict[str, Estimate]:
 
 def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
         scheme: str = "prompts+essays", n_boot: int = 500, seed: int = 0, level: float = 0.95,
+        objectives: ObjectiveSet = DEFAULT_OBJECTIVES,
         worst_prompt: WorstPromptEstimator | None = None) -> BBCResult:
-    """BBC-CV estimate of the selected config's four objectives.
+    """BBC-CV estimate of the selected config's ``objectives`` (keyed by their names).
 
     In each of ``n_boot`` replicates: draw the resample (``scheme``), compute every config's
     in-bag objectives and guardrail constraints (tail MAE minus the baseline config's in-bag
@@ -178,8 +168,13 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
     data, whatever was selected. So every config is also scored out-of-bag in every replicate,
     and its mean shift from its full-data value is subtracted from the replicates that chose
     it (``corrected``); what remains is the cost of the selection.
+
+    ``selector`` sees (C, K) in-bag objectives in ``objectives.names`` order and (C, 2)
+    constraints; replay a registered rule with ``RULES[name].selector(...)``. ``worst_prompt``
+    overrides the primary column's estimator (see :func:`objective_matrix`).
     """
-    est = worst_prompt or estimator("min")
+    est = worst_prompt or estimator(objectives.worst_prompt)
+    tails = [objectives.index(t) for t in objectives.tails]
     if not 0 <= baseline < pooled.n_configs:
         raise ValueError(f"baseline must index a config (0..{pooled.n_configs - 1}), got "
                          f"{baseline}")
@@ -191,8 +186,9 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     rng = np.random.default_rng(seed)
     elig = pooled.eligible.astype(float)
-    n_obj = len(OBJECTIVES)
-    full = objective_matrix(pooled, np.ones((1, pooled.n_essays)), elig, worst_prompt=est)[0]
+    n_obj = len(objectives.names)
+    full = objective_matrix(pooled, np.ones((1, pooled.n_essays)), elig, objectives=objectives,
+                            worst_prompt=worst_prompt)[0]
     oob_scores = np.full((n_boot, n_obj), np.nan)
     chosen = np.full(n_boot, -1, dtype=np.int64)
     shift_sum = np.zeros((pooled.n_configs, n_obj))
@@ -200,10 +196,13 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
     for start, stop in chunks(n_boot, pooled.n_essays):
         w_in, mult, oob = resample(pooled.prompt_codes, pooled.n_prompts, stop - start, rng,
                                    scheme=scheme)
-        obj_in = objective_matrix(pooled, w_in, mult * elig, worst_prompt=est)
-        cons = guardrail_constraints(obj_in, baseline=baseline, tolerance=tolerance)
+        obj_in = objective_matrix(pooled, w_in, mult * elig, objectives=objectives,
+                                  worst_prompt=worst_prompt)
+        cons = guardrail_constraints(obj_in, baseline=baseline, tolerance=tolerance,
+                                     tails=tails)
         pw_out = elig[None, :] * (mult == 0) if scheme != "essays" else elig
-        obj_out = objective_matrix(pooled, oob.astype(float), pw_out, worst_prompt=est)
+        obj_out = objective_matrix(pooled, oob.astype(float), pw_out, objectives=objectives,
+                                   worst_prompt=worst_prompt)
         d = obj_out - full[None]
         shift_sum += np.nansum(d, axis=0)
         shift_n += (~np.isnan(d)).sum(axis=0)
@@ -219,7 +218,9 @@ def bbc(pooled: Pooled, *, selector: Selector, baseline: int, tolerance: float,
     raw = oob_scores[used]
     corrected = raw - shift[chosen[used]]
     counts = np.bincount(chosen[used], minlength=pooled.n_configs)
-    return BBCResult(estimates=_summarise(raw, level), corrected=_summarise(corrected, level),
+    names = objectives.names
+    return BBCResult(estimates=_summarise(raw, level, names),
+                     corrected=_summarise(corrected, level, names),
                      scheme=scheme, n_boot=n_boot, n_used=int(used.sum()), seed=seed,
                      level=level, worst_prompt=est.to_dict(), chosen_counts=counts,
                      chosen=chosen[used], oob=raw, oob_corrected=corrected, shift=shift)

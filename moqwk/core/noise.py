@@ -13,28 +13,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from moqwk.core.bbc import objective_matrix
-from moqwk.core.objectives import DEFAULT_OBJECTIVES
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
 from moqwk.core.pooled import Pooled, chunks, resample
 from moqwk.core.worst_prompt import WorstPromptEstimator, estimator
-
-OBJECTIVES = DEFAULT_OBJECTIVES.names
 
 TIE_METHODS = ("paired_median", "independent")
 
 
 def bootstrap_objectives(pooled: Pooled, *, n_boot: int, seed: int,
-                         worst_prompt: WorstPromptEstimator | None = None) -> np.ndarray:
-    """(n_boot, C, 4) objectives of every config on within-prompt essay resamples."""
+                         worst_prompt: WorstPromptEstimator | None = None,
+                         objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> np.ndarray:
+    """(n_boot, C, K) ``objectives`` of every config on within-prompt essay resamples
+    (``worst_prompt``, when given, computes the primary column: see
+    :func:`moqwk.core.bbc.objective_matrix`)."""
     if n_boot < 2:
         raise ValueError(f"n_boot must be >= 2, got {n_boot}")
-    est = worst_prompt or estimator("min")
     rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, pooled.n_configs, len(OBJECTIVES)))
+    out = np.empty((n_boot, pooled.n_configs, len(objectives.names)))
     for start, stop in chunks(n_boot, pooled.n_essays):
         w, _, _ = resample(pooled.prompt_codes, pooled.n_prompts, stop - start, rng,
                            scheme="essays")
         out[start:stop] = objective_matrix(pooled, w, pooled.eligible.astype(float),
-                                           worst_prompt=est)
+                                           objectives=objectives, worst_prompt=worst_prompt)
     return out
 
 
@@ -47,6 +47,13 @@ def distinct_from(preds: np.ndarray, ref: int) -> np.ndarray:
     """Configs whose predictions differ from config ``ref``'s on at least one essay."""
     p = np.asarray(preds)
     return np.flatnonzero((p != p[ref][None]).reshape(len(p), -1).any(axis=1))
+
+
+def _primary_label(objectives: ObjectiveSet, worst_prompt: WorstPromptEstimator | None) -> str:
+    """What the primary column is, in words: its worst-prompt estimator's long label."""
+    m = metric(objectives.primary)
+    est = worst_prompt or (estimator(m.worst_prompt) if m.worst_prompt else None)
+    return est.long_label if est is not None else m.label
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,8 @@ class TieBand:
 
 def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200, seed: int = 0,
              method: str = "paired_median",
-             worst_prompt: WorstPromptEstimator | None = None) -> TieBand:
+             worst_prompt: WorstPromptEstimator | None = None,
+             objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> TieBand:
     """The noise of a worst-prompt QWK difference between distinct configs.
 
     What the band is for: the lexicographic rule treats every config whose worst-prompt QWK is
@@ -96,6 +104,9 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
 
     With no distinct competitor, both fall back to ``independent``; the result is never 0
     unless the top config's own worst-prompt QWK does not vary at all.
+
+    The noise is that of ``objectives.primary`` (its registered ``resampled`` function), or of
+    ``worst_prompt`` when given.
     """
     if method not in TIE_METHODS:
         raise ValueError(f"method must be one of {', '.join(TIE_METHODS)}, got {method!r}")
@@ -104,7 +115,6 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
     order = np.asarray(order, dtype=np.int64)
     if len(order) == 0 or order.min() < 0 or order.max() >= pooled.n_configs:
         raise ValueError(f"order must list config indices in 0..{pooled.n_configs - 1}")
-    est = worst_prompt or estimator("min")
     top = int(order[0])
     pairs: list[int] = []
     for i in order[1:]:  # distinct from the top and from every competitor already taken
@@ -113,10 +123,11 @@ def tie_band(pooled: Pooled, *, order: np.ndarray, k: int = 5, n_boot: int = 200
         if not any(np.array_equal(pooled.preds[int(i)], pooled.preds[j])
                    for j in (top, *pairs)):
             pairs.append(int(i))
-    reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=est)[:, :, 0]
+    reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=worst_prompt,
+                                objectives=objectives)[:, :, 0]
     single = _sd(reps[:, top])
     ses = tuple(_sd(reps[:, top] - reps[:, j]) for j in pairs)
-    label = est.long_label
+    label = _primary_label(objectives, worst_prompt)
     if method == "paired_median" and ses and math.isfinite(float(np.nanmedian(ses))):
         median = float(np.nanmedian(ses))
         floor = single if math.isfinite(single) else 0.0
@@ -155,24 +166,26 @@ class PairedDifference:
 
 
 def paired_differences(pooled: Pooled, *, first: int = 0, second: int = 1, n_boot: int = 500,
-                       seed: int = 0, worst_prompt: WorstPromptEstimator | None = None
-                       ) -> list[PairedDifference]:
+                       seed: int = 0, worst_prompt: WorstPromptEstimator | None = None,
+                       objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> list[PairedDifference]:
     """Each objective's difference first - second and its paired bootstrap SE.
 
-    For ``compare`` on fresh folds: ``pooled`` holds both configs' fresh out-of-fold levels
-    (every fresh fold assignment as a repeat). ``tie`` is |difference| <= SE: a difference
+    One per objective of ``objectives``, named as it is. For ``compare`` on fresh folds:
+    ``pooled`` holds both configs' fresh out-of-fold levels (every fresh fold assignment as a
+    repeat). ``tie`` is |difference| <= SE: a difference
     within one SE is not evidence either way. With identical predictions the difference and SE
     are 0 and it is a tie.
     """
     for name, i in (("first", first), ("second", second)):
         if not 0 <= i < pooled.n_configs:
             raise ValueError(f"{name} must index a config (0..{pooled.n_configs - 1}), got {i}")
-    est = worst_prompt or estimator("min")
     full = objective_matrix(pooled, np.ones((1, pooled.n_essays)),
-                            pooled.eligible.astype(float), worst_prompt=est)[0]
-    reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=est)
+                            pooled.eligible.astype(float), objectives=objectives,
+                            worst_prompt=worst_prompt)[0]
+    reps = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, objectives=objectives,
+                                worst_prompt=worst_prompt)
     out = []
-    for m, name in enumerate(OBJECTIVES):
+    for m, name in enumerate(objectives.names):
         a, b = float(full[first, m]), float(full[second, m])
         d = a - b
         se = _sd(reps[:, first, m] - reps[:, second, m])

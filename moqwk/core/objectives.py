@@ -1,9 +1,14 @@
 """The metric registry: every number moqwk optimises, selects on or reports, defined once.
 
 A :class:`Metric` holds a metric's name, its direction, its long and short labels, how it is
-formatted and how it is read from a CV run's :class:`~moqwk.core.metrics.CVMetrics`. Search
-(Optuna directions and metric names), trial records, the live table, reports, ``compare`` and
-selection all read from here, so adding an objective is one entry below plus its tests.
+formatted, how it is read from a CV run's :class:`~moqwk.core.metrics.CVMetrics`, how it is
+computed on a resample of pooled out-of-fold predictions (:class:`Sample`: what BBC-CV, the tie
+band and ``compare``'s paired SEs recompute it with), which roles of an :class:`ObjectiveSet`
+it may take (so which values the config's ``objectives:`` accepts) and where the stability gate
+checks it. Search (Optuna directions and metric names), trial records, the live table, reports,
+``compare``, selection, BBC-CV and the gate all read from here, so adding an objective is one
+entry below plus its tests (:func:`prompt_metric` builds one from a summary of per-prompt
+QWKs; :func:`register` adds one from elsewhere).
 
 Direction is written one way only, in Optuna's words: ``"maximize"`` or ``"minimize"``.
 Diagnostics with no better side (signed biases) have ``direction=None``.
@@ -17,15 +22,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from moqwk.core.metrics import CVMetrics
-from moqwk.core.worst_prompt import estimator
+from moqwk.core.worst_prompt import estimator, weighted_mean
 
 Direction = Literal["maximize", "minimize"]
+
+#: The roles a metric may take in an :class:`ObjectiveSet`.
+ROLES = ("primary", "secondary", "tail")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Every config's statistics on one (re)sample of the pooled out-of-fold predictions.
+
+    ``qwk`` and ``var`` (..., C, P): each config's QWK on each prompt and its sampling
+    variance; ``weights`` (..., 1 or C, P): how many times each prompt counts (0: not at all,
+    an ineligible or out-of-sample prompt; 2: drawn twice); ``low_tail_mae`` and
+    ``high_tail_mae`` (..., C). A metric's ``resampled`` maps a Sample to (..., C).
+    """
+
+    qwk: np.ndarray
+    var: np.ndarray
+    weights: np.ndarray
+    low_tail_mae: np.ndarray
+    high_tail_mae: np.ndarray
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -47,13 +73,30 @@ class Metric:
     digits: int = 3
     description: str = ""
     #: For a worst-prompt objective: the estimator of :mod:`moqwk.core.worst_prompt` it is
-    #: (``min``, ``cvar10``, ``eb_min``), which the tie band, BBC and compare's noise reuse.
+    #: (``min``, ``cvar10``, ``eb_min``); the config's ``objectives.worst_prompt`` names it.
     worst_prompt: str | None = None
+    #: The metric on a resample (:class:`Sample`), shape (..., C): what BBC-CV, the tie band
+    #: and compare's paired SEs compute. None: it cannot be an objective.
+    resampled: Callable[[Sample], np.ndarray] | None = None
+    #: The roles of :data:`ROLES` it may take in an :class:`ObjectiveSet` (the config offers
+    #: it there): ``primary`` (ranked first; chosen by ``objectives.worst_prompt``),
+    #: ``secondary`` (breaks ties in the band; ``objectives.secondary``), ``tail`` (guarded).
+    roles: AbstractSet[str] = frozenset()
+    #: Its place among the stability gate's checks (None: not checked).
+    gate: int | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize", None):
             raise ValueError(f"{self.name}: direction must be 'maximize', 'minimize' or None, "
                              f"got {self.direction!r}")
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        unknown = sorted(set(self.roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown role {unknown[0]!r}; roles: "
+                             f"{', '.join(ROLES)}")
+        if self.roles and (self.direction is None or self.resampled is None):
+            raise ValueError(f"{self.name}: an objective needs a direction and a resampled "
+                             "function")
 
     @property
     def maximize(self) -> bool:
@@ -94,6 +137,49 @@ def _worst(kind: str) -> Callable[[CVMetrics], float | None]:
     return read
 
 
+def _resampled_worst(kind: str) -> Callable[[Sample], np.ndarray]:
+    def on(s: Sample) -> np.ndarray:
+        return estimator(kind)(s.qwk, weights=s.weights, sampling_var=s.var)
+
+    on.__name__ = f"resampled_{kind}"
+    return on
+
+
+def _resampled_attr(name: str) -> Callable[[Sample], np.ndarray]:
+    def on(s: Sample) -> np.ndarray:
+        return np.asarray(getattr(s, name))
+
+    on.__name__ = f"resampled_{name}"
+    return on
+
+
+def prompt_metric(*, name: str, summary: Callable[..., np.ndarray],
+                  needs_variance: bool = False, **fields: object) -> Metric:
+    """A metric that summarises the per-prompt QWKs, defined once for every place it is used.
+
+    ``summary(qwk, weights=..., sampling_var=...)`` works on the last axis of ``qwk`` (prompts),
+    broadcasts over leading ones, counts prompt p ``weights[p]`` times (0: not at all) and
+    ignores NaN; ``sampling_var`` is given when ``needs_variance``. On a CV run it sees the
+    eligible prompts, each once; on a resample (:class:`Sample`), the resample's weights. The
+    other ``fields`` are :class:`Metric`'s (direction, label, short, roles, ...).
+    """
+
+    def read(m: CVMetrics) -> float | None:
+        rows = [r for r in m.per_prompt if r.eligible]
+        if not rows:
+            return None
+        var = np.array([r.qwk_var for r in rows]) if needs_variance else None
+        v = float(summary(np.array([r.qwk for r in rows]), weights=None, sampling_var=var))
+        return None if math.isnan(v) else v
+
+    def on(s: Sample) -> np.ndarray:
+        return np.asarray(summary(s.qwk, weights=s.weights,
+                                  sampling_var=s.var if needs_variance else None))
+
+    read.__name__, on.__name__ = f"read_{name}", f"resampled_{name}"
+    return Metric(name=name, value=read, resampled=on, **fields)  # type: ignore[arg-type]
+
+
 def _attr(name: str) -> Callable[[CVMetrics], float | None]:
     def read(m: CVMetrics) -> float | None:
         v = getattr(m, name)
@@ -106,32 +192,37 @@ def _attr(name: str) -> Callable[[CVMetrics], float | None]:
 _ALL: tuple[Metric, ...] = (
     Metric(name="worst_prompt_qwk", direction="maximize", label="worst-prompt QWK",
            short="worst QWK", value=_attr("worst_prompt_qwk"), worst_prompt="min",
+           resampled=_resampled_worst("min"), roles={"primary"}, gate=2,
            description="lowest per-prompt QWK among prompts with at least min_prompt_n essays "
                        "(the minimum)"),
     Metric(name="cvar10_prompt_qwk", direction="maximize",
            label="mean of worst 10% prompts' QWK", short="worst-10% QWK",
-           value=_worst("cvar10"), worst_prompt="cvar10",
+           value=_worst("cvar10"), worst_prompt="cvar10", resampled=_resampled_worst("cvar10"),
+           roles={"primary"},
            description="mean QWK of the worst 10% of the prompts with at least min_prompt_n "
                        "essays (a lower-tail mean, CVaR-style; at least one prompt)"),
     Metric(name="eb_worst_prompt_qwk", direction="maximize",
            label="EB-shrunk worst-prompt QWK", short="EB worst QWK", value=_worst("eb_min"),
-           worst_prompt="eb_min",
+           worst_prompt="eb_min", resampled=_resampled_worst("eb_min"), roles={"primary"},
            description="lowest per-prompt QWK after an empirical-Bayes shrinkage of each "
                        "prompt's QWK toward the mean, more for noisier (smaller) prompts"),
     Metric(name="mean_qwk", direction="maximize", label="mean per-prompt QWK",
-           short="mean QWK", value=_attr("mean_qwk"),
+           short="mean QWK", value=_attr("mean_qwk"), roles={"secondary"}, gate=0,
+           resampled=lambda s: weighted_mean(s.qwk, weights=s.weights),
            description="mean of the per-prompt QWKs of prompts with at least min_prompt_n "
                        "essays"),
     Metric(name="low_tail_mae", direction="minimize", label="low-tail MAE",
-           short="low MAE", value=_attr("low_tail_mae"),
+           short="low MAE", value=_attr("low_tail_mae"), roles={"tail"}, gate=3,
+           resampled=_resampled_attr("low_tail_mae"),
            description="mean absolute error, in normalised units, of essays whose true score "
                        "is in the bottom band"),
     Metric(name="high_tail_mae", direction="minimize", label="high-tail MAE",
-           short="high MAE", value=_attr("high_tail_mae"),
+           short="high MAE", value=_attr("high_tail_mae"), roles={"tail"}, gate=4,
+           resampled=_resampled_attr("high_tail_mae"),
            description="mean absolute error, in normalised units, of essays whose true score "
                        "is in the top band"),
     Metric(name="pooled_qwk", direction="maximize", label="pooled QWK", short="pooled QWK",
-           value=_attr("pooled_qwk"),
+           value=_attr("pooled_qwk"), gate=1,
            description="QWK over all essays at once (global scale only)"),
     Metric(name="low_tail_bias", direction=None, label="low-tail bias", short="low bias",
            value=_attr("low_tail_bias"),
@@ -141,8 +232,35 @@ _ALL: tuple[Metric, ...] = (
            description="mean signed error of the high tail (negative: predicted too low)"),
 )
 
-#: Every metric by name.
-METRICS: Mapping[str, Metric] = {m.name: m for m in _ALL}
+#: Every metric by name (:func:`register` adds one from another module).
+METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
+
+
+def register(m: Metric) -> Metric:
+    """Add ``m`` to :data:`METRICS` (a ValueError when the name is taken); returns it."""
+    if m.name in METRICS:
+        raise ValueError(f"metric {m.name!r} is registered already")
+    METRICS[m.name] = m
+    return m
+
+
+def candidates(role: str) -> tuple[str, ...]:
+    """The names of the metrics that may take ``role`` (see :data:`ROLES`), in registry order."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    return tuple(m.name for m in METRICS.values() if role in m.roles)
+
+
+def worst_prompt_choices() -> dict[str, str]:
+    """``objectives.worst_prompt``'s choices: estimator name -> the primary metric it names."""
+    return {m.worst_prompt: m.name for m in METRICS.values()
+            if m.worst_prompt is not None and "primary" in m.roles}
+
+
+def gate_metrics() -> tuple[str, ...]:
+    """The metrics the stability gate checks, in its order."""
+    gated = [m for m in METRICS.values() if m.gate is not None]
+    return tuple(m.name for m in sorted(gated, key=lambda m: (m.gate, m.name)))
 
 
 def metric(name: str) -> Metric:
@@ -185,6 +303,20 @@ class ObjectiveSet:
     def directions(self) -> list[Direction]:
         return [m.direction for m in self.metrics if m.direction is not None]
 
+    def index(self, name: str) -> int:
+        """The column of objective ``name`` in :attr:`names` order."""
+        return self.names.index(name)
+
+    def on_sample(self, sample: Sample) -> np.ndarray:
+        """(..., C, K): every objective on a resample, in :attr:`names` order."""
+        cols = []
+        for m in self.metrics:
+            if m.resampled is None:
+                raise ValueError(f"objective {m.name!r} has no resampled function: it cannot "
+                                 "be recomputed on a resample")
+            cols.append(np.broadcast_to(m.resampled(sample), sample.qwk.shape[:-1]))
+        return np.stack(cols, axis=-1)
+
     def values(self, m: CVMetrics) -> dict[str, float]:
         """The objective values of a CV run, NaN where a metric is undefined."""
         out = {}
@@ -209,3 +341,12 @@ class ObjectiveSet:
 
 #: The default objectives: worst-prompt QWK, mean QWK, low- and high-tail MAE.
 DEFAULT_OBJECTIVES = ObjectiveSet()
+
+
+def objectives_of(record: Mapping) -> ObjectiveSet:
+    """The objectives an artifact was made with (its ``objectives`` entry, as
+    :meth:`ObjectiveSet.to_dict` wrote it; the default set for older artifacts)."""
+    o = record.get("objectives")
+    if not o:
+        return DEFAULT_OBJECTIVES
+    return ObjectiveSet(primary=o["primary"], secondary=o["secondary"], tails=tuple(o["tails"]))

@@ -39,8 +39,8 @@ from moqwk.core.worst_prompt import estimator
 QWK_MAX = 1.0
 
 #: Worst-prompt estimators whose value never decreases as a prompt's QWK grows and gains
-#: nothing from a prompt left out, so filling unseen prompts with 1 bounds them from above.
-MONOTONE_ESTIMATORS = ("min", "cvar")
+#: nothing from a prompt left out, so filling unseen prompts with 1 bounds them from above:
+#: those whose kind is registered ``monotone`` (:data:`moqwk.core.worst_prompt.KINDS`).
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def optimistic_value(name: str, p: Partial) -> float:
     if m.worst_prompt is not None:
         est = estimator(m.worst_prompt)
         q = filled_qwk(p.seen_qwk, p.n_unseen)
-        if est.kind not in MONOTONE_ESTIMATORS or not len(q):
+        if not est.monotone or not len(q):
             return unbounded
         return float(est(q))
     if name in ("low_tail_mae", "high_tail_mae"):

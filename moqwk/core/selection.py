@@ -15,14 +15,20 @@ import numpy as np
 import pandas as pd
 
 from moqwk.core.metrics import qwk_by_group
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, metric
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, gate_metrics, metric
+from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
 
-#: What the stability gate compares between a candidate and the baseline. Worst-prompt QWK is
-#: noisier than the others (one standard error is about 0.07 on ELLIPSE), so it has its own
-#: margin, derived from the noise by default (``select.gate_worst_se_k`` x the paired SE of the
-#: difference, :func:`moqwk.core.noise.gate_noise`) or fixed (``select.gate_worst_margin``).
-GATE_METRICS: tuple[str, ...] = ("mean_qwk", "pooled_qwk", "worst_prompt_qwk", "low_tail_mae",
-                                 "high_tail_mae")
+#: What the stability gate compares between a candidate and the baseline: the metrics whose
+#: registry entry has a ``gate`` place (:func:`moqwk.core.objectives.gate_metrics`; this is
+#: the set at import). Worst-prompt QWK is noisier than the others (one standard error is
+#: about 0.07 on ELLIPSE), so it has its own margin, derived from the noise by default
+#: (``select.gate_worst_se_k`` x the paired SE of the difference,
+#: :func:`moqwk.core.noise.gate_noise`) or fixed (``select.gate_worst_margin``).
+GATE_METRICS: tuple[str, ...] = gate_metrics()
+
+#: A selection on arrays, as BBC-CV replays it: (C, K) objectives in an ObjectiveSet's order
+#: and (C, 2) guardrail constraints (<= 0 feasible) -> the chosen config's index, or None.
+Selector = Callable[[np.ndarray, np.ndarray], "int | None"]
 
 #: Upper bound on the cells of qwk_by_group's (groups, k, k) tensors in one bootstrap chunk.
 _BOOT_CELLS = 2_000_000
@@ -118,17 +124,69 @@ def describe_lexicographic(objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> lis
             f"then better {p.name}, then lower {t0} + {t1}, then lower trial number"]
 
 
+def front_replay(rank: Callable[..., pd.DataFrame]) -> Callable[..., Selector]:
+    """The replay of a rule that ranks the feasible Pareto front with ``rank``: what ``moqwk
+    select`` does before its stability gate, on arrays.
+
+    The returned factory takes ``tie_tolerance`` (fixed: the one ``select`` estimated on the
+    full data, since re-estimating it in every replicate would nest a bootstrap in the
+    bootstrap), ``trial_numbers`` (they break the last ties as the real rule does; default: the
+    config index) and ``objectives`` (the columns' names), and gives a :data:`Selector`: the
+    feasible configs, their Pareto front, then the first of ``rank``'s order.
+    """
+
+    def make(*, tie_tolerance: float, trial_numbers: Sequence[int] | None = None,
+             objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Selector:
+        directions = objectives.directions
+        names = list(objectives.names)
+
+        def choose(obj: np.ndarray, constraints: np.ndarray) -> int | None:
+            pool = np.flatnonzero(feasible_mask(constraints))
+            if len(pool) == 0:
+                return None
+            front = pool[pareto_front_mask(loss_matrix(obj[pool], directions))]
+            if len(front) == 0:
+                return None
+            numbers = front if trial_numbers is None else np.asarray(trial_numbers)[front]
+            frame = pd.DataFrame(obj[front], columns=names)
+            frame.insert(0, "trial_number", numbers)
+            frame["_i"] = front
+            ranked = rank(frame, tie_tolerance=tie_tolerance, objectives=objectives)
+            return int(ranked["_i"].iloc[0])
+
+        return choose
+
+    return make
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rule:
-    """A selection rule: how a feasible Pareto front is ranked, and the rule in words."""
+    """A selection rule: how a feasible Pareto front is ranked, the rule in words, and what
+    BBC-CV replays for it.
+
+    ``rank(frame, *, tie_tolerance, objectives)`` orders the front (one row per trial: its
+    ``trial_number`` and a column per objective), best first, with ``rank`` and
+    ``in_tie_band`` columns added. ``replay`` builds BBC-CV's :data:`Selector` for the rule
+    (see :func:`front_replay`, the default: the same front, ranked by ``rank``); a rule that
+    chooses otherwise gives its own.
+    """
 
     name: str
     rank: Callable[..., pd.DataFrame]
     describe: Callable[[ObjectiveSet], list[str]]
+    replay: Callable[..., Selector] | None = None
+
+    def selector(self, *, tie_tolerance: float, trial_numbers: Sequence[int] | None = None,
+                 objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> Selector:
+        """The rule as BBC-CV replays it on each bootstrap's in-bag objectives."""
+        make = self.replay or front_replay(self.rank)
+        return make(tie_tolerance=tie_tolerance, trial_numbers=trial_numbers,
+                    objectives=objectives)
 
 
-#: Selection rules by name (``select.rule``); adding one is an entry here plus its tests.
-RULES: Mapping[str, Rule] = {r.name: r for r in (
+#: Selection rules by name (``select.rule``); adding one is an entry here plus its tests
+#: (BBC-CV replays each through its :meth:`Rule.selector`).
+RULES: dict[str, Rule] = {r.name: r for r in (
     Rule(name="lexicographic", rank=rank_lexicographic, describe=describe_lexicographic),
 )}
 

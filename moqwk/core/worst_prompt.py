@@ -14,16 +14,19 @@ Every function works on the last axis of ``qwk`` (prompts) and broadcasts over l
 out (an ineligible prompt), 2 counts it twice (a prompt drawn twice by a cluster bootstrap); 1
 for every eligible prompt in an ordinary evaluation. A prompt whose QWK is NaN is left out.
 Each estimator is invariant to the order of the prompts.
+
+The kinds are registered functions (:data:`KINDS`, name -> :class:`Kind`); an estimator
+(:func:`estimator`, :class:`WorstPromptEstimator`) is a kind with its share, and dispatches
+through the registry: adding a kind is one entry plus its tests.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-
-KINDS = ("min", "cvar", "eb_min")
 
 
 def _prep(qwk: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +169,56 @@ def eb_worst(qwk: np.ndarray, *, sampling_var: np.ndarray,
 
 
 @dataclass(frozen=True, kw_only=True)
+class Kind:
+    """One kind of worst-prompt estimator: the function, and how it is named.
+
+    ``estimate(qwk, weights=..., sampling_var=..., q=...)`` works on the last axis of ``qwk``.
+    A kind that ``takes_q`` (a share of prompts) is named ``NAMEpct`` (``cvar10``); the labels
+    receive the share in percent as text (``"10"``), or ``""`` for a kind without one.
+    ``monotone``: the estimate never falls when a prompt's QWK rises and gains nothing from a
+    prompt left out, so fold racing may bound it with unseen prompts at the best QWK there is.
+    """
+
+    name: str
+    estimate: Callable[..., np.ndarray]
+    long_label: Callable[[str], str]
+    short_label: Callable[[str], str]
+    takes_q: bool = False
+    needs_variance: bool = False
+    monotone: bool = False
+
+
+def _min(qwk: np.ndarray, *, weights: np.ndarray | None, sampling_var: np.ndarray | None,
+         q: float | None) -> np.ndarray:
+    return worst_min(qwk, weights=weights)
+
+
+def _cvar(qwk: np.ndarray, *, weights: np.ndarray | None, sampling_var: np.ndarray | None,
+          q: float | None) -> np.ndarray:
+    return lower_tail_mean(qwk, q=float(q or 0), weights=weights)
+
+
+def _eb_min(qwk: np.ndarray, *, weights: np.ndarray | None, sampling_var: np.ndarray | None,
+            q: float | None) -> np.ndarray:
+    if sampling_var is None:
+        raise ValueError("eb_min needs each prompt's sampling_var")
+    return eb_worst(qwk, sampling_var=sampling_var, weights=weights)
+
+
+#: The estimator kinds by name; adding one is an entry here (its function above) plus its tests.
+KINDS: Mapping[str, Kind] = {k.name: k for k in (
+    Kind(name="min", estimate=_min, long_label=lambda _: "worst-prompt QWK (min)",
+         short_label=lambda _: "worst QWK", monotone=True),
+    Kind(name="cvar", estimate=_cvar, takes_q=True, monotone=True,
+         long_label=lambda pct: f"mean of worst {pct}% prompts' QWK",
+         short_label=lambda pct: f"worst-{pct}% QWK"),
+    Kind(name="eb_min", estimate=_eb_min, needs_variance=True,
+         long_label=lambda _: "EB-shrunk worst-prompt QWK",
+         short_label=lambda _: "EB worst QWK"),
+)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorstPromptEstimator:
     """One way to read the worst-prompt objective, with the names tables and artifacts use.
 
@@ -180,74 +233,81 @@ class WorstPromptEstimator:
         if self.kind not in KINDS:
             raise ValueError(f"worst-prompt estimator must be one of {', '.join(KINDS)}, got "
                              f"{self.kind!r}")
-        if self.kind == "cvar":
+        if self.spec.takes_q:
             if self.q is None or not (0 < self.q <= 1):
-                raise ValueError(f"cvar needs q in (0, 1], got {self.q!r}")
+                raise ValueError(f"{self.kind} needs q in (0, 1], got {self.q!r}")
         elif self.q is not None:
             raise ValueError(f"{self.kind} takes no q, got {self.q!r}")
 
     @property
+    def spec(self) -> Kind:
+        """The registered :class:`Kind` this estimator is one of."""
+        return KINDS[self.kind]
+
+    @property
     def _pct(self) -> str:
+        if not self.spec.takes_q:
+            return ""
         pct = 100 * float(self.q or 0)
         return f"{pct:.0f}" if math.isclose(pct, round(pct)) else f"{pct:g}"
 
     @property
     def name(self) -> str:
-        return f"cvar{self._pct}" if self.kind == "cvar" else self.kind
+        return f"{self.kind}{self._pct}"
 
     @property
     def long_label(self) -> str:
-        if self.kind == "min":
-            return "worst-prompt QWK (min)"
-        if self.kind == "cvar":
-            return f"mean of worst {self._pct}% prompts' QWK"
-        return "EB-shrunk worst-prompt QWK"
+        return self.spec.long_label(self._pct)
 
     @property
     def short_label(self) -> str:
-        if self.kind == "min":
-            return "worst QWK"
-        if self.kind == "cvar":
-            return f"worst-{self._pct}% QWK"
-        return "EB worst QWK"
+        return self.spec.short_label(self._pct)
 
     @property
     def needs_variance(self) -> bool:
-        return self.kind == "eb_min"
+        return self.spec.needs_variance
+
+    @property
+    def monotone(self) -> bool:
+        return self.spec.monotone
 
     def __call__(self, qwk: np.ndarray, *, weights: np.ndarray | None = None,
                  sampling_var: np.ndarray | None = None) -> np.ndarray:
         """The estimate over the last axis of ``qwk`` (a 0-d array for 1-D input)."""
-        if self.kind == "min":
-            return worst_min(qwk, weights=weights)
-        if self.kind == "cvar":
-            return lower_tail_mean(qwk, q=float(self.q or 0), weights=weights)
-        if sampling_var is None:
-            raise ValueError("eb_min needs each prompt's sampling_var")
-        return eb_worst(qwk, sampling_var=sampling_var, weights=weights)
+        return self.spec.estimate(qwk, weights=weights, sampling_var=sampling_var, q=self.q)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "q": self.q,
                 "long_label": self.long_label, "short_label": self.short_label}
 
 
+def _names_in_words() -> str:
+    """``min, eb_min or cvarNN``: the plain kinds, then those that take a share."""
+    words = ([k.name for k in KINDS.values() if not k.takes_q]
+             + [f"{k.name}NN" for k in KINDS.values() if k.takes_q])
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
 def estimator(name: str) -> WorstPromptEstimator:
-    """The estimator called ``name``: ``min``, ``eb_min`` or ``cvarNN`` (NN: percent, 1-100).
+    """The estimator called ``name``: a kind of :data:`KINDS` (``min``, ``eb_min``), or a kind
+    that takes a share followed by the percent, 1-100 (``cvar10``).
 
     >>> estimator("cvar10").long_label
     "mean of worst 10% prompts' QWK"
     """
-    if name in ("min", "eb_min"):
+    kind = KINDS.get(name)
+    if kind is not None and not kind.takes_q:
         return WorstPromptEstimator(kind=name)
-    if name.startswith("cvar"):
-        digits = name[4:]
-        try:
-            pct = float(digits)
-        except ValueError:
-            pct = math.nan
-        if digits and 0 < pct <= 100:
-            return WorstPromptEstimator(kind="cvar", q=pct / 100)
-    raise ValueError(f"worst_prompt estimator {name!r}: use min, eb_min or cvarNN with NN the "
+    for k in KINDS.values():
+        if k.takes_q and name.startswith(k.name):
+            digits = name[len(k.name):]
+            try:
+                pct = float(digits)
+            except ValueError:
+                pct = math.nan
+            if digits and 0 < pct <= 100:
+                return WorstPromptEstimator(kind=k.name, q=pct / 100)
+    raise ValueError(f"worst_prompt estimator {name!r}: use {_names_in_words()} with NN the "
                      "percent of prompts in the tail (for example cvar10)")
 
 

@@ -11,6 +11,10 @@ from collections.abc import Mapping
 
 from moqwk.core.objectives import metric
 
+# the unfinished-study sentence lives with the run record (compare reads it there, below the
+# reports); re-exported here, the home of the decision's sentences
+from moqwk.run.record import unfinished_sentence as unfinished_sentence
+
 
 def is_baseline_choice(record: Mapping) -> bool:
     """The chosen trial is the baseline itself, or a trial with the baseline's params."""
@@ -21,18 +25,6 @@ def is_baseline_choice(record: Mapping) -> bool:
         return True
     chosen, baseline = record.get("params") or {}, base.get("params") or {}
     return bool(chosen) and bool(baseline) and dict(chosen) == dict(baseline)
-
-
-def unfinished_sentence(record: Mapping) -> str | None:
-    """One sentence when the study had not used its budget when it was selected."""
-    study = record.get("study") or {}
-    target, counted = study.get("target"), study.get("n_counted")
-    if target is None or counted is None or counted >= target:
-        return None
-    what = "grid points" if study.get("kind") == "grid" else "trials"
-    return (f"The study is unfinished: {counted} of {target} {what}; the choice is among those "
-            f"only. Resume it with `{study.get('resume') or 'the search command'}`, then select "
-            "again.")
 
 
 def transductive_sentence(record: Mapping) -> str | None:

@@ -9,18 +9,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, fmt, metric
+from moqwk.core.objectives import fmt, metric, objectives_of
 from moqwk.reports.decision import decision_sentences
 from moqwk.reports.words import count
 from moqwk.run.diagnostics import residual_diagnostics as residual_diagnostics  # moved down a layer
-
-
-def objectives_of(record: Mapping) -> ObjectiveSet:
-    """The objectives an artifact was made with (the default set for older artifacts)."""
-    o = record.get("objectives")
-    if not o:
-        return DEFAULT_OBJECTIVES
-    return ObjectiveSet(primary=o["primary"], secondary=o["secondary"], tails=tuple(o["tails"]))
 
 
 def _vals(v: Mapping | None, names: Sequence[str]) -> str:

@@ -9,12 +9,15 @@ A run directory is the user's record of days of compute, so it guards itself:
   ``grid``), its budget, where its study lives and the hashes of its config and data. A command
   that would change the kind or the sampler refuses with one line and the command that works.
   The "Reproduce" commands of a run are generated from this record.
+
+It also words what a selection record says about its study: :func:`unfinished_sentence`.
 """
 
 from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -195,3 +198,15 @@ def reproduce_command(run_dir: Path, record: RunRecord) -> list[str]:
     if record.study_name != "moqwk":
         cmd += ["--study-name", record.study_name]
     return cmd
+
+
+def unfinished_sentence(record: Mapping) -> str | None:
+    """One sentence when the study had not used its budget when it was selected."""
+    study = record.get("study") or {}
+    target, counted = study.get("target"), study.get("n_counted")
+    if target is None or counted is None or counted >= target:
+        return None
+    what = "grid points" if study.get("kind") == "grid" else "trials"
+    return (f"The study is unfinished: {counted} of {target} {what}; the choice is among those "
+            f"only. Resume it with `{study.get('resume') or 'the search command'}`, then select "
+            "again.")

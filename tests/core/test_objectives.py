@@ -196,3 +196,54 @@ def test_bad_objective_sets_are_refused(kwargs, needle):
 def test_from_names_needs_four():
     with pytest.raises(ValueError, match="4 metrics"):
         ObjectiveSet.from_names(["worst_prompt_qwk", "mean_qwk", "low_tail_mae"])
+
+
+# --------------------------------------------------------------------------- the one table
+
+
+def test_the_gate_and_the_config_choices_are_read_from_the_table():
+    from moqwk.core.objectives import candidates, gate_metrics, worst_prompt_choices
+    from moqwk.core.selection import GATE_METRICS
+
+    assert gate_metrics() == GATE_METRICS == ("mean_qwk", "pooled_qwk", "worst_prompt_qwk",
+                                              "low_tail_mae", "high_tail_mae")
+    assert worst_prompt_choices() == {"min": "worst_prompt_qwk", "cvar10": "cvar10_prompt_qwk",
+                                      "eb_min": "eb_worst_prompt_qwk"}
+    assert candidates("secondary") == ("mean_qwk",)
+    assert candidates("tail") == ("low_tail_mae", "high_tail_mae")
+    with pytest.raises(ValueError, match="unknown role 'guard'"):
+        candidates("guard")
+
+
+def test_every_objective_role_has_a_resampled_function_and_a_direction():
+    from moqwk.core.objectives import METRICS, Metric
+
+    for m in METRICS.values():
+        if m.roles:
+            assert m.direction is not None and m.resampled is not None, m.name
+    with pytest.raises(ValueError, match="unknown role 'guard'"):
+        Metric(name="x", direction="maximize", label="x", short="x", value=lambda m: None,
+               resampled=lambda s: s.qwk[..., 0], roles={"guard"})
+    with pytest.raises(ValueError, match="needs a direction and a resampled function"):
+        Metric(name="x", direction="maximize", label="x", short="x", value=lambda m: None,
+               roles={"secondary"})
+
+
+def test_register_adds_a_metric_once(monkeypatch):
+    import numpy as np
+
+    from moqwk.core.objectives import METRICS, prompt_metric, register
+
+    monkeypatch.setattr("moqwk.core.objectives.METRICS", dict(METRICS))
+    from moqwk.core import objectives
+
+    best = prompt_metric(name="best_prompt_qwk", direction="maximize", label="best QWK",
+                         short="best", roles={"secondary"},
+                         summary=lambda q, *, weights, sampling_var: np.nanmax(
+                             np.where((np.ones_like(q) if weights is None else weights) > 0,
+                                      q, np.nan), axis=-1))
+    assert register(best) is best and objectives.metric("best_prompt_qwk") is best
+    assert "best_prompt_qwk" in objectives.candidates("secondary")
+    with pytest.raises(ValueError, match="registered already"):
+        register(best)
+    assert "best_prompt_qwk" not in METRICS  # the module's own table was a copy here

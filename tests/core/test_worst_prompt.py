@@ -228,3 +228,18 @@ def test_bad_parameters_are_refused():
         REGISTRY["eb_min"](np.array([0.1, 0.2]))
     with pytest.raises(ValueError, match="weights must be finite"):
         worst_min(np.array([0.1, 0.2]), weights=np.array([1.0, -1.0]))
+
+
+def test_every_kind_is_a_registered_function():
+    from moqwk.core.worst_prompt import KINDS
+
+    assert list(KINDS) == ["min", "cvar", "eb_min"]
+    x = np.array([0.2, 0.5, 0.9, 0.4])
+    v = np.full(4, 0.01)
+    for name, est in REGISTRY.items():
+        kind = KINDS[est.kind]
+        assert est.spec is kind and est.needs_variance == kind.needs_variance
+        got = est(x, sampling_var=v)
+        assert float(got) == float(kind.estimate(x, weights=None, sampling_var=v, q=est.q)), name
+    assert REGISTRY["min"].monotone and REGISTRY["cvar10"].monotone
+    assert not REGISTRY["eb_min"].monotone
