@@ -83,7 +83,7 @@ def score(cfg: Path, run_dir: Path, cache: Path, fresh_seed: int, fresh_repeats:
     """Select (the config's rule and gate), then re-score the selection on fresh folds.
     Runs in a child of its own (``--child-score``), untimed."""
     os.environ["MOQWK_CACHE_DIR"] = str(cache)
-    from moqwk.run.select_outputs import run_selection
+    from moqwk._api.select_outputs import run_selection
     from moqwk.run.workspace import Workspace
     from moqwk.selector import options_from
 

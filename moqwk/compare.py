@@ -4,7 +4,7 @@ A search evaluates many more configs than a grid, so its best in-sample numbers 
 Every selected config is therefore re-scored on prompt-holdout fold assignments whose seed the
 searches never used, and the verdict rests on those fresh numbers.
 
-This module computes and returns the record; :mod:`moqwk.run.compare_outputs`, a layer above,
+This module computes and returns the record; :mod:`moqwk._api.compare_outputs`, a layer above,
 writes ``compare.json`` and ``compare.md``: nothing here imports :mod:`moqwk.reports`.
 """
 
@@ -223,7 +223,7 @@ def compare_runs(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, see
     """The compare record (what ``compare.json`` holds): every run's selected config in-sample
     and re-scored on fresh folds, and, with two runs or more, the verdict of the first against
     the second. ``out_dir`` is the workspace of the fresh folds (their splits and cache); the
-    record is not written here (:func:`moqwk.run.compare_outputs.run_compare` does)."""
+    record is not written here (:func:`moqwk._api.compare_outputs.run_compare` does)."""
     runs = [read_run(Path(d)) for d in run_dirs]
     if len({r.data_hash for r in runs}) > 1:
         raise DataError("the runs were made on different data (data hashes differ); compare "

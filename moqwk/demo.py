@@ -71,12 +71,12 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
 
     Running it again resumes the same run: a finished search runs no new trial.
     """
+    from moqwk._api.select_outputs import run_selection
     from moqwk._api.shown import run_search_shown
     from moqwk.console import heading
     from moqwk.console.views import show_cv, show_selection
     from moqwk.run.cv_outputs import run_cv
     from moqwk.run.record import read_run_record, reproduce_command, run_config
-    from moqwk.run.select_outputs import run_selection
     from moqwk.run.workspace import Workspace
     from moqwk.search import SearchOptions
     from moqwk.selector import options_from

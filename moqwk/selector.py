@@ -4,7 +4,7 @@ The steps are plain functions (load the trials, compute the front, rank it, esti
 tolerance, run the gate, build the record) so a notebook can do what the CLI does. The logic
 on numbers lives in :mod:`moqwk.core.selection` and :mod:`moqwk.core.pareto`; this module feeds
 it and returns records. Writing them (artifacts, the markdown and HTML reports) is
-:mod:`moqwk.run.select_outputs`, a layer above: nothing here imports :mod:`moqwk.reports` or
+:mod:`moqwk._api.select_outputs`, a layer above: nothing here imports :mod:`moqwk.reports` or
 :mod:`moqwk.console`.
 """
 

@@ -22,16 +22,9 @@ from moqwk import _layers as L
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: Upward imports another branch of issue 21 (item 4, "stages import output") is removing: the
-#: stages ``compare`` and ``selector`` still write their reports. Remove these once both
-#: branches are merged (test_pending_upward_imports_still_exist says when); nothing else may be
-#: added here.
-PENDING = {
-    ("moqwk.compare", "moqwk.reports.decision"),
-    ("moqwk.compare", "moqwk.reports.markdown"),
-    ("moqwk.selector", "moqwk.reports.markdown"),
-    ("moqwk.selector", "moqwk.reports.html"),
-}
+#: Upward imports allowed for now. Empty: the stages compute records and ``moqwk/_api/`` writes
+#: their reports. Nothing may be added here; a new upward import is a design change to discuss.
+PENDING: set[tuple[str, str]] = set()
 
 IMPORTS = L.all_imports()
 MODULES = L.module_files()

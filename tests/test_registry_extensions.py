@@ -370,4 +370,10 @@ def test_the_worst_prompt_choice_is_checked_against_the_registry(tmp_path: Path,
     raw["objectives"] = {"worst_prompt": "eb_min"}
     cfg = parse_config(raw, base_dir=tmp_path)
     assert cfg.objectives.primary == "eb_worst_prompt_qwk"
-    assert cfg.raw["objectives"] == {"worst_prompt": "eb_min"}  # no secondary: hash unchanged
+    assert cfg.raw["objectives"] == {"worst_prompt": "eb_min", "secondary": "mean_qwk"}
+    # a config written before `secondary` existed (no such key) has the same study hash
+    from moqwk.config.load import _hash_of
+
+    before = cfg.study_dict()
+    del before["objectives"]["secondary"]
+    assert _hash_of(before) == cfg.study_hash()

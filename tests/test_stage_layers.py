@@ -2,7 +2,7 @@
 
 ``moqwk/selector.py`` and ``moqwk/compare.py`` import nothing from ``moqwk/reports/`` or
 ``moqwk/console/``, directly (at any depth of the module, function bodies included) or through
-what they import; ``moqwk/run/select_outputs.py`` and ``moqwk/run/compare_outputs.py`` write.
+what they import; ``moqwk/_api/select_outputs.py`` and ``moqwk/_api/compare_outputs.py`` write.
 """
 
 from __future__ import annotations
@@ -49,5 +49,5 @@ def test_importing_a_stage_loads_no_output_module(stage):
 def test_the_writers_are_above_the_stages():
     for writer, stage in (("select_outputs", "moqwk.selector"),
                           ("compare_outputs", "moqwk.compare")):
-        names = _imported(PACKAGE / "run" / f"{writer}.py")
+        names = _imported(PACKAGE / "_api" / f"{writer}.py")
         assert stage in names and any(n.startswith("moqwk.reports") for n in names)

@@ -80,8 +80,8 @@ def compare(*run_dirs: str | Path, config: ConfigLike | None = None, out: str | 
         fresh_repeats: fresh fold assignments.
         progress: False (default), True, or a Progress.
     """
+    from moqwk._api.compare_outputs import run_compare
     from moqwk.compare import compare_config
-    from moqwk.run.compare_outputs import run_compare
 
     if not run_dirs:
         raise ConfigError("compare: give at least one run directory")

@@ -225,9 +225,9 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
         StabilityGateError: no candidate passed the gate (``selection_failed.json`` is written).
         ConfigError, RunDirError, StorageError: see :mod:`moqwk.errors`.
     """
+    from moqwk._api.select_outputs import run_selection
     from moqwk.run.layout import STUDY_DB
     from moqwk.run.record import read_run_record
-    from moqwk.run.select_outputs import run_selection
     from moqwk.run.workspace import Workspace
     from moqwk.selector import options_from
 

@@ -295,7 +295,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path, source: Path | None 
         "cv": dump(cv),
         "tails": dump(tails),
         "model": dump(model),
-        "objectives": objectives.to_dict(),
+        "objectives": dump(objectives),
         "mapping": mapping.to_dict(),
         "baseline": dump(BaselineConfig(baseline, baseline_mapping)),
         "search": search.to_dict(),

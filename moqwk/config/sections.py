@@ -163,20 +163,12 @@ class ObjectivesConfig:
              "objective. The choices are the entries of the metric registry "
              "(`moqwk/core/objectives.py`) whose roles include `secondary`: a new one is one "
              "entry there ([how-to](../how-to/own-features.md#add-an-objective-or-a-selection-"
-             "rule)). Left out of the normalised config while it is the default, so older runs "
-             "keep their config hash.")
+             "rule)). At its default it leaves the study hash of older runs unchanged, so they "
+             "resume.")
 
     def objective_set(self) -> ObjectiveSet:
         return ObjectiveSet(primary=worst_prompt_choices()[self.worst_prompt],
                             secondary=self.secondary, tails=DEFAULT_OBJECTIVES.tails)
-
-    def to_dict(self) -> dict[str, str]:
-        """The normalised section. ``secondary`` appears only when it is not the default, so
-        configs written before it existed keep their hashes (and their studies resume)."""
-        out = {"worst_prompt": self.worst_prompt}
-        if self.secondary != DEFAULT_OBJECTIVES.secondary:
-            out["secondary"] = self.secondary
-        return out
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
