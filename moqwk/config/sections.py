@@ -12,6 +12,7 @@ from typing import Any
 from moqwk.config._fields import bounded, choice, section, typed
 from moqwk.core.mapping import METHODS, MappingSpec
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS, ObjectiveSet
+from moqwk.core.splits import HOLDOUT_UNITS
 from moqwk.errors import ConfigError
 
 DEFAULT_BASELINE_PARAMS: dict[str, Any] = {
@@ -54,6 +55,16 @@ class CVConfig:
     repeats: int = 1
     seed: int = 42
     min_prompt_n: int = 20
+    #: A share of essays (or prompts) reserved before any fold is made: no search, CV or
+    #: selection sees them; ``select`` scores its choice on them once (None: no holdout).
+    holdout: float | None = None
+    holdout_unit: str = "essays"  # essays (within each prompt, score-stratified) | prompts
+    holdout_seed: int | None = None  # None: cv.seed
+
+    @property
+    def holdout_draw_seed(self) -> int:
+        """The seed the holdout is drawn with: ``cv.holdout_seed``, else ``cv.seed``."""
+        return self.seed if self.holdout_seed is None else self.holdout_seed
 
 
 @dataclass(frozen=True)
@@ -175,13 +186,23 @@ def parse_scale(raw: Mapping[str, Any]) -> ScaleConfig:
 
 
 def parse_cv(raw: Mapping[str, Any]) -> CVConfig:
-    c = section(raw, "cv", {"n_folds", "repeats", "seed", "min_prompt_n"})
-    return CVConfig(
+    c = section(raw, "cv", {"n_folds", "repeats", "seed", "min_prompt_n", "holdout",
+                            "holdout_unit", "holdout_seed"})
+    cv = CVConfig(
         n_folds=bounded(c, "n_folds", "cv", int, 5, lo=2),
         repeats=bounded(c, "repeats", "cv", int, 1, lo=1),
         seed=typed(c, "seed", "cv", int, 42),
         min_prompt_n=bounded(c, "min_prompt_n", "cv", int, 20, lo=1),
+        holdout=bounded(c, "holdout", "cv", float, None, lo=0, hi=0.5, lo_open=True),
+        holdout_unit=choice(c, "holdout_unit", "cv", HOLDOUT_UNITS, "essays"),
+        holdout_seed=typed(c, "holdout_seed", "cv", int, None),
     )
+    if cv.holdout is None:
+        for name in ("holdout_unit", "holdout_seed"):
+            if c.get(name) is not None:
+                raise ConfigError(f"cv.{name}: has no effect without cv.holdout; set "
+                                  "cv.holdout (a share in (0, 0.5], e.g. 0.2) or drop it")
+    return cv
 
 
 def parse_tails(raw: Mapping[str, Any]) -> TailConfig:
