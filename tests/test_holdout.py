@@ -280,6 +280,11 @@ def test_select_writes_the_holdout_block_once_beside_in_sample_and_bbc(
     assert "### In-sample, BBC-CV and holdout" in md and "| holdout, size-corrected |" in md
     html = (run / "reports" / "optuna_summary.html").read_text(encoding="utf-8")
     assert "On the holdout (145 unseen essays" in html
+    # the fitted model's manifest keeps them beside its other estimates
+    code, _, err = moqwk("fit", "--run-dir", run, "--quiet")
+    assert code == 0, err
+    est = read_json(run / "model" / "model.json")["cv_estimates"]
+    assert est["holdout"]["summary"] == h["summary"] and est["holdout"]["unit"] == "essays"
     # selecting again does not re-choose: the same record
     code, _, err = moqwk("select", "--run-dir", run, "--gate-margin", "0.5", "--quiet")
     assert code == 0, err
