@@ -197,9 +197,9 @@ def parse_cv(raw: Mapping[str, Any]) -> CVConfig:
         holdout_unit=choice(c, "holdout_unit", "cv", HOLDOUT_UNITS, "essays"),
         holdout_seed=typed(c, "holdout_seed", "cv", int, None),
     )
-    if cv.holdout is None:
-        for name in ("holdout_unit", "holdout_seed"):
-            if c.get(name) is not None:
+    if cv.holdout is None:  # a run's config.yaml writes every default: holdout_unit essays
+        for name, default in (("holdout_unit", "essays"), ("holdout_seed", None)):
+            if c.get(name) not in (None, default):
                 raise ConfigError(f"cv.{name}: has no effect without cv.holdout; set "
                                   "cv.holdout (a share in (0, 0.5], e.g. 0.2) or drop it")
     return cv
