@@ -63,11 +63,15 @@ def run_seed(seed: int, work: Path, *, share: float, n_trials: int) -> dict:
         code = main(["select", "--run-dir", str(run_dir), "--quiet"])
         if code != 0 or not selected.exists():
             return {"seed": seed, "status": f"no selection (select exit {code})"}
+        artifacts.write_json(run_dir / "benchmark_seconds.json",
+                             {"search_and_select_s": round(time.perf_counter() - t0, 1)})
+    timing = run_dir / "benchmark_seconds.json"
+    seconds = artifacts.read_json(timing)["search_and_select_s"] if timing.exists() else None
     rec = artifacts.read_json(selected)
     h = rec["holdout"]
     bbc = rec["selection_bias"]["corrected"]
     row: dict = {"seed": seed, "status": "ok", "trial": rec["trial_number"],
-                 "seconds": round(time.perf_counter() - t0, 1),
+                 "seconds": seconds,
                  "n_holdout_essays": h["n_essays"], "n_eligible_prompts": h["n_eligible_prompts"]}
     for m in METRICS:
         ins, b = rec["values"][m], bbc[m]["point"]
@@ -78,6 +82,32 @@ def run_seed(seed: int, work: Path, *, share: float, n_trials: int) -> dict:
                   "bbc_optimism": ins - b, "gap": b - hc, "in_sample_gap": ins - hc,
                   "bbc_interval_covers": bbc[m]["lo"] <= hc <= bbc[m]["hi"]}
     return row
+
+
+def baseline_control(seed: int, work: Path) -> dict | None:
+    """Post hoc, not registered: the *baseline* (never selected) on the same holdout. Its
+    in-sample minus size-corrected holdout should be near 0 if the size correction is right
+    and the holdout scoring has no bias of its own; the selected trial's gap minus this is the
+    selection's share."""
+    from moqwk.config import load_config
+    from moqwk.run.workspace import Workspace
+    from moqwk.selector import holdout_estimate, load_trials, options_from
+
+    run_dir = work / f"s{seed}"
+    if not (run_dir / "artifacts" / "selected_params.json").exists():
+        return None
+    cfg = load_config(run_dir / "config.yaml")
+    ws = Workspace.open(cfg, run_dir)
+    run = load_trials(run_dir)
+    dev = ws.engine("prompt_holdout").run(run.baseline["params"])
+    h = holdout_estimate(ws, run, options_from(cfg.select), chosen=run.baseline,
+                         dev_result=dev, selection_bias=None)
+    assert h is not None
+    return {"seed": seed, "trial": run.baseline["number"],
+            **{m: {"in_sample": h["summary"][m]["in_sample"],
+                   "holdout_size_corrected": h["summary"][m]["holdout_size_corrected"],
+                   "holdout_se": h["summary"][m]["holdout_se"],
+                   "in_sample_gap": h["summary"][m]["optimism"]} for m in METRICS}}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -128,6 +158,21 @@ def markdown(rows: list[dict], summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def control_markdown(control: list[dict]) -> str:
+    if not control:
+        return ""
+    lines = ["## Post hoc control: the baseline on the same holdout (not registered)", "",
+             "| seed | metric | in-sample | holdout, size-corrected (SE) | in-sample - holdout |",
+             "|---:|---|---:|---:|---:|"]
+    for c in control:
+        for m in METRICS:
+            v = c[m]
+            lines.append(f"| {c['seed']} | {m} | {v['in_sample']:.3f} | "
+                         f"{v['holdout_size_corrected']:.3f} ({v['holdout_se']:.3f}) | "
+                         f"{v['in_sample_gap']:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main_(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("runs/holdout_bbc"))
@@ -142,12 +187,15 @@ def main_(argv: list[str] | None = None) -> int:
         rows.append(run_seed(s, args.work, share=args.share, n_trials=args.n_trials))
         print(json.dumps(rows[-1]), flush=True)
     summary = summarise(rows)
+    control = [c for s in args.seeds if (c := baseline_control(s, args.work)) is not None]
     result = {"rules": "docs/research/holdout-bbc.md", "share": args.share,
               "n_trials": args.n_trials, "runs": rows, "summary": summary,
+              "baseline_control": control,
               "versions": artifacts.versions()}
     artifacts.write_json(args.out.with_suffix(".json"), result)
-    artifacts.write_text(args.out.with_suffix(".md"), markdown(rows, summary))
-    print(markdown(rows, summary))
+    text = markdown(rows, summary) + control_markdown(control)
+    artifacts.write_text(args.out.with_suffix(".md"), text)
+    print(text)
     return 0
 
 
