@@ -291,3 +291,55 @@ def test_select_writes_the_holdout_block_once_beside_in_sample_and_bbc(
     again = read_json(run / "artifacts" / "selected_params.json")
     assert {k: v for k, v in again.items() if k != "versions"} == \
         {k: v for k, v in rec.items() if k != "versions"}
+
+
+# --------------------------------------------------------------------------- other pipelines
+
+
+def test_a_transductive_mapping_scores_the_holdout_in_its_declared_batch(tmp_path,
+                                                                        demo_config_yaml):
+    from moqwk.core.batching import batch_seed
+    from moqwk.run.holdout import score_holdout
+    from moqwk.run.splits_file import ensure_splits
+    from moqwk.run.workspace import Workspace
+
+    raw = yaml.safe_load(demo_config_yaml)
+    raw["cv"]["holdout"] = 0.2
+    raw["mapping"] = {"method": "prompt_center", "params": {"batch": 10, "min_batch": 5}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    cfg = load_config(path)
+    ws = Workspace.open(cfg, tmp_path / "run")
+    assert ws.holdout is not None
+    dev = ensure_splits(ws.run_dir, ws.corpus, cfg, "prompt_holdout")
+    result = score_holdout(cfg, ws.holdout, dev, dict(cfg.baseline_params))  # mapping:
+    assert result.mapping["transductive"] and result.mapping["batch"] == 10
+    rows = result.oof[result.oof["fold"] >= 0]
+    assert set(rows["id"].astype(str)) == set(ws.holdout.essays.ids.astype(str))
+    assert rows["y_pred"].notna().all()
+    # every fold's mapping saw only its scored (holdout) essays, in the seeded batches CV uses
+    assert sum(f["held_out_essays"] for f in result.mapping["folds"]) == len(rows)
+    assert [f["batch_seed"] for f in result.mapping["folds"]] == \
+        [batch_seed(42, f["repeat"], f["fold"]) for f in result.mapping["folds"]]
+
+
+@pytest.mark.slow
+def test_a_prompt_holdout_is_scored_and_reported_per_whole_prompt(tmp_path, demo_config_yaml,
+                                                                  moqwk):
+    cfg = write_config(tmp_path / "c.yaml", demo_config_yaml,
+                       cv={"holdout": 0.2, "holdout_unit": "prompts", "holdout_seed": 9},
+                       search={"n_trials": 3})
+    run = tmp_path / "run"
+    assert moqwk("search", "--config", cfg, "--run-dir", run, "--quiet")[0] == 0
+    code, out, err = moqwk("select", "--run-dir", run, "--gate-margin", "0.5", "--quiet")
+    assert code == 0, err
+    split = read_json(run / "splits.json")["holdout"]
+    h = read_json(run / "artifacts" / "selected_params.json")["holdout"]
+    assert split["unit"] == h["unit"] == "prompts" and split["seed"] == 9
+    assert h["n_prompts"] == len(split["prompts"]) == 2
+    assert h["n_eligible_prompts"] == 2  # each whole prompt has >= 20 essays
+    assert h["assumes"] == "unseen prompts, whole"
+    folds = read_json(run / "splits.json")["schemes"]["prompt_holdout"]["repeats"][0]
+    assert len(folds) == 5 and set(split["ids"]).isdisjoint({i for f in folds for i in f})
+    for n in ("worst_prompt_qwk", "mean_qwk"):
+        assert np.isfinite(h["values"][n]) and np.isfinite(h["size_shift"][n])
