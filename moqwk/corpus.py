@@ -29,6 +29,16 @@ class Corpus:
     scores: np.ndarray
     scales: ScoreScales
     source: str
+    #: A subset's :attr:`data_hash` is the hash of the data it was cut from (the development
+    #: essays of a run with ``cv.holdout`` name the data file the run was made with).
+    parent_hash: str | None = None
+
+    def subset(self, mask: np.ndarray) -> Corpus:
+        """The essays where ``mask`` is true, in order, with the same scales and data hash."""
+        m = np.asarray(mask, dtype=bool)
+        return Corpus(self.ids[m], self.prompts[m],
+                      tuple(t for t, keep in zip(self.texts, m, strict=True) if keep),
+                      self.scores[m], self.scales, self.source, parent_hash=self.data_hash)
 
     @cached_property
     def prompt_names(self) -> tuple[str, ...]:
@@ -49,7 +59,10 @@ class Corpus:
 
     @cached_property
     def data_hash(self) -> str:
-        """sha256 over ids, prompts, texts and scores (what the results depend on)."""
+        """sha256 over ids, prompts, texts and scores (what the results depend on); a
+        :meth:`subset`'s is its parent's."""
+        if self.parent_hash is not None:
+            return self.parent_hash
         h = hashlib.sha256()
         for i, p, t, s in zip(self.ids, self.prompts, self.texts, self.scores, strict=True):
             # float(): repr(np.float64) differs between numpy 1 ("3.0") and 2 ("np.float64(3.0)")

@@ -408,7 +408,9 @@ class CVEngine:
         return pd.concat(frames, ignore_index=True)
 
     def _metrics(self, oof: pd.DataFrame) -> CVMetrics:
-        return metrics_from_oof(oof, self.corpus, self.config)
+        # rows no fold scored (fold -1: the training essays of a holdout scoring,
+        # moqwk.core.splits.ScoringFolds) have no prediction; in a CV run every row is scored
+        return metrics_from_oof(oof[oof["fold"] >= 0], self.corpus, self.config)
 
 
 class RawRun:

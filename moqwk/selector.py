@@ -235,6 +235,104 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     return record
 
 
+#: The core's objective columns, by role (BBC-CV's and the holdout's arrays follow it).
+_ROLES = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
+
+
+def holdout_estimate(ws: Workspace, run: RunTrials, opts: SelectOptions, *, chosen: dict,
+                     dev_result: Any, selection_bias: dict | None,
+                     progress: Progress = NO_PROGRESS) -> dict | None:
+    """The chosen config scored on ``cv.holdout``'s essays, once, after the choice.
+
+    Each holdout essay is scored by the chosen trial's model of the prompt-holdout fold that
+    held its prompt out (trained on the other prompts' development essays, with that fold's
+    fitted mapping; :func:`moqwk.run.holdout.score_holdout`). The objectives
+    (:func:`moqwk.core.holdout.holdout_objectives`) come with within-prompt bootstrap SEs and
+    the chosen config's *size shift* (:func:`moqwk.core.holdout.size_shift`: how far its
+    development numbers move when read on samples the holdout's size), so that
+    ``size_corrected`` sits on the same footing as the in-sample and BBC-CV numbers. Nothing
+    here feeds back into the choice. None without a holdout.
+    """
+    from moqwk.core.holdout import holdout_objectives, size_shift
+    from moqwk.core.worst_prompt import estimator
+    from moqwk.run.holdout import score_holdout
+    from moqwk.run.splits_file import ensure_splits
+    from moqwk.run.workspace import pool_of
+
+    h = ws.holdout
+    if h is None:
+        return None
+    cfg = ws.config
+    dev = ws.corpus
+    dev_splits = ensure_splits(ws.run_dir, dev, cfg, "prompt_holdout")
+    result = score_holdout(cfg, h, dev_splits, dict(chosen["params"]), progress=progress)
+    n_all = len(h.corpus)
+    hc = h.essays
+    y = result.oof["y_pred"].to_numpy(float).reshape(-1, n_all)[:, h.mask]
+    dev_sizes = dict(zip(dev.prompt_names,
+                         np.bincount(dev.prompt_codes, minlength=len(dev.prompt_names)),
+                         strict=True))
+    hold_sizes = np.bincount(hc.prompt_codes, minlength=len(hc.prompt_names))
+    # the prompts CV counts count here: a holdout essay's prompt by its development size; a
+    # whole held-out prompt (unit prompts) by its own size, the same cv.min_prompt_n
+    eligible = np.array([(dev_sizes.get(p, 0) if h.unit == "essays" else hold_sizes[i])
+                         >= cfg.cv.min_prompt_n for i, p in enumerate(hc.prompt_names)])
+    est = estimator(run.objectives.worst_prompt)
+    pooled = pool_of(hc, cfg, hc.essay_scale.level(y), eligible=eligible)
+    values, se = holdout_objectives(pooled, n_boot=opts.n_boot, seed=cfg.cv.seed,
+                                    worst_prompt=est)
+    n_dev = len(dev)
+    dev_levels = dev.essay_scale.level(dev_result.oof["y_pred"].to_numpy(float)
+                                       .reshape(-1, n_dev))
+    per_prompt = np.array([int(hold_sizes[hc.prompt_names.index(p)])
+                           if p in hc.prompt_names else 0 for p in dev.prompt_names])
+    shift = size_shift(ws.pool(dev_levels), unit=h.unit, per_prompt=per_prompt,
+                       n_prompts=int(eligible.sum()), n_draws=max(20, opts.n_boot),
+                       seed=cfg.cv.seed, worst_prompt=est)
+    names = dict(zip(_ROLES, run.objectives.names, strict=True))
+    sb = selection_bias or {}
+    bbc_pick = sb.get(sb.get("reported", "corrected")) or {}
+
+    def by_name(a: np.ndarray) -> dict[str, float]:
+        return {names[r]: float(v) for r, v in zip(_ROLES, a, strict=True)}
+
+    corrected = values - shift
+    summary = {}
+    for i, role in enumerate(_ROLES):
+        n = names[role]
+        summary[n] = {"in_sample": chosen["values"][n],
+                      "bbc": (bbc_pick.get(n) or {}).get("point"),
+                      "holdout": float(values[i]), "holdout_se": float(se[i]),
+                      "holdout_size_corrected": float(corrected[i]),
+                      "optimism": float(chosen["values"][n] - corrected[i])}
+    body = h.to_dict()
+    return {
+        "unit": h.unit, "share": h.share, "seed": h.seed, "sha256": body["sha256"],
+        "n_essays": body["n_essays"], "n_prompts": body["n_prompts"],
+        "n_eligible_prompts": int(eligible.sum()),
+        "n_development_essays": body["n_development_essays"],
+        "trial_number": chosen["number"],
+        "measured_on": ("essays no search, CV, tie band, gate or BBC-CV saw, scored once after "
+                        "the choice: each by the chosen trial's model of the prompt_holdout "
+                        "fold that held its prompt out (trained on the other prompts' "
+                        "development essays), with that fold's fitted mapping"),
+        "assumes": ("unseen essays of the same prompts" if h.unit == "essays"
+                    else "unseen prompts, whole"),
+        "values": by_name(values), "se": by_name(se),
+        "se_method": f"SD over {opts.n_boot} within-prompt essay resamples of the holdout",
+        "size_shift": by_name(shift),
+        "size_shift_method": (
+            "the chosen config's development out-of-fold numbers read on samples of the "
+            "holdout's size (" + ("each prompt's holdout count of essays" if h.unit == "essays"
+                                  else "its number of eligible prompts") +
+            f", {max(20, opts.n_boot)} draws without replacement), minus the full-size values"),
+        "size_corrected": by_name(corrected),
+        "summary": summary,
+        "mapping": {"batch": result.mapping.get("batch"),
+                    "fallback_share": result.mapping.get("fallback_share")},
+    }
+
+
 def _gate_metrics(m: Any) -> dict:
     return {name: metric(name).value(m) for name in gate_metrics()}
 
@@ -376,11 +474,12 @@ def options_from(config_select: SelectConfig, **flags: Any) -> SelectOptions:
 def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
                      reproduced: dict | None, commands: list[str],
                      mapping: dict | None = None,
-                     baseline_reproduced: dict | None = None) -> dict:
+                     baseline_reproduced: dict | None = None,
+                     holdout: dict | None = None) -> dict:
     """Everything ``selected_params.json`` holds: the choice, its score mapping (with each
     fold's fitted numbers, from the prompt-holdout re-run), the rule, the gate, the hashes."""
     chosen = sel.chosen
-    splits = artifacts.read_json(ws.run_dir / SPLITS)["schemes"]
+    splits = artifacts.read_json(ws.run_dir / SPLITS)
     return {
         "trial_number": chosen["number"] if chosen else None,
         "params": chosen["params"] if chosen else None,
@@ -419,6 +518,7 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
         "guardrails": run.guardrails,
         "success_criterion": sel.success,
         "selection_bias": sel.selection_bias,
+        "holdout": holdout,
         "reproduced_on_prompt_holdout": reproduced,
         "study": {"name": run.study_name, "storage": run.storage, "kind": run.kind,
                   "n_trials": len(run.trials),
@@ -427,7 +527,9 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                   "finished": run.target is None or run.n_counted >= run.target,
                   "resume": run.resume},
         "hashes": {"config": ws.config.study_hash(), "data": ws.corpus.data_hash,
-                   "splits": {k: v["sha256"] for k, v in splits.items()}},
+                   "splits": {k: v["sha256"] for k, v in splits["schemes"].items()},
+                   **({"holdout": splits["holdout"]["sha256"]} if "holdout" in splits
+                      else {})},
         "versions": artifacts.versions(),
         "reproduce": commands,
     }

@@ -108,7 +108,8 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     ("cv: {repeats: 0}", "cv.repeats: must be >= 1"),
     ("cv: {seed: 1.5}", "cv.seed: expected a whole number"),
     ("cv: {min_prompt_n: 0}", "cv.min_prompt_n: must be >= 1"),
-    ("cv: {folds: 5}", "cv.folds: unknown field; allowed: min_prompt_n, n_folds, repeats, seed"),
+    ("cv: {folds: 5}", "cv.folds: unknown field; allowed: holdout, holdout_seed, holdout_unit, "
+                       "min_prompt_n, n_folds, repeats, seed"),
     ("cv: 5", "cv: expected a mapping, got int"),
     ("tails: {low_band: low}", "tails.low_band: expected a number"),
     ("tails: {low_band: -0.1}", "tails.low_band: must lie in [0, 1]"),

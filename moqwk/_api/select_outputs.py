@@ -20,6 +20,7 @@ from moqwk.selector import (
     RunTrials,
     Selection,
     SelectOptions,
+    holdout_estimate,
     load_trials,
     select,
     selection_record,
@@ -59,13 +60,18 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
     base_again = _reproduced(run, base_result, run.baseline["values"])
     reproduced = None
     mapping = None
+    holdout = None
     if chosen is not None:
         reproduced = _reproduced(run, result, chosen["values"])
         mapping = result.mapping
         write_cv_outputs(ws, engine, result, scheme="prompt_holdout",
                          title=f"selected trial {chosen['number']}")
+        # the choice is made: only now, once, is it scored on the holdout
+        holdout = holdout_estimate(ws, run, opts, chosen=chosen, dev_result=result,
+                                   selection_bias=sel.selection_bias, progress=progress)
     record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
-                              mapping=mapping, baseline_reproduced=base_again)
+                              mapping=mapping, baseline_reproduced=base_again,
+                              holdout=holdout)
     artifacts.write_json(ws.run_dir / FRONT, {
         "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
         else "feasible trials",

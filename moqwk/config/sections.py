@@ -18,6 +18,7 @@ from moqwk.core.objectives import (
     candidates,
     worst_prompt_choices,
 )
+from moqwk.core.splits import HOLDOUT_UNITS
 from moqwk.errors import ConfigError
 
 DEFAULT_BASELINE_PARAMS: dict[str, Any] = {
@@ -98,6 +99,31 @@ class CVConfig:
     min_prompt_n: int = setting(20, lo=1, help="prompts with fewer essays are scored and "
                                                "reported but left out of worst-prompt and mean "
                                                "QWK")
+
+    holdout: float | None = setting(
+        None, kind=float, lo=0, hi=0.5, lo_open=True, type_doc="share in (0, 0.5] or null",
+        default_doc="`null` (off)",
+        help="essays reserved before any fold is made. No search, CV, tie band, stability "
+             "gate, BBC-CV or `compare` sees them: every command works on the other essays "
+             "(the *development* essays). `moqwk select` scores its choice on them once, after "
+             "choosing (`holdout` in `selected_params.json`). Recorded in `splits.json`; a run "
+             "never changes its holdout. `moqwk fit` still fits on every essay. What the number "
+             "means: [method](../explanation/method.md#the-holdout-unseen-essays-scored-once)")
+    holdout_unit: str = setting(
+        "essays", choices=HOLDOUT_UNITS,
+        help="`essays`: within each prompt, `round(share x n)` of its n essays (never all), a "
+             "sample stratified by score level and seeded; it measures the optimism of "
+             "selecting on these essays, the target is unseen essays of the same prompts. "
+             "`prompts`: `round(share x P)` whole prompts (at least one; at least `cv.n_folds` "
+             "must remain), the target is unseen prompts. Only with `cv.holdout`")
+    holdout_seed: int | None = setting(
+        None, kind=int, type_doc="int or null", default_doc="`null` (`cv.seed`)",
+        help="the seed of the holdout's draw. Only with `cv.holdout`")
+
+    @property
+    def holdout_draw_seed(self) -> int:
+        """The seed the holdout is drawn with: ``cv.holdout_seed``, else ``cv.seed``."""
+        return self.seed if self.holdout_seed is None else self.holdout_seed
 
 
 def _band(value: float, path: str) -> float:
@@ -235,7 +261,13 @@ def parse_scale(raw: Mapping[str, Any]) -> ScaleConfig:
 
 
 def parse_cv(raw: Mapping[str, Any]) -> CVConfig:
+    c = raw.get("cv") if isinstance(raw.get("cv"), Mapping) else {}
     cv: CVConfig = parse(CVConfig, raw.get("cv"), "cv")
+    if cv.holdout is None:  # a run's config.yaml writes every default: holdout_unit essays
+        for name, default in (("holdout_unit", "essays"), ("holdout_seed", None)):
+            if c.get(name) not in (None, default):
+                raise ConfigError(f"cv.{name}: has no effect without cv.holdout; set "
+                                  "cv.holdout (a share in (0, 0.5], e.g. 0.2) or drop it")
     return cv
 
 

@@ -208,3 +208,118 @@ def distinct_prompt_holdout(
         taken.add(key)
         folds.append(tuple(int(x) for x in a))
     return Splits("prompt_holdout", n_folds, seed, tuple(id_arr.tolist()), tuple(folds))
+
+
+# --------------------------------------------------------------------------- the holdout
+
+HOLDOUT_UNITS = ("essays", "prompts")
+
+
+def holdout_split(prompt_codes: np.ndarray, strata: np.ndarray, *, share: float, unit: str,
+                  seed: int, n_folds: int) -> np.ndarray:
+    """Which essays the holdout reserves (a boolean mask), before any fold is made.
+
+    ``essays``: within each prompt, ``round(share * n)`` of its n essays (never all of them, so
+    every prompt stays in the folds), spread evenly over the prompt's essays ordered by score
+    stratum (``strata``) and, within a stratum, at random: a stratified systematic sample, so
+    the holdout has each prompt's score distribution. ``prompts``: ``round(share * P)`` whole
+    prompts (at least one), drawn at random; at least ``n_folds`` prompts must remain.
+    Deterministic for a seed (generators seeded ``[seed, 2, ...]``, apart from the folds').
+    """
+    codes = np.asarray(prompt_codes, dtype=np.int64)
+    strata = np.asarray(strata)
+    if not 0 < share <= 0.5:
+        raise ValueError(f"the holdout share must lie in (0, 0.5], got {share}")
+    if unit not in HOLDOUT_UNITS:
+        raise ValueError(f"unknown holdout unit {unit!r}; choose one of "
+                         f"{', '.join(HOLDOUT_UNITS)}")
+    mask = np.zeros(len(codes), dtype=bool)
+    present = np.unique(codes)
+    if unit == "prompts":
+        m = max(1, int(np.floor(share * len(present) + 0.5)))
+        if len(present) - m < n_folds:
+            raise ValueError(
+                f"a holdout of {m} of {len(present)} prompts leaves {len(present) - m}, fewer "
+                f"than the {n_folds} folds need; lower the share or hold out essays")
+        rng = np.random.default_rng([seed, 2, 0])
+        mask[np.isin(codes, rng.permutation(present)[:m])] = True
+        return mask
+    for p in present:
+        rows = np.flatnonzero(codes == p)
+        n = len(rows)
+        m = min(int(np.floor(share * n + 0.5)), n - 1)
+        if m <= 0:
+            continue
+        rng = np.random.default_rng([seed, 2, int(p)])
+        order = rows[np.lexsort((rng.permutation(n), strata[rows]))]
+        step = n / m
+        picks = np.floor(rng.uniform(0, step) + step * np.arange(m)).astype(np.int64)
+        mask[order[np.minimum(picks, n - 1)]] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class ScoringFolds(Splits):
+    """Folds that train on some essays and score others: the holdout's scoring.
+
+    ``folds[r][i]`` is essay i's fold in repeat r among the *training* essays (-1: it never
+    trains, as a holdout essay), ``scored[r][i]`` the fold whose model scores it (-1: none).
+    So fold k trains on the essays with ``folds != k`` and ``folds >= 0`` (exactly the
+    training essays of the development folds' fold k) and predicts the essays with
+    ``scored == k``, which never train any model.
+    """
+
+    scored: tuple[tuple[int, ...], ...] = ()
+
+    def iter_folds(self):
+        for r in range(self.repeats):
+            a = self.assignment(r)
+            s = np.asarray(self.scored[r], dtype=np.int64)
+            for k in range(self.n_folds):
+                yield r, k, np.flatnonzero((a != k) & (a >= 0)), np.flatnonzero(s == k)
+
+    def to_dict(self) -> dict:
+        body = {"scheme": self.scheme, "n_folds": self.n_folds, "seed": self.seed,
+                "scoring": "holdout",
+                "trained": [list(f) for f in self.folds], "scored": [list(f) for f in self.scored],
+                "ids": list(self.ids)}
+        body["sha256"] = hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return body
+
+
+def holdout_scoring(dev: Splits, ids: np.ndarray, prompt_codes: np.ndarray,
+                    holdout: np.ndarray, *, seed: int) -> ScoringFolds:
+    """The folds that score the holdout essays with the development folds' models.
+
+    ``dev`` are the prompt-holdout folds of the development essays (``ids`` minus the
+    holdout), ``ids``/``prompt_codes``/``holdout`` describe the whole corpus. A holdout essay
+    of prompt P is scored by the model of the fold that holds P out (trained on the other
+    prompts' development essays only), in every repeat. A holdout prompt (``prompts`` unit)
+    is in no development fold: it is scored by fold ``i mod n_folds`` of a seeded order of the
+    holdout prompts (generator ``[seed, r, 3]``), whose model never saw it either.
+    """
+    if dev.scheme != "prompt_holdout":
+        raise ValueError(f"the holdout is scored by prompt_holdout folds, got {dev.scheme}")
+    ids = np.asarray([str(i) for i in ids])
+    codes = np.asarray(prompt_codes, dtype=np.int64)
+    hold = np.asarray(holdout, dtype=bool)
+    pos = {i: n for n, i in enumerate(ids)}
+    dev_pos = np.asarray([pos[i] for i in dev.ids], dtype=np.int64)
+    if len(dev_pos) + int(hold.sum()) != len(ids) or hold[dev_pos].any():
+        raise ValueError("the development folds must cover exactly the essays outside the "
+                         "holdout")
+    trained, scored = [], []
+    for r in range(dev.repeats):
+        t = np.full(len(ids), -1, dtype=np.int64)
+        t[dev_pos] = dev.assignment(r)
+        fold_of_prompt = np.full(int(codes.max()) + 1 if len(codes) else 0, -1, dtype=np.int64)
+        fold_of_prompt[codes[dev_pos]] = t[dev_pos]
+        lonely = np.unique(codes[hold & (fold_of_prompt[codes] < 0)])
+        order = np.random.default_rng([seed, r, 3]).permutation(lonely)
+        fold_of_prompt[order] = np.arange(len(order)) % dev.n_folds
+        s = np.where(hold, fold_of_prompt[codes], -1)
+        trained.append(tuple(int(x) for x in t))
+        scored.append(tuple(int(x) for x in s))
+    return ScoringFolds(dev.scheme, dev.n_folds, dev.seed, tuple(ids.tolist()), tuple(trained),
+                        scored=tuple(scored))

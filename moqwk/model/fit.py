@@ -56,8 +56,10 @@ _ESTIMATES_NOTE = (
     "in_sample: the search's own numbers for this trial on the prompt_holdout folds it was "
     "selected on, so optimistic. stability_gate: the same trial under stratified_text, as the "
     "selector ran it. selection_corrected: select's BBC-CV estimate of this trial on new folds "
-    "(estimate, interval, optimism), null for a trial other than the selected one. fresh is "
-    "null: re-score on fresh folds with `moqwk compare`.")
+    "(estimate, interval, optimism), null for a trial other than the selected one. holdout: "
+    "select's numbers for it on the essays cv.holdout reserved (null without one; the fitted "
+    "model itself trains on every essay, those too). fresh is null: re-score on fresh folds "
+    "with `moqwk compare`.")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,16 @@ def _selection_corrected(sel: Mapping[str, Any] | None) -> dict[str, Any] | None
             "reported": sb.get("reported"), "summary": sb.get("summary")}
 
 
+def _holdout_of(sel: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """select's numbers for the selected trial on ``cv.holdout``'s essays, as the manifest
+    keeps them (None without a holdout)."""
+    h = (sel or {}).get("holdout")
+    if not h:
+        return None
+    return {k: h.get(k) for k in ("unit", "share", "n_essays", "n_prompts", "assumes",
+                                  "summary")}
+
+
 def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
     """The selected trial of ``run_dir`` (``selected_params.json``), or trial ``trial``."""
     run_dir = Path(run_dir)
@@ -131,6 +143,7 @@ def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
         "success_criterion": sel.get("success_criterion") if chosen and sel else None,
         "fresh": entry.get("fresh"),
         "selection_corrected": _selection_corrected(sel) if chosen else None,
+        "holdout": _holdout_of(sel) if chosen else None,
         "note": _ESTIMATES_NOTE,
     }
     return FitSource(dict(params), number, source, estimates)

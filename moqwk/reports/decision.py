@@ -68,6 +68,31 @@ def estimate_sentence(record: Mapping) -> str | None:
             + "; ".join(parts) + ".")
 
 
+def holdout_sentence(record: Mapping) -> str | None:
+    """The chosen config on ``cv.holdout``'s essays, beside in-sample and BBC-CV, each with
+    what it assumes (None without a holdout)."""
+    h = record.get("holdout") or {}
+    summary = h.get("summary") or {}
+    obj = record.get("objectives") or {}
+    names = [str(n) for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
+    if not names:
+        return None
+    parts = []
+    for n in names:
+        e, f = summary[n], metric(n).format
+        bbc = f" · BBC-CV {f(e['bbc'])}" if e.get("bbc") is not None else ""
+        parts.append(f"{metric(n).label}: in-sample {f(e['in_sample'])}{bbc} · holdout "
+                     f"{f(e['holdout_size_corrected'])} (read at the holdout's size "
+                     f"{f(e['holdout'])} ± {f(e['holdout_se'])})")
+    what = ("unseen essays of the same prompts" if h.get("unit") == "essays"
+            else "unseen prompts")
+    return (f"On the holdout ({h.get('n_essays')} {what}, {h.get('share'):.0%} reserved before "
+            "any fold and scored once, after the choice): " + "; ".join(parts) + ". In-sample "
+            "assumes nothing was selected; BBC-CV assumes new folds of these essays; the "
+            "holdout assumes " + what + " and is size-corrected to the development folds' "
+            "footing.")
+
+
 def decision_sentences(record: Mapping) -> list[str]:
     """What was chosen and how it compares with the baseline, in plain words."""
     out: list[str] = []
@@ -86,9 +111,9 @@ def decision_sentences(record: Mapping) -> list[str]:
                  "and ranked lower") if tied else ""
         out.append(f"Selected trial {n}: the search found nothing better than the baseline "
                    f"(trial {base['trial_number']}){with_}.")
-        estimate = estimate_sentence(record)
-        if estimate:
-            out.append(estimate)
+        for extra in (estimate_sentence(record), holdout_sentence(record)):
+            if extra:
+                out.append(extra)
         return out
     crit = record.get("success_criterion") or {}
     failed = [metric(m).label for m, c in crit.get("checks", {}).items() if not c.get("ok")]
@@ -96,7 +121,8 @@ def decision_sentences(record: Mapping) -> list[str]:
     out.append(f"Selected trial {n}. In-sample (the search's own folds, optimistic), the "
                f"success criterion against the baseline (trial {base['trial_number']}) is "
                f"{verdict}" + (f": worse on {', '.join(failed)}" if failed else "") + ".")
-    for extra in (estimate_sentence(record), transductive_sentence(record)):
+    for extra in (estimate_sentence(record), holdout_sentence(record),
+                  transductive_sentence(record)):
         if extra:
             out.append(extra)
     return out

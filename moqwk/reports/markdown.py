@@ -47,6 +47,42 @@ def figures_section(figures: Sequence[FigureLink], *, html: str = "optuna_summar
     return lines
 
 
+def holdout_section(record: dict, names: Sequence[str]) -> list[str]:
+    """The selected trial's in-sample, BBC-CV and holdout numbers side by side (``cv.holdout``),
+    each row saying what it assumes; nothing without a holdout."""
+    h = record.get("holdout")
+    if not h:
+        return []
+    summ = h["summary"]
+
+    def row(label: str, key: str, assumes: str) -> str:
+        cells = []
+        for n in names:
+            v = summ[n].get(key)
+            cell = fmt(v) if v is not None else "-"
+            if key == "holdout":
+                cell += f" ± {fmt(summ[n]['holdout_se'])}"
+            cells.append(cell)
+        return f"| {label} | {' | '.join(cells)} | {assumes} |"
+
+    what = ("unseen essays of the same prompts" if h["unit"] == "essays"
+            else "unseen prompts")
+    return [
+        "", "### In-sample, BBC-CV and holdout", "",
+        f"The holdout: {h['n_essays']} essays of {h['n_prompts']} prompts "
+        f"({h['share']:.0%} by {h['unit']}, seed {h['seed']}), reserved before any fold was made "
+        "and scored once, after the choice, each by the chosen trial's model of the "
+        "prompt_holdout fold that held its prompt out. Size-corrected: minus the chosen "
+        "config's shift when its development numbers are read at the holdout's size.", "",
+        f"| selected trial {record['trial_number']} | {_header(names)} | assumes |",
+        "|---|" + "---|" * len(names) + "---|",
+        row("in-sample", "in_sample", "nothing was selected on these folds (optimistic)"),
+        row("BBC-CV", "bbc", "new folds of the development essays"),
+        row("holdout, size-corrected", "holdout_size_corrected", what),
+        row("holdout, as read (± SE)", "holdout", f"{what}, at the holdout's size"),
+    ]
+
+
 def optuna_summary(trials: list[dict], record: dict, *,
                    figures: Sequence[FigureLink] = ()) -> str:
     """The search and the decision: every trial, the front, guardrails, gate and how to redo it.
@@ -88,6 +124,7 @@ def optuna_summary(trials: list[dict], record: dict, *,
     if record["values"]:
         lines.append(f"| selected (trial {record['trial_number']}) "
                      f"| {_vals(record['values'], names)} |")
+    lines += holdout_section(record, names)
     if figures:
         lines += ["", *figures_section(figures)[:-1]]
     lines += mapping_section(record)
