@@ -221,9 +221,18 @@ class MappingConfig:
     #: Prompt-grouped inner folds whose out-of-sample predictions label-based methods
     #: (a fitted stretch, thresholds) are fitted on.
     inner_folds: int = 3
+    #: The features the inner models train on: ``refit`` (fitted on each inner training part,
+    #: fully nested) or ``reuse`` (the outer fold's, fitted on all its training essays' texts:
+    #: no inner feature builds; docs/research/inner-cross-fit.md).
+    inner_features: str = "refit"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "inner_folds": self.inner_folds}
+        return {**self.spec.to_dict(), "inner_folds": self.inner_folds,
+                "inner_features": self.inner_features}
+
+
+#: ``mapping.inner_features``: the first is the default.
+INNER_FEATURES = ("refit", "reuse")
 
 
 #: ``mapping.method`` when the config does not say: chosen by the pre-registered score-mapping
@@ -243,9 +252,11 @@ def _spec(d: Mapping[str, Any], path: str, default: str = "round") -> MappingSpe
 
 
 def parse_mapping(raw: Mapping[str, Any]) -> MappingConfig:
-    m = section(raw, "mapping", {"method", "params", "inner_folds"})
+    m = section(raw, "mapping", {"method", "params", "inner_folds", "inner_features"})
     return MappingConfig(spec=_spec(m, "mapping", DEFAULT_MAPPING_METHOD),
-                         inner_folds=bounded(m, "inner_folds", "mapping", int, 3, lo=2))
+                         inner_folds=bounded(m, "inner_folds", "mapping", int, 3, lo=2),
+                         inner_features=choice(m, "inner_features", "mapping", INNER_FEATURES,
+                                               INNER_FEATURES[0]))
 
 
 def parse_baseline(raw: Mapping[str, Any]) -> tuple[dict[str, Any], MappingSpec]:
