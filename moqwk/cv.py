@@ -348,14 +348,14 @@ class CVEngine:
     def _key(self, bp: Mapping[str, Any], rounds: int, part: str,
              features: Any = None) -> str:
         keys = self.variant_keys(self.config.features if features is None else features)
+        inner = part.startswith("inner:")  # parts are "outer:<repeat>" and "inner:<repeat>"
         return prediction_key(part=part, features=keys, splits=self.splits.sha256,
                               booster={k: v for k, v in bp.items() if k != "nthread"},
                               rounds=rounds, labels=self._labels_sha,
-                              inner_folds=self.config.mapping.inner_folds
-                              if part == "inner" else None,
-                              # only under reuse, so refit keys are those made before the field
+                              inner_folds=self.config.mapping.inner_folds if inner else None,
+                              # named only under reuse (refit keys are as before the field)
                               **({"inner_features": "reuse"}
-                                 if part == "inner" and self.reuses_features else {}))
+                                 if inner and self.reuses_features else {}))
 
     def raw_predictions(self, params: Mapping[str, Any], *, inner: bool,
                         timings: dict[str, float],

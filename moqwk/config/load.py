@@ -26,7 +26,6 @@ from moqwk.config.search import (
     parse_select,
 )
 from moqwk.config.sections import (
-    INNER_FEATURES,
     CVConfig,
     DataConfig,
     MappingConfig,
@@ -192,11 +191,7 @@ class Config:
         objectives and the score mapping; not where files live or how many threads run."""
         keep = {k: self.raw[k] for k in ("data", "scale", "features", "cv", "tails", "model",
                                          "objectives", "mapping")}
-        # the default inner cross-fit is what every run before the field computed: left out
-        # of the hash so those runs keep theirs; ``reuse`` changes the mapping, so it is in
-        drop = ({("mapping", "inner_features")}
-                if self.mapping.inner_features == INNER_FEATURES[0] else set())
-        return _without(keep, _NOT_SCORING | drop)
+        return _without(keep, _NOT_SCORING)
 
     def scoring_hash(self) -> str:
         """sha256 of :meth:`scoring_dict`: runs that share it can be compared and selected."""
