@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -114,10 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=1500.0,
                     help="stop adding configurations once this much wall time has passed")
     args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="moqwk-icf-"))
+    try:
+        return run(args, work)
+    finally:  # the fresh caches and the run directory are scratch
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
     t_start = time.perf_counter()
     warnings.simplefilter("ignore", UserWarning)
     cfg = {m: config_for(args.config, m, args.nthread) for m in MODES}
-    work = Path(tempfile.mkdtemp(prefix="moqwk-icf-"))
     ws = Workspace.open(cfg["refit"], work / "run")
     splits = ws.engine().splits
     base = dict(cfg["refit"].baseline_params)
