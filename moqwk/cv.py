@@ -78,6 +78,16 @@ def inner_seed(seed: int, repeat: int, fold: int) -> int:
     return int(np.random.default_rng([int(seed), int(repeat), int(fold), 29]).integers(2**31))
 
 
+def reused_folds(d: xgb.DMatrix, folds: list[tuple[np.ndarray, np.ndarray]]
+                 ) -> list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]:
+    """Inner folds that reuse the features of ``d`` (an outer training matrix, labelled):
+    each ``(train, held_out)`` pair of positions in ``d`` becomes ``(held_out, dtrain, dval)``
+    sliced from it. No feature is refitted; the held-out part's texts were seen by the
+    unsupervised feature fit, its labels only by ``d`` (not by the model predicting it).
+    ``moqwk fit`` slices its whole-corpus matrix the same way."""
+    return [(iva, d.slice(itr), d.slice(iva)) for itr, iva in folds]
+
+
 def booster_params(params: Mapping[str, Any], *, objective: str, nthread: int,
                    seed: int) -> tuple[dict[str, Any], int]:
     """Split moqwk params into ``xgboost.train`` params and the number of boosting rounds."""
@@ -152,8 +162,9 @@ class CVEngine:
     fold features are built once (per family, cached by content hash in the shared store) and
     its fold matrices kept for the next trial. A label-based mapping is fitted in each
     fold on the training essays' inner cross-fitted predictions (prompt-grouped inner folds,
-    features refitted on each inner training set: docs/decisions/0002-score-mapping.md); no
-    held-out label enters it.
+    features refitted on each inner training set: docs/decisions/0002-score-mapping.md, or with
+    ``mapping.inner_features: reuse`` the outer fold's features sliced to each inner part:
+    docs/research/inner-cross-fit.md); no held-out label enters it.
     """
 
     def __init__(self, config: Config, corpus: Corpus, splits: Splits, *,
@@ -273,6 +284,11 @@ class CVEngine:
         (identical texts together) under ``stratified_text``. Seeded from the fold seed, the
         repeat and the fold.
         """
+        tr = fold.train
+        return [(tr[itr], tr[iva]) for itr, iva in self._inner_positions(fold)]
+
+    def _inner_positions(self, fold: _Fold) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The inner folds as positions among the outer fold's training essays."""
         from moqwk.core.splits import prompt_holdout, score_strata, stratified_text
 
         k_in = self.config.mapping.inner_folds
@@ -292,17 +308,30 @@ class CVEngine:
                 inner = stratified_text(ids, [self.corpus.texts[i] for i in tr],
                                         score_strata(self.corpus.y_norm[tr]), n_folds=k_in,
                                         repeats=1, seed=seed)
-        return [(tr[itr], tr[iva]) for _, _, itr, iva in inner.iter_folds()]
+        return [(itr, iva) for _, _, itr, iva in inner.iter_folds()]
+
+    @property
+    def reuses_features(self) -> bool:
+        """True when the inner models train on the outer fold's features
+        (``mapping.inner_features: reuse``) rather than features refitted per inner fold."""
+        return self.config.mapping.inner_features == "reuse"
 
     def _inner_folds(self, fold: _Fold, features: Any = None
                      ) -> list[tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]]:
-        """Each inner fold's held-out rows and DMatrix pair; features refitted on the inner
-        training essays (cached like every fold's)."""
+        """Each inner fold's held-out rows and DMatrix pair: features refitted on the inner
+        training essays (cached like every fold's), or under ``reuse`` the outer fold's
+        training matrix sliced to the inner parts (no feature build)."""
         key = (fold.repeat, fold.fold)
         v = self._variant(self.config.features if features is None else features)
         with self._lock:
             if key in v.inner:
                 return v.inner[key]
+        if self.reuses_features:
+            out = [(fold.train[iva], dtr, dva)
+                   for iva, dtr, dva in reused_folds(fold.dtrain, self._inner_positions(fold))]
+            with self._lock:
+                v.inner[key] = out
+            return out
         y = self.corpus.y_norm
         out = []
         for itr, iva in self.inner_splits(fold):
@@ -319,11 +348,14 @@ class CVEngine:
     def _key(self, bp: Mapping[str, Any], rounds: int, part: str,
              features: Any = None) -> str:
         keys = self.variant_keys(self.config.features if features is None else features)
+        inner = part.startswith("inner:")  # parts are "outer:<repeat>" and "inner:<repeat>"
         return prediction_key(part=part, features=keys, splits=self.splits.sha256,
                               booster={k: v for k, v in bp.items() if k != "nthread"},
                               rounds=rounds, labels=self._labels_sha,
-                              inner_folds=self.config.mapping.inner_folds
-                              if part == "inner" else None)
+                              inner_folds=self.config.mapping.inner_folds if inner else None,
+                              # named only under reuse (refit keys are as before the field)
+                              **({"inner_features": "reuse"}
+                                 if inner and self.reuses_features else {}))
 
     def raw_predictions(self, params: Mapping[str, Any], *, inner: bool,
                         timings: dict[str, float],
@@ -368,7 +400,9 @@ class CVEngine:
         records = []
         source = (f"inner cross-fit: {self.config.mapping.inner_folds} "
                   f"{'prompt-grouped' if self.splits.scheme == 'prompt_holdout' else 'stratified'}"
-                  " inner folds of the fold's training essays, features refitted on each")
+                  " inner folds of the fold's training essays, "
+                  + ("the fold's own features (fitted on all its training essays) reused"
+                     if self.reuses_features else "features refitted on each"))
         for j, f in enumerate(folds):  # a prefix of the variant's folds: j is the row of zi
             tr, va = f.train, f.val
             fitted = fit_mapping(
@@ -563,7 +597,10 @@ class TrialRun:
                    "batch_order": ("each fold's held-out essays of a prompt in a random order "
                                    "seeded by batch_seed(cv seed, repeat, fold), cut into "
                                    "batches of that size" if isinstance(batch, int) else None),
-                   "fallback_share": float(fallback.mean()), "folds": records}
+                   "fallback_share": float(fallback.mean()),
+                   "inner_features": (e.config.mapping.inner_features
+                                      if needs_train_pred(spec) else None),
+                   "folds": records}
         features = self.raw.features
         used = {"families": features.enabled_names(), "config": features.to_dict(),
                 "params": feature_params(self.params)}

@@ -184,8 +184,8 @@ def test_a_run_never_changes_its_holdout(tmp_path, demo_config_yaml, moqwk,
 
 
 def search_and_select(ws, cache: Path, monkeypatch) -> tuple[list[dict], dict]:
-    from moqwk.search import SearchOptions, run_search
     from moqwk._api.select_outputs import run_selection
+    from moqwk.search import SearchOptions, run_search
     from moqwk.selector import options_from
 
     monkeypatch.setenv("MOQWK_CACHE_DIR", str(cache))  # nothing shared through the cache

@@ -38,7 +38,7 @@ from moqwk.core.mapping import (
 )
 from moqwk.core.splits import Splits
 from moqwk.corpus import Corpus, load_corpus, read_table, validate_frame
-from moqwk.cv import booster_params, xgb_threads
+from moqwk.cv import booster_params, reused_folds, xgb_threads
 from moqwk.errors import DataError, ModelError, RunDirError
 from moqwk.features.fitted import FittedFeatures
 from moqwk.features.store import FEATURE_CODE_VERSION
@@ -205,10 +205,13 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
 def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
                              nthread: int | None = None,
                              cv_fold: CVFold | None = None,
+                             features: xgb.DMatrix | None = None,
                              progress: Progress = NO_PROGRESS) -> tuple[np.ndarray, str]:
     """Out-of-sample predictions for every essay of ``corpus``: the inner cross-fit a
     label-based mapping is fitted on, as the CV engine fits it inside each fold
-    (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part).
+    (``mapping.inner_folds`` prompt-grouped folds, features refitted on each training part;
+    under ``mapping.inner_features: reuse``, ``features``, the labelled matrix of the features
+    fitted on every essay of ``corpus``, sliced to each part as CV slices a fold's).
 
     With ``cv_fold`` (the corpus is that fold's training essays) the inner folds and the model
     seed are that fold's, so the predictions equal the CV engine's inner cross-fit there.
@@ -228,35 +231,67 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
     splits = prompt_holdout(corpus.ids, corpus.prompt_codes, n_folds=k, repeats=1, seed=seed)
     if cv_fold is not None:  # the engine trains repeat 0 with its splits' seed: the fold's
         splits = dataclasses.replace(splits, seed=cv_fold.model_seed)
+    where = (f"the inner folds of CV fold {cv_fold.fold} (repeat {cv_fold.repeat}), whose "
+             "training essays these are" if cv_fold is not None else
+             f"{k} prompt-grouped folds seeded from cv.seed")
+    if config.mapping.inner_features == "reuse":
+        if features is None:
+            raise ModelError("mapping.inner_features: reuse needs the features fitted on the "
+                             "whole corpus; fit them first")
+        z = _reused_cross_fit(config, params, splits, features, nthread=nthread,
+                              progress=progress)
+        return z, (f"cross-fit over the fitted corpus: {where}, the features fitted on every "
+                   "essay of it reused")
     engine = CVEngine(config, corpus, splits, nthread=nthread, progress=progress)
     timings = dict.fromkeys(("train_s", "predict_s", "inner_train_s", "cache_hits"), 0.0)
     with progress.stage("score mapping: cross-fitted models", total=engine.n_fits,
                         unit="folds") as st:
         z, _ = engine.raw_predictions(params, inner=False, timings=timings, on_fold=st.advance)
-    where = (f"the inner folds of CV fold {cv_fold.fold} (repeat {cv_fold.repeat}), whose "
-             "training essays these are" if cv_fold is not None else
-             f"{k} prompt-grouped folds seeded from cv.seed")
     return z[0], (f"cross-fit over the fitted corpus: {where}, features refitted on each "
                   "training part")
+
+
+def _reused_cross_fit(config: Config, params: Mapping[str, Any], splits: Splits,
+                      features: xgb.DMatrix, *, nthread: int | None,
+                      progress: Progress) -> np.ndarray:
+    """One model per fold of ``splits`` on slices of ``features`` (:func:`moqwk.cv.reused_folds`,
+    as the CV engine's inner models under ``reuse``), seeded as the engine seeds repeat 0."""
+    threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
+    bp, rounds = booster_params(model_params(params), objective=config.model.objective,
+                                nthread=threads, seed=int(splits.seed))
+    z = np.full(len(splits.ids), np.nan)
+    folds = [(tr, va) for _, _, tr, va in splits.iter_folds()]
+    with progress.stage("score mapping: cross-fitted models (features reused)",
+                        total=len(folds), unit="folds") as st:
+        for iva, dtr, dva in reused_folds(features, folds):
+            z[iva] = xgb.train(bp, dtr, num_boost_round=rounds).predict(dva)
+            st.advance()
+    return z
 
 
 def fit_score_mapping(config: Config, corpus: Corpus, params: Mapping[str, Any], *,
                       nthread: int | None = None,
                       cv_fold: CVFold | None = None,
+                      features: xgb.DMatrix | None = None,
                       progress: Progress = NO_PROGRESS) -> FittedMapping:
     """The trial's score mapping fitted on every essay of ``corpus`` (numbers fitted on one CV
     fold are not the whole-corpus model's): label-based methods on cross-fitted predictions,
-    label-free ones on the essays' scores only. ``cv_fold``: see
+    label-free ones on the essays' scores only. ``cv_fold`` and ``features``: see
     :func:`cross_fitted_predictions`."""
     spec: MappingSpec = spec_from_params(params, config.mapping.spec)
     pred, source = None, ""
     if needs_train_pred(spec):
         pred, source = cross_fitted_predictions(config, corpus, params, nthread=nthread,
-                                                cv_fold=cv_fold, progress=progress)
+                                                cv_fold=cv_fold, features=features,
+                                                progress=progress)
     es = corpus.essay_scale
-    return fit_mapping(spec, train_y_norm=corpus.y_norm, train_prompt_codes=corpus.prompt_codes,
-                       train_lo=es.lo, train_hi=es.hi, train_step=es.step, train_pred=pred,
-                       source=source)
+    fitted = fit_mapping(spec, train_y_norm=corpus.y_norm,
+                         train_prompt_codes=corpus.prompt_codes, train_lo=es.lo,
+                         train_hi=es.hi, train_step=es.step, train_pred=pred, source=source)
+    if pred is None:
+        return fitted
+    return dataclasses.replace(fitted, fitted_on=MappingProxyType(
+        {**fitted.fitted_on, "inner_features": config.mapping.inner_features}))
 
 
 def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
@@ -278,33 +313,44 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     """
     out = Path(out).absolute()
     _check_out(out, overwrite)
+    # the trial's feature variant: the config's features: with its features.* params applied
+    variant = config.features.with_params(source.params, path="the trial's params")
+
+    def fit_features() -> tuple[FittedFeatures, xgb.DMatrix, float]:
+        t0 = time.perf_counter()
+        with progress.stage(f"features on all {len(corpus)} essays", total=1,
+                            unit="fit") as st:
+            features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), variant)
+            st.advance()
+        dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
+        return features, dtrain, time.perf_counter() - t0
+
+    # under mapping.inner_features: reuse the mapping's cross-fit trains on these features
+    reuse = config.mapping.inner_features == "reuse"
+    if reuse:
+        features, dtrain, t_features = fit_features()
     t0 = time.perf_counter()
     cv_fold = matching_fold(cv_splits, corpus.ids)
     fitted = fit_score_mapping(config, corpus, source.params, nthread=nthread, cv_fold=cv_fold,
-                               progress=progress)
+                               features=dtrain if reuse else None, progress=progress)
     if cv_fold is not None:
         fitted = dataclasses.replace(fitted, fitted_on=MappingProxyType(
             {**fitted.fitted_on, "cv_fold": cv_fold.to_dict()}))
     mapping = mapping_record(fitted.to_dict(), source=f"fitted on {corpus.source} "
                              f"({len(corpus)} essays) for trial {source.trial_number}")
     t_mapping = time.perf_counter() - t0
+    if not reuse:
+        features, dtrain, t_features = fit_features()
     t0 = time.perf_counter()
-    # the trial's feature variant: the config's features: with its features.* params applied
-    variant = config.features.with_params(source.params, path="the trial's params")
-    with progress.stage(f"features on all {len(corpus)} essays", total=1, unit="fit") as st:
-        features, X = FittedFeatures.fit(corpus.ids, list(corpus.texts), variant)
-        st.advance()
-    t_features = time.perf_counter() - t0
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
                                 nthread=threads,
                                 seed=cv_fold.model_seed if cv_fold is not None
                                 else config.cv.seed)
-    dtrain = xgb.DMatrix(X, label=corpus.y_norm, feature_names=list(features.feature_names))
     with progress.stage(f"booster ({rounds} rounds)", total=1, unit="fit") as st:
         booster = xgb.train(bp, dtrain, num_boost_round=rounds)
         st.advance()
-    t_train = time.perf_counter() - t0 - t_features
+    t_train = time.perf_counter() - t0
     prompts, counts = np.unique(corpus.prompts.astype(str), return_counts=True)
     manifest: dict[str, Any] = {
         "format": FORMAT,
