@@ -235,10 +235,6 @@ def selection_bias(ws: Workspace, run: RunTrials, opts: SelectOptions, *,
     return record
 
 
-#: The core's objective columns, by role (BBC-CV's and the holdout's arrays follow it).
-_ROLES = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
-
-
 def holdout_estimate(ws: Workspace, run: RunTrials, opts: SelectOptions, *, chosen: dict,
                      dev_result: Any, selection_bias: dict | None,
                      progress: Progress = NO_PROGRESS) -> dict | None:
@@ -280,7 +276,7 @@ def holdout_estimate(ws: Workspace, run: RunTrials, opts: SelectOptions, *, chos
     est = estimator(run.objectives.worst_prompt)
     pooled = pool_of(hc, cfg, hc.essay_scale.level(y), eligible=eligible)
     values, se = holdout_objectives(pooled, n_boot=opts.n_boot, seed=cfg.cv.seed,
-                                    worst_prompt=est)
+                                    worst_prompt=est, objectives=run.objectives)
     n_dev = len(dev)
     dev_levels = dev.essay_scale.level(dev_result.oof["y_pred"].to_numpy(float)
                                        .reshape(-1, n_dev))
@@ -288,18 +284,17 @@ def holdout_estimate(ws: Workspace, run: RunTrials, opts: SelectOptions, *, chos
                            if p in hc.prompt_names else 0 for p in dev.prompt_names])
     shift = size_shift(ws.pool(dev_levels), unit=h.unit, per_prompt=per_prompt,
                        n_prompts=int(eligible.sum()), n_draws=max(20, opts.n_boot),
-                       seed=cfg.cv.seed, worst_prompt=est)
-    names = dict(zip(_ROLES, run.objectives.names, strict=True))
+                       seed=cfg.cv.seed, worst_prompt=est, objectives=run.objectives)
+    names = run.objectives.names
     sb = selection_bias or {}
     bbc_pick = sb.get(sb.get("reported", "corrected")) or {}
 
     def by_name(a: np.ndarray) -> dict[str, float]:
-        return {names[r]: float(v) for r, v in zip(_ROLES, a, strict=True)}
+        return {n: float(v) for n, v in zip(names, a, strict=True)}
 
     corrected = values - shift
     summary = {}
-    for i, role in enumerate(_ROLES):
-        n = names[role]
+    for i, n in enumerate(names):
         summary[n] = {"in_sample": chosen["values"][n],
                       "bbc": (bbc_pick.get(n) or {}).get("point"),
                       "holdout": float(values[i]), "holdout_se": float(se[i]),

@@ -186,6 +186,23 @@ def test_median_flows_through_the_resampled_objectives_and_bbc(extended):
         obj, cons) == best_median
 
 
+def test_the_holdout_scores_the_registered_objective(extended):
+    """select's holdout numbers are the study's own objectives: the median column is the
+    median of the per-prompt QWKs, not the mean under the median's name."""
+    from moqwk.core.holdout import holdout_objectives, size_shift
+
+    pl = _pooled()
+    values, se = holdout_objectives(pl, n_boot=20, seed=0, objectives=median_set())
+    q = qwk_by_group(pl.prompt_codes, pl.true_level, pl.preds[0, 0], pl.n_levels)
+    assert values[1] == pytest.approx(np.sort(q)[(len(q) - 1) // 2])
+    assert values[1] != pytest.approx(float(np.mean(q)))
+    assert se.shape == values.shape and np.isfinite(se[1])
+    shift = size_shift(pl, unit="prompts", per_prompt=np.zeros(pl.n_prompts, int),
+                       n_prompts=max(1, pl.n_prompts - 1), n_draws=5, seed=0,
+                       objectives=median_set())
+    assert shift.shape == values.shape
+
+
 def _rule_on_in_bag(obj: np.ndarray, cons: np.ndarray, objectives: ObjectiveSet) -> int | None:
     """The registered rule called directly on in-bag data: feasible, front, its rank."""
     feas = np.flatnonzero(feasible_mask(cons))

@@ -261,11 +261,10 @@ def parse_scale(raw: Mapping[str, Any]) -> ScaleConfig:
 
 
 def parse_cv(raw: Mapping[str, Any]) -> CVConfig:
-    c = raw.get("cv") if isinstance(raw.get("cv"), Mapping) else {}
     cv: CVConfig = parse(CVConfig, raw.get("cv"), "cv")
     if cv.holdout is None:  # a run's config.yaml writes every default: holdout_unit essays
         for name, default in (("holdout_unit", "essays"), ("holdout_seed", None)):
-            if c.get(name) not in (None, default):
+            if getattr(cv, name) != default:
                 raise ConfigError(f"cv.{name}: has no effect without cv.holdout; set "
                                   "cv.holdout (a share in (0, 0.5], e.g. 0.2) or drop it")
     return cv

@@ -14,18 +14,17 @@ import numpy as np
 
 from moqwk.core.bbc import objective_matrix
 from moqwk.core.noise import bootstrap_objectives
-from moqwk.core.objectives import DEFAULT_OBJECTIVES
+from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet
 from moqwk.core.pooled import Pooled
 from moqwk.core.worst_prompt import WorstPromptEstimator, estimator
 
-#: The core's objective columns, by role (``values``/``se``/``size_shift`` follow it).
-OBJECTIVES = DEFAULT_OBJECTIVES.names
-
 
 def holdout_objectives(pooled: Pooled, *, n_boot: int, seed: int,
-                       worst_prompt: WorstPromptEstimator | None = None
+                       worst_prompt: WorstPromptEstimator | None = None,
+                       objectives: ObjectiveSet = DEFAULT_OBJECTIVES
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """The first config's four objectives on the holdout and their bootstrap SEs.
+    """The first config's ``objectives`` (in their ``names`` order) on the holdout and their
+    bootstrap SEs.
 
     ``pooled`` holds the holdout essays only; its ``eligible`` prompts (those eligible in the
     development folds, see the caller) count toward the QWKs. SEs: the SD over ``n_boot``
@@ -33,18 +32,20 @@ def holdout_objectives(pooled: Pooled, *, n_boot: int, seed: int,
     """
     est = worst_prompt or estimator("min")
     values = objective_matrix(pooled, np.ones((1, pooled.n_essays)),
-                              pooled.eligible.astype(float), worst_prompt=est)[0, 0]
+                              pooled.eligible.astype(float), worst_prompt=est,
+                              objectives=objectives)[0, 0]
     if n_boot < 2:
         return values, np.full(len(values), np.nan)
-    boot = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=est)[:, 0]
+    boot = bootstrap_objectives(pooled, n_boot=n_boot, seed=seed, worst_prompt=est,
+                                objectives=objectives)[:, 0]
     se = np.array([np.std(b[~np.isnan(b)], ddof=1) if (~np.isnan(b)).sum() >= 2 else np.nan
                    for b in boot.T])
     return values, se
 
 
 def size_shift(pooled: Pooled, *, unit: str, per_prompt: np.ndarray, n_prompts: int,
-               n_draws: int, seed: int, worst_prompt: WorstPromptEstimator | None = None
-               ) -> np.ndarray:
+               n_draws: int, seed: int, worst_prompt: WorstPromptEstimator | None = None,
+               objectives: ObjectiveSet = DEFAULT_OBJECTIVES) -> np.ndarray:
     """The first config's mean objectives on holdout-sized samples minus its full values.
 
     ``pooled`` holds the development essays' out-of-fold predictions. ``essays`` unit: each
@@ -56,7 +57,8 @@ def size_shift(pooled: Pooled, *, unit: str, per_prompt: np.ndarray, n_prompts: 
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     elig = pooled.eligible.astype(float)
-    full = objective_matrix(pooled, np.ones((1, pooled.n_essays)), elig, worst_prompt=est)[0, 0]
+    full = objective_matrix(pooled, np.ones((1, pooled.n_essays)), elig, worst_prompt=est,
+                            objectives=objectives)[0, 0]
     rng = np.random.default_rng([seed, 4])
     codes = pooled.prompt_codes
     w = np.zeros((n_draws, pooled.n_essays))
@@ -79,6 +81,6 @@ def size_shift(pooled: Pooled, *, unit: str, per_prompt: np.ndarray, n_prompts: 
             pw[d, rng.choice(pool, size=m, replace=False)] = 1.0
     else:
         raise ValueError(f"unknown holdout unit {unit!r}")
-    drawn = objective_matrix(pooled, w, pw, worst_prompt=est)[:, 0]
+    drawn = objective_matrix(pooled, w, pw, worst_prompt=est, objectives=objectives)[:, 0]
     with np.errstate(invalid="ignore"):
         return np.nanmean(drawn, axis=0) - full
