@@ -139,6 +139,10 @@ def eb_shrink(qwk: np.ndarray, *, sampling_var: np.ndarray,
         prec = np.where(counted, w / (tau2 + v), 0.0)
         use_plain = ~np.isfinite(prec).all(axis=-1, keepdims=True)  # tau2 + v == 0 somewhere
         prec = np.where(use_plain, np.where(counted, w, 0.0), prec)
+        # mu is a ratio of sums of precisions: scale them to at most 1 first, or tiny
+        # variances (1e-308) overflow the sum to inf and pull mu to 0
+        top = prec.max(axis=-1, keepdims=True)
+        prec = np.where(top > 0, prec / np.where(top > 0, top, 1.0), prec)
         mu = np.where(prec.sum(axis=-1, keepdims=True) > 0,
                       (prec * xz).sum(axis=-1, keepdims=True) / prec.sum(axis=-1, keepdims=True),
                       m)
