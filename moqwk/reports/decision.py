@@ -82,8 +82,8 @@ def holdout_sentence(record: Mapping) -> str | None:
         e, f = summary[n], metric(n).format
         bbc = f" · BBC-CV {f(e['bbc'])}" if e.get("bbc") is not None else ""
         parts.append(f"{metric(n).label}: in-sample {f(e['in_sample'])}{bbc} · holdout "
-                     f"{f(e['holdout_size_corrected'])} (read at the holdout's size "
-                     f"{f(e['holdout'])} ± {f(e['holdout_se'])})")
+                     f"{f(e['holdout_size_corrected'])} size-corrected (as measured on the "
+                     f"holdout's essays: {f(e['holdout'])} ± {f(e['holdout_se'])})")
     what = ("unseen essays of the same prompts" if h.get("unit") == "essays"
             else "unseen prompts")
     return (f"On the holdout ({h.get('n_essays')} {what}, {h.get('share'):.0%} reserved before "
