@@ -536,7 +536,7 @@ def test_init_then_cv(tmp_path: Path, demo_frame: pd.DataFrame,
     assert m["params"] == {**config.baseline_params, "mapping.method": "stretch"}
     line = next(ln for ln in out.splitlines() if ln.startswith("scored with mapping "))
     assert line.startswith("scored with mapping stretch (")  # the method and its params
-    assert line.endswith("; features handcrafted, word, char")  # one line, never wrapped
+    assert line.endswith("; features handcrafted, word, char, lexical")  # one line, unwrapped
     assert 0.45 < m["mean_qwk"] < 0.9
     assert list(read_oof(run_dir).columns) == OOF_COLUMNS
 

@@ -321,6 +321,22 @@ def test_a_run_that_relied_on_the_old_round_default_is_not_resumed_as_stretch(
     assert "mapping" in _minus(implicit.scoring_dict(), _default_raw())
 
 
+def test_lexical_is_on_by_default_and_a_run_without_it_is_not_resumed_with_it(
+        tmp_path: Path) -> None:
+    """features.lexical joined the default features (ADR 0005); its old default (off) is
+    pinned in the hash base like mapping.method's: a study made without the family cannot be
+    continued with it."""
+    implicit = _cfg(tmp_path)
+    assert implicit.features.lexical.enabled
+    off = _cfg(tmp_path, features__lexical={"enabled": False})
+    on = _cfg(tmp_path, features__lexical={"enabled": True})
+    assert implicit.study_hash() == on.study_hash() != off.study_hash()
+    from moqwk.config.load import _default_raw, _minus
+
+    assert "features" not in _minus(off.scoring_dict(), _default_raw())
+    assert "features" in _minus(implicit.scoring_dict(), _default_raw())
+
+
 def test_to_dict_is_json_and_complete(tmp_path: Path) -> None:
     import json
 

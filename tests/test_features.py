@@ -57,8 +57,11 @@ def split(n: int, seed: int = 1, n_val: int = 30) -> tuple[np.ndarray, np.ndarra
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+#: The three n-gram and handcrafted families only (lexical, on by default, has its own tests):
+#: the store's mechanics are counted per family below.
 SMALL = FeatureConfig.from_mapping(
-    {"word": {"svd_components": 8}, "char": {"svd_components": 8, "ngram_range": [2, 3]}}
+    {"word": {"svd_components": 8}, "char": {"svd_components": 8, "ngram_range": [2, 3]},
+     "lexical": {"enabled": False}}
 )
 
 
@@ -325,6 +328,7 @@ def test_table_columns_are_joined_and_appended(corpus, tmp_path, fmt):
             "handcrafted": False,
             "word": {"enabled": False},
             "char": {"enabled": False},
+            "lexical": {"enabled": False},
             "table": {"path": str(path), "columns": ["f2"]},
         }
     )
@@ -406,7 +410,8 @@ def test_config_defaults_and_round_trip():
          "columns?"),
         ({"seed": -1}, "features.seed"),
         (
-            {"handcrafted": False, "word": {"enabled": False}, "char": {"enabled": False}},
+            {"handcrafted": False, "word": {"enabled": False}, "char": {"enabled": False},
+             "lexical": {"enabled": False}},
             "every feature kind is disabled",
         ),
         ([1, 2], "features: expected a mapping"),

@@ -110,8 +110,10 @@ _DEFAULTS: dict[str, Any] = {}
 #: Defaults as they were when hashes began to leave defaults out. A default that changes later is
 #: pinned here at its old value, so a config that relied on the old default hashes differently
 #: from one that relies on the new: its runs refuse to be resumed under a changed scoring,
-#: instead of silently mixing the two. ``mapping.method`` was ``round`` until ADR 0002.
-_HASH_BASE: dict[str, Any] = {"data": {"demo": True}, "mapping": {"method": "round"}}
+#: instead of silently mixing the two. ``mapping.method`` was ``round`` until ADR 0002;
+#: ``features.lexical.enabled`` was ``false`` until ADR 0005.
+_HASH_BASE: dict[str, Any] = {"data": {"demo": True}, "mapping": {"method": "round"},
+                              "features": {"lexical": {"enabled": False}}}
 
 
 def _default_raw() -> dict[str, Any]:

@@ -8,8 +8,8 @@ same for every prompt, so no prompt's topic words enter (docs/research/cross-pro
 ``reference`` chooses where the frequencies come from:
 
 - ``"package"`` (default): the English frequency dictionary that ``pyspellchecker`` ships
-  (``spellchecker/resources/en.json.gz``, 160k words with counts; installed with
-  ``pip install 'moqwk[lexicon]'``). Nothing is fitted: the family is leak-free by construction.
+  (``spellchecker/resources/en.json.gz``, 160k words with counts; pyspellchecker is a
+  dependency of moqwk). Nothing is fitted: the family is leak-free by construction.
 - ``"training"``: the fold's training essays, fitted in :meth:`LexicalFamily.fit` (a word's
   frequency is the number of training essays that use it; words in fewer than ``min_df`` of them
   are unknown). Leak-free because only the training texts are read; weaker because the training
@@ -74,8 +74,8 @@ def package_counts() -> dict[str, int]:
         from spellchecker import SpellChecker
     except ImportError as exc:
         raise ConfigError(
-            "features.lexical.reference: package needs pyspellchecker "
-            "(pip install 'moqwk[lexicon]'), or set features.lexical.reference: training"
+            "features.lexical.reference: package needs pyspellchecker, a dependency of moqwk "
+            "(pip install pyspellchecker), or set features.lexical.reference: training"
         ) from exc
     return dict(SpellChecker(language="en", distance=1).word_frequency.dictionary)
 

@@ -5,9 +5,9 @@ The features are :mod:`moqwk.features.lexical`'s. Config::
     features:
       lexical: {enabled: true, reference: package, min_df: 3}
 
-``reference: package`` (default) reads the word list pyspellchecker ships (``moqwk[lexicon]``):
+``reference: package`` (default) reads the word list pyspellchecker ships (a dependency of moqwk):
 per essay, nothing fitted. ``reference: training`` fits the list on the fold's training essays
-(words in at least ``min_df`` of them); its state is saved with a fitted model. Off by default.
+(words in at least ``min_df`` of them); its state is saved with a fitted model. On by default (ADR 0005).
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ from moqwk.features.family import EssayData, Family, parse_family_fields
 
 @dataclass(frozen=True)
 class LexicalConfig:
-    enabled: bool = setting(False, help="frequency bands, rarity of content words and the "
-                                        "unknown-word (spelling) rate (`lex.*`, 12 columns)")
+    enabled: bool = setting(True, help="frequency bands, rarity of content words and the "
+                                       "unknown-word (spelling) rate (`lex.*`, 12 columns). On "
+                                       "by default since the whole-pipeline benchmark "
+                                       "([ADR 0005](../decisions/0005-whole-pipeline-defaults.md"
+                                       "))")
     reference: str = setting(
         "package", choices=impl.REFERENCES,
         help="where word frequencies come from. `package`: the English list pyspellchecker "
-             "ships (`pip install 'moqwk[lexicon]'`), nothing fitted. `training`: each fold's "
+             "ships (a dependency of moqwk), nothing fitted. `training`: each fold's "
              "training essays (words in at least `min_df` of them), fitted per fold and saved "
              "with a model")
     min_df: int = setting(3, lo=1, help="with `reference: training`: the fewest training "
