@@ -16,13 +16,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, metric
+from moqwk.study.attrs import TrialAttr
 
 CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
 
 
 def is_raced(t: FrozenTrial) -> bool:
     """Trials stopped by fold racing after some of their folds (PRUNED, with a reason)."""
-    return t.state == TrialState.PRUNED and "moqwk_pruned" in t.user_attrs
+    return t.state == TrialState.PRUNED and TrialAttr.PRUNED in t.user_attrs
 
 
 def is_counted(t: FrozenTrial) -> bool:
@@ -30,7 +31,7 @@ def is_counted(t: FrozenTrial) -> bool:
     fold racing (it trained some folds). Not the surplus ones other workers' trials made
     unnecessary (pruned before training anything)."""
     return t.state == TrialState.COMPLETE or is_raced(t) or (
-        t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs)
+        t.state == TrialState.FAIL and TrialAttr.FAILURE in t.user_attrs)
 
 
 def feasible_front(trials: Sequence[FrozenTrial], names: Sequence[str]
@@ -51,7 +52,7 @@ def feasible_front(trials: Sequence[FrozenTrial], names: Sequence[str]
 
 def is_interrupted(t: FrozenTrial) -> bool:
     """Trials that died with their worker (killed, machine lost): retried, not counted."""
-    return t.state == TrialState.FAIL and "moqwk_failure" not in t.user_attrs
+    return t.state == TrialState.FAIL and TrialAttr.FAILURE not in t.user_attrs
 
 
 def objective_names(study: optuna.Study) -> tuple[str, ...]:
@@ -72,26 +73,26 @@ def trial_record(t: FrozenTrial, names: Sequence[str] = DEFAULT_OBJECTIVES.names
     duration = t.duration.total_seconds() if t.duration is not None else None
     ua = t.user_attrs
     state = t.state.name.lower()
-    if t.state == TrialState.FAIL and "moqwk_failure" not in ua:
+    if t.state == TrialState.FAIL and TrialAttr.FAILURE not in ua:
         state = "interrupted"
-    if t.state == TrialState.PRUNED and ua.get("moqwk_surplus"):
+    if t.state == TrialState.PRUNED and ua.get(TrialAttr.SURPLUS):
         state = "surplus"
-    pruned = ua.get("moqwk_pruned")
+    pruned = ua.get(TrialAttr.PRUNED)
     return {
         "number": t.number,
         "state": state,
-        "role": ua.get("moqwk_role", "sampled"),
+        "role": ua.get(TrialAttr.ROLE, "sampled"),
         "generation": t.system_attrs.get("NSGAIISampler:generation"),
-        "params": ua.get("moqwk_params", dict(t.params)),
+        "params": ua.get(TrialAttr.PARAMS, dict(t.params)),
         "values": values,
         "constraints": constraints,
         "feasible": feasible,
         "duration_s": duration,
-        "per_prompt_qwk": ua.get("per_prompt_qwk"),
-        "metrics": ua.get("moqwk_metrics"),
-        "failure_reason": ua.get("moqwk_failure"),
-        "retry_of": ua.get("moqwk_retry_of"),
-        "worker": ua.get("moqwk_worker"),  # host:pid of the process that ran it
+        "per_prompt_qwk": ua.get(TrialAttr.PER_PROMPT_QWK),
+        "metrics": ua.get(TrialAttr.METRICS),
+        "failure_reason": ua.get(TrialAttr.FAILURE),
+        "retry_of": ua.get(TrialAttr.RETRY_OF),
+        "worker": ua.get(TrialAttr.WORKER),  # host:pid of the process that ran it
         "pruned": pruned,
         "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
         "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
@@ -114,8 +115,8 @@ def trained(t: FrozenTrial) -> bool:
     """A finished trial that trained models (not one served from the raw-prediction cache):
     the only kind whose duration says what the next trials will cost. A trial that recorded
     no timings (made by an older moqwk) is taken to have trained."""
-    timings = ((t.user_attrs.get("moqwk_metrics") or {}).get("timings")
-               or (t.user_attrs.get("moqwk_pruned") or {}).get("timings"))
+    timings = ((t.user_attrs.get(TrialAttr.METRICS) or {}).get("timings")
+               or (t.user_attrs.get(TrialAttr.PRUNED) or {}).get("timings"))
     if not timings:
         return True
     return float(timings.get("train_s", 0.0)) + float(timings.get("inner_train_s", 0.0)) > 0
@@ -161,7 +162,7 @@ def progress(trials: Sequence[FrozenTrial], *, target: int, started: float | Non
     elapsed = (time.time() - started if started else 0.0) + elapsed_before
     return {
         "complete": len(complete),
-        "failed": sum(t.state == TrialState.FAIL and "moqwk_failure" in t.user_attrs
+        "failed": sum(t.state == TrialState.FAIL and TrialAttr.FAILURE in t.user_attrs
                       for t in trials),
         "pruned": sum(is_raced(t) for t in trials),
         "interrupted": sum(is_interrupted(t) for t in trials),
