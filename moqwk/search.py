@@ -38,11 +38,12 @@ from moqwk.run.workspace import Workspace
 from moqwk.study.attrs import StudyAttr, TrialAttr
 from moqwk.study.records import (
     CONSTRAINTS,
+    RECORD_VERSION,
     feasible_front,
     is_counted,
     objective_names,
     progress,
-    records,
+    trial_records,
 )
 from moqwk.study.recovery import (
     assign_generation,
@@ -326,6 +327,7 @@ def study_record(ws: Workspace, study: optuna.Study, *, url: str, spec: SamplerS
         "objectives": obj.to_dict(),
         "directions": dict(zip(obj.names, obj.directions, strict=True)),
         "constraints": list(CONSTRAINTS),
+        "trial_record_version": RECORD_VERSION,  # of optuna_trials.json's rows (a bare list)
         "guardrails": study.user_attrs.get(StudyAttr.GUARDRAILS),
         "sampler": spec.to_dict(),
         "seeds": {"search": spec.seed, "cv": ws.config.cv.seed,
@@ -351,7 +353,8 @@ def write_outputs(ws: Workspace, study: optuna.Study, state: SearchState) -> dic
         prog["running_trials"] = [{"number": k, **v} for k, v in sorted(state.running.items())]
         prog["racing"] = state.racing
         artifacts.write_json(ws.run_dir / PROGRESS, prog)
-        recs = records(study, trials)  # the same snapshot as the counts
+        # the same snapshot as the counts; consumers read the rows (dicts) for now
+        recs = [r.to_dict() for r in trial_records(study, trials)]
         artifacts.write_json(ws.run_dir / TRIALS_JSON, recs)
         state.last = recs
         return prog
