@@ -35,13 +35,15 @@ from moqwk.run.record import (
 )
 from moqwk.run.splits_file import splits_hash
 from moqwk.run.workspace import Workspace
+from moqwk.study.attrs import StudyAttr, TrialAttr
 from moqwk.study.records import (
     CONSTRAINTS,
+    RECORD_VERSION,
     feasible_front,
     is_counted,
     objective_names,
     progress,
-    records,
+    trial_records,
 )
 from moqwk.study.recovery import (
     assign_generation,
@@ -161,15 +163,15 @@ class Objective:
         still running the baseline, this worker computes the same numbers itself: the baseline's
         CV is deterministic, so waiting could only ever save time, and it could deadlock.
         """
-        g = study.user_attrs.get("moqwk_guardrails")
+        g = study.user_attrs.get(StudyAttr.GUARDRAILS)
         if g:
             return g
         failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                  if t.user_attrs.get("moqwk_role") == "baseline"
-                  and "moqwk_failure" in t.user_attrs]
+                  if t.user_attrs.get(TrialAttr.ROLE) == "baseline"
+                  and TrialAttr.FAILURE in t.user_attrs]
         if failed:
             raise ConfigError(f"the baseline trial {failed[0].number} failed "
-                              f"({failed[0].user_attrs['moqwk_failure']}); fix baseline.params")
+                              f"({failed[0].user_attrs[TrialAttr.FAILURE]}); fix baseline.params")
         with self._guard_lock:
             if self._guard is None:
                 m = self.engine().run({**self.fixed, **self.baseline_mapping}).metrics
@@ -193,20 +195,20 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         study = trial.study
-        trial.set_user_attr("moqwk_worker", worker_id())
+        trial.set_user_attr(TrialAttr.WORKER, worker_id())
         if self.sampler_seed is not None:  # before anything is drawn for this trial
             seed_sampler_for_trial(study.sampler, self.sampler_seed, trial.number)
         assign_generation(study, trial)
-        role = trial.user_attrs.get("moqwk_role", "sampled")
+        role = trial.user_attrs.get(TrialAttr.ROLE, "sampled")
         ahead = [t for t in study.get_trials(deepcopy=False)
                  if t.number < trial.number and (is_counted(t) or t.state in
                                                  (TrialState.RUNNING, TrialState.WAITING))]
         if len(ahead) >= self.target:
-            trial.set_user_attr("moqwk_surplus", True)
+            trial.set_user_attr(TrialAttr.SURPLUS, True)
             raise optuna.TrialPruned("budget already used by other workers")
         try:
             params = self._params(trial, role)
-            trial.set_user_attr("moqwk_params", params)
+            trial.set_user_attr(TrialAttr.PARAMS, params)
             if self.on_start is not None:
                 self.on_start(study)  # progress.json and the live table show it running
             run = self.engine().start(params)
@@ -233,7 +235,7 @@ class Objective:
             raise
         except Exception as e:
             reason = f"{type(e).__name__}: {e}".strip()[:500]
-            trial.set_user_attr("moqwk_failure", reason)
+            trial.set_user_attr(TrialAttr.FAILURE, reason)
             for name in CONSTRAINTS:
                 trial.set_constraint(name, INFEASIBLE)
             if isinstance(e, MoqwkError):
@@ -242,20 +244,20 @@ class Objective:
             raise
         trial.set_constraint("low_tail_guardrail", m.low_tail_mae - guard["low_tail_limit"])
         trial.set_constraint("high_tail_guardrail", m.high_tail_mae - guard["high_tail_limit"])
-        trial.set_user_attr("per_prompt_qwk", m.per_prompt_qwk())
-        trial.set_user_attr("moqwk_metrics", {
+        trial.set_user_attr(TrialAttr.PER_PROMPT_QWK, m.per_prompt_qwk())
+        trial.set_user_attr(TrialAttr.METRICS, {
             "pooled_qwk": m.pooled_qwk, "low_tail_bias": m.low_tail_bias,
             "high_tail_bias": m.high_tail_bias, "worst_prompt": m.worst_prompt,
             "n_eligible_prompts": m.n_eligible_prompts, "timings": result.timings})
         es = self.ws.corpus.essay_scale
         n = len(self.ws.corpus)
         pred = result.oof["y_pred"].to_numpy(float).reshape(-1, n)
-        trial.set_user_attr("oof_level", [es.level(row).tolist() for row in pred])
-        trial.set_user_attr("moqwk_mapping", {"spec": result.mapping["spec"],
+        trial.set_user_attr(TrialAttr.OOF_LEVEL, [es.level(row).tolist() for row in pred])
+        trial.set_user_attr(TrialAttr.MAPPING, {"spec": result.mapping["spec"],
                                               "transductive": result.transductive,
                                               "fallback_share": result.mapping["fallback_share"]})
         if role == "baseline":
-            study.set_user_attr("moqwk_guardrails", guard)
+            study.set_user_attr(StudyAttr.GUARDRAILS, guard)
         return tuple(named[n] for n in self.objectives.names)
 
 
@@ -272,14 +274,14 @@ class Objective:
             trials = study.get_trials(deepcopy=False)
             front, numbers = feasible_front(trials, p.names)
             limits = {}
-            g = study.user_attrs.get("moqwk_guardrails")
+            g = study.user_attrs.get(StudyAttr.GUARDRAILS)
             if g:
                 limits = {"low_tail_mae": g["low_tail_limit"],
                           "high_tail_mae": g["high_tail_limit"]}
             partial = racing.partial_of(run.partial_pred(), self.ws.corpus, self.ws.config)
             verdict = racing.check(p, partial, front=front, front_numbers=numbers, limits=limits)
             if verdict is not None:
-                trial.set_user_attr("moqwk_pruned", {
+                trial.set_user_attr(TrialAttr.PRUNED, {
                     "folds_run": run.done, "folds_total": run.n_fits, "rung": i + 1,
                     "rungs": list(p.rungs), **verdict.to_dict(), "timings": dict(run.timings)})
                 raise optuna.TrialPruned(verdict.reason)
@@ -291,19 +293,19 @@ def _ensure_enqueued(study: optuna.Study, baseline: Mapping[str, Any], space: di
     full = {**baseline, **spec_to_params(ws.config.baseline_mapping),
             **ws.config.features.params(space)}  # the baseline's own feature variant
     study.enqueue_trial({k: full[k] for k in space if k in full},
-                        user_attrs={"moqwk_role": "baseline"})
+                        user_attrs={TrialAttr.ROLE: "baseline"})
     search = ws.config.search
     extra = list(opts.extra_configs) + list(search.initial_configs)
     for cfg in extra:
         study.enqueue_trial({k: cfg[k] for k in space if k in cfg},
-                            user_attrs={"moqwk_role": "seed"})
+                            user_attrs={TrialAttr.ROLE: "seed"})
     n_neigh = search.seed_neighbours
     if n_neigh is None:
         n_neigh = max(0, search.population_size // 2 - 1 - len(extra))
     n_neigh = min(n_neigh, max(0, n_trials - 1 - len(extra)))  # never queue past the budget
     if SAMPLERS[search.sampler].seeds_neighbours and n_neigh > 0:
         for cfg in neighbours(space, full, k=n_neigh, seed=ws.config.search_seed):
-            study.enqueue_trial(cfg, user_attrs={"moqwk_role": "seed"})
+            study.enqueue_trial(cfg, user_attrs={TrialAttr.ROLE: "seed"})
 
 
 def sampler_spec(ws: Workspace) -> SamplerSpec:
@@ -325,7 +327,8 @@ def study_record(ws: Workspace, study: optuna.Study, *, url: str, spec: SamplerS
         "objectives": obj.to_dict(),
         "directions": dict(zip(obj.names, obj.directions, strict=True)),
         "constraints": list(CONSTRAINTS),
-        "guardrails": study.user_attrs.get("moqwk_guardrails"),
+        "trial_record_version": RECORD_VERSION,  # of optuna_trials.json's rows (a bare list)
+        "guardrails": study.user_attrs.get(StudyAttr.GUARDRAILS),
         "sampler": spec.to_dict(),
         "seeds": {"search": spec.seed, "cv": ws.config.cv.seed,
                   "features": ws.config.features.seed},
@@ -350,7 +353,8 @@ def write_outputs(ws: Workspace, study: optuna.Study, state: SearchState) -> dic
         prog["running_trials"] = [{"number": k, **v} for k, v in sorted(state.running.items())]
         prog["racing"] = state.racing
         artifacts.write_json(ws.run_dir / PROGRESS, prog)
-        recs = records(study, trials)  # the same snapshot as the counts
+        # the same snapshot as the counts; consumers read the rows (dicts) for now
+        recs = [r.to_dict() for r in trial_records(study, trials)]
         artifacts.write_json(ws.run_dir / TRIALS_JSON, recs)
         state.last = recs
         return prog
@@ -418,9 +422,9 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
                                     url=url, objectives=cfg.objectives)
     _check_same_run(study, ws)
     if created:
-        study.set_user_attr("moqwk_config_hash", cfg.study_hash())
-        study.set_user_attr("moqwk_data_hash", ws.corpus.data_hash)
-        study.set_user_attr("moqwk_target", n_trials)
+        study.set_user_attr(StudyAttr.CONFIG_HASH, cfg.study_hash())
+        study.set_user_attr(StudyAttr.DATA_HASH, ws.corpus.data_hash)
+        study.set_user_attr(StudyAttr.TARGET, n_trials)
         _ensure_enqueued(study, baseline, space, ws, opts, n_trials)
     record_config(ws.run_dir, cfg, replace_scoring_only=old is None or not old.is_study)
     write_run_record(ws.run_dir, run)
@@ -488,11 +492,11 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
 
 
 def _check_same_run(study: optuna.Study, ws: Workspace) -> None:
-    data_hash = study.user_attrs.get("moqwk_data_hash")
+    data_hash = study.user_attrs.get(StudyAttr.DATA_HASH)
     if data_hash is not None and data_hash != ws.corpus.data_hash:
         raise StorageError(f"study {study.study_name!r} was run on other data (data hash "
                            f"{data_hash[:12]}…); use another --study-name or run directory")
-    cfg_hash = study.user_attrs.get("moqwk_config_hash")
+    cfg_hash = study.user_attrs.get(StudyAttr.CONFIG_HASH)
     if cfg_hash is not None and cfg_hash != ws.config.study_hash():
         raise StorageError(f"study {study.study_name!r} was run with another config (hash "
                            f"{cfg_hash[:12]}…); resume it with the config it was made with "

@@ -39,6 +39,7 @@ from moqwk.errors import (
 from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import SPLITS, STUDY_DB
 from moqwk.run.workspace import Workspace
+from moqwk.study.attrs import StudyAttr, TrialAttr
 from moqwk.study.records import CONSTRAINTS, objective_names, records
 
 
@@ -93,17 +94,17 @@ def load_trials(run_dir: Path, *, storage: str | None = None,
         raise RunDirError(f"no study {study_name!r} in {artifacts.mask_url(url)}; "
                           "check --study-name")
     recs = records(study)
-    guard = study.user_attrs.get("moqwk_guardrails")
+    guard = study.user_attrs.get(StudyAttr.GUARDRAILS)
     base = [r for r in recs if r["role"] == "baseline" and r["state"] == "complete"]
     if not guard or not base:
         raise RunDirError("the study has no finished baseline trial yet; let the search run "
                           "its first trial")
-    oof = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
-           if "oof_level" in t.user_attrs}
+    oof = {t.number: t.user_attrs[TrialAttr.OOF_LEVEL] for t in study.get_trials(deepcopy=False)
+           if TrialAttr.OOF_LEVEL in t.user_attrs}
     from moqwk.run.record import read_run_record, reproduce_command
 
     record = read_run_record(run_dir)
-    target = study.user_attrs.get("moqwk_target")
+    target = study.user_attrs.get(StudyAttr.TARGET)
     kind, resume = "search", None
     if record is not None and record.is_study:
         target = record.n_trials or target
@@ -111,8 +112,8 @@ def load_trials(run_dir: Path, *, storage: str | None = None,
         resume = " ".join(reproduce_command(run_dir, record))
     return RunTrials(recs, base[0], guard, study_name, artifacts.mask_url(url) or "",
                      ObjectiveSet.from_names(objective_names(study)),
-                     study.user_attrs.get("moqwk_data_hash"),
-                     study.user_attrs.get("moqwk_config_hash"), oof,
+                     study.user_attrs.get(StudyAttr.DATA_HASH),
+                     study.user_attrs.get(StudyAttr.CONFIG_HASH), oof,
                      target=int(target) if target else None, kind=kind, resume=resume)
 
 

@@ -13,6 +13,7 @@ from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import RunDirError
 from moqwk.run.record import read_run_record
 from moqwk.run.study_url import storage_for as storage_for  # moved down a layer
+from moqwk.study.attrs import StudyAttr
 from moqwk.study.records import objective_names, progress, records
 from moqwk.study.storage import load_study, open_storage
 
@@ -37,7 +38,7 @@ def read_status(run_dir: Path, *, storage: str | None = None,
         raise RunDirError(f"no study {name!r} in the storage of {run_dir}; check --study-name")
     trials = study.get_trials(deepcopy=False)
     target = (record.n_trials if record is not None and record.n_trials
-              else int(study.user_attrs.get("moqwk_target") or len(trials)))
+              else int(study.user_attrs.get(StudyAttr.TARGET) or len(trials)))
     starts = [t.datetime_start.timestamp() for t in trials if t.datetime_start is not None]
     names = objective_names(study)
     prog = progress(trials, target=target, started=min(starts) if starts else None, names=names)

@@ -20,6 +20,7 @@ import pytest
 from optuna.trial import TrialState
 
 from moqwk.cli import main
+from moqwk.study.records import RECORD_VERSION
 
 OBJECTIVES = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
 CONSTRAINTS = ("low_tail_guardrail", "high_tail_guardrail")
@@ -190,6 +191,7 @@ def test_optuna_study_json_records_directions_sampler_and_hashes(run_a, config):
     assert s["directions"] == {"worst_prompt_qwk": "maximize", "mean_qwk": "maximize",
                                "low_tail_mae": "minimize", "high_tail_mae": "minimize"}
     assert s["constraints"] == list(CONSTRAINTS)
+    assert s["trial_record_version"] == RECORD_VERSION  # of optuna_trials.json's rows
     assert s["sampler"]["name"] == "nsga2"
     assert s["sampler"]["population_size"] == POPULATION
     assert s["sampler"]["seed"] == SEED

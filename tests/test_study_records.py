@@ -6,13 +6,24 @@ Trials are built with ``optuna.trial.create_trial``; expected values are chosen 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import re
+from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from moqwk.study.records import is_counted, is_interrupted, progress, records, trial_record
+from moqwk.study.records import (
+    TrialRecord,
+    is_counted,
+    is_interrupted,
+    progress,
+    records,
+    trial_record,
+)
 
 DEFAULT = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
@@ -226,3 +237,69 @@ def test_the_eta_weights_recent_trials_more_and_counts_pruned_ones():
     assert 20.0 < cost < 60.0  # the plain mean would be 60
     assert progress(old + new, target=20, started=None, workers=2)["eta_s"] == \
         pytest.approx(10 * cost / 2)
+
+
+# --------------------------------------------------------------------------- TrialRecord
+
+#: The fields of an ``optuna_trials.json`` row, in the order the file has always had them.
+ROW_FIELDS = ("number", "state", "role", "generation", "params", "values", "constraints",
+              "feasible", "duration_s", "per_prompt_qwk", "metrics", "failure_reason",
+              "retry_of", "worker", "pruned", "datetime_start", "datetime_complete")
+
+EVERY_KIND = [
+    trial(0, values=[0.5, 0.6, 0.1, 0.2], constraints=FEASIBLE, seconds=1.5,
+          user_attrs={"moqwk_role": "baseline", "moqwk_params": {"max_depth": 3},
+                      "per_prompt_qwk": {"P1": 0.5}, "moqwk_worker": "h:1",
+                      "moqwk_metrics": {"pooled_qwk": 0.7, "timings": {"train_s": 1.0}}},
+          system_attrs={"NSGAIISampler:generation": 0}),
+    trial(1, TrialState.FAIL, user_attrs={"moqwk_failure": "ValueError: x"}),
+    trial(2, TrialState.FAIL),
+    trial(3, TrialState.PRUNED, user_attrs={"moqwk_surplus": True}),
+    trial(4, TrialState.PRUNED, user_attrs={"moqwk_pruned": {"folds_run": 2, "rung": 1}}),
+    trial(5, TrialState.RUNNING, user_attrs={"moqwk_retry_of": 2, "moqwk_role": "seed"}),
+    trial(6, TrialState.WAITING),
+]
+
+
+def test_a_row_keeps_its_fields_and_their_order():
+    for t in EVERY_KIND:
+        assert tuple(trial_record(t, DEFAULT)) == ROW_FIELDS
+    assert tuple(f.name for f in dataclasses.fields(TrialRecord)) == ROW_FIELDS
+
+
+def test_the_reference_page_lists_the_rows_fields_in_order():
+    text = (Path(__file__).resolve().parents[1] / "docs/reference/artifacts.md").read_text(
+        encoding="utf-8")
+    section = text.split("## `artifacts/optuna_trials.json`", 1)[1].split("\n## ", 1)[0]
+    documented = [name for line in section.splitlines() if line.startswith("| `")
+                  for name in re.findall(r"`(\w+)`", line.split(" | ")[0])]
+    assert tuple(documented) == ROW_FIELDS
+
+
+@pytest.mark.parametrize("t", EVERY_KIND, ids=lambda t: str(t.number))
+def test_a_record_reads_back_from_its_json_row(t):
+    rec = TrialRecord.from_trial(t, DEFAULT)
+    row = json.loads(json.dumps(rec.to_dict()))
+    assert TrialRecord.from_dict(row) == rec
+    assert TrialRecord.from_dict(row).to_dict() == row == trial_record(t, DEFAULT)
+
+
+def test_a_row_from_before_a_field_existed_reads_with_its_default():
+    row = trial_record(EVERY_KIND[0], DEFAULT)
+    del row["worker"], row["pruned"]
+    rec = TrialRecord.from_dict(row)
+    assert rec.worker is None and rec.pruned is None and rec.number == 0
+
+
+def test_a_row_with_an_unknown_or_missing_field_is_refused_by_name():
+    row = trial_record(EVERY_KIND[0], DEFAULT)
+    with pytest.raises(ValueError, match=r"trial record 0: unknown field\(s\) colour"):
+        TrialRecord.from_dict({**row, "colour": "red"})
+    with pytest.raises(ValueError, match="no state field"):
+        TrialRecord.from_dict({k: v for k, v in row.items() if k != "state"})
+
+
+def test_a_record_is_frozen():
+    rec = TrialRecord.from_trial(EVERY_KIND[0], DEFAULT)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.state = "fail"  # type: ignore[misc]

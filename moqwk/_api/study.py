@@ -77,6 +77,7 @@ def search_result(run_dir: Path, study: optuna.Study) -> SearchResult:
     """The :class:`SearchResult` of ``run_dir``'s study as it stands."""
     from moqwk.run.layout import PROGRESS, STUDY_JSON, TRIALS_JSON
     from moqwk.run.record import read_run_record
+    from moqwk.study.attrs import StudyAttr
     from moqwk.study.records import objective_names, progress
 
     record = read_run_record(run_dir)
@@ -91,7 +92,7 @@ def search_result(run_dir: Path, study: optuna.Study) -> SearchResult:
         n_complete=prog["complete"], n_failed=prog["failed"], n_feasible=prog["feasible"],
         finished=prog["complete"] + prog["failed"] >= target,
         best_feasible=frozen(prog["best_feasible"]),
-        guardrails=frozen(study.user_attrs.get("moqwk_guardrails")),
+        guardrails=frozen(study.user_attrs.get(StudyAttr.GUARDRAILS)),
         paths=frozen({"trials": run_dir / TRIALS_JSON, "study": run_dir / STUDY_JSON,
                       "progress": run_dir / PROGRESS}))
 

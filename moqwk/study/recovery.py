@@ -13,6 +13,7 @@ import socket
 import optuna
 from optuna.trial import TrialState
 
+from moqwk.study.attrs import TrialAttr
 from moqwk.study.records import is_interrupted
 
 
@@ -42,7 +43,7 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     storage = study._storage
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get("moqwk_worker", "")
+        worker = t.user_attrs.get(TrialAttr.WORKER, "")
         h, _, pid = worker.rpartition(":")
         if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             with contextlib.suppress(Exception):  # another worker may have done it first
@@ -50,20 +51,20 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     with contextlib.suppress(Exception):  # storages without heartbeat support
         optuna.storages.fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("moqwk_retry_of") for t in trials}
+    retried = {t.user_attrs.get(TrialAttr.RETRY_OF) for t in trials}
     enqueued = []
     for t in trials:
         if not is_interrupted(t) or t.number in retried:
             continue
         # An enqueued trial (baseline, seed, retry) is retried with the params it was given even
         # if it died before drawing them; a sampled one only once all its params were drawn
-        # (moqwk_params): a partial set would make the "retry" another config.
+        # (TrialAttr.PARAMS): a partial set would make the "retry" another config.
         params = t.system_attrs.get("fixed_params") or (
-            t.params if "moqwk_params" in t.user_attrs else None)
+            t.params if TrialAttr.PARAMS in t.user_attrs else None)
         if params:
             study.enqueue_trial(dict(params), user_attrs={
-                "moqwk_role": t.user_attrs.get("moqwk_role", "sampled"),
-                "moqwk_retry_of": t.number}, skip_if_exists=False)
+                TrialAttr.ROLE: t.user_attrs.get(TrialAttr.ROLE, "sampled"),
+                TrialAttr.RETRY_OF: t.number}, skip_if_exists=False)
             enqueued.append(t.number)
     return enqueued
 
@@ -81,7 +82,7 @@ def fail_own_running(study: optuna.Study, running_before: set[int]) -> list[int]
     mine = worker_id()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get("moqwk_worker")
+        worker = t.user_attrs.get(TrialAttr.WORKER)
         if worker == mine or (worker is None and t.number not in running_before):
             with contextlib.suppress(Exception):
                 study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)

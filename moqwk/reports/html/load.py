@@ -205,6 +205,7 @@ def _levels_from_study(run_dir: Path, numbers: set[int], *, storage: str | None,
                        study_name: str) -> tuple[dict[int, list], str]:
     """``oof_level`` of the given trials, or ``{}`` when the storage cannot be read."""
     from moqwk.run.study_url import storage_for
+    from moqwk.study.attrs import TrialAttr
     from moqwk.study.storage import load_study, open_storage
 
     try:
@@ -214,8 +215,8 @@ def _levels_from_study(run_dir: Path, numbers: set[int], *, storage: str | None,
         return {}, ""
     if study is None:
         return {}, ""
-    out = {t.number: t.user_attrs["oof_level"] for t in study.get_trials(deepcopy=False)
-           if t.number in numbers and "oof_level" in t.user_attrs}
+    out = {t.number: t.user_attrs[TrialAttr.OOF_LEVEL] for t in study.get_trials(deepcopy=False)
+           if t.number in numbers and TrialAttr.OOF_LEVEL in t.user_attrs}
     return out, artifacts.mask_url(url) or ""
 
 
