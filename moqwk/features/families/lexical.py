@@ -7,7 +7,8 @@ The features are :mod:`moqwk.features.lexical`'s. Config::
 
 ``reference: package`` (default) reads the word list pyspellchecker ships (a dependency of moqwk):
 per essay, nothing fitted. ``reference: training`` fits the list on the fold's training essays
-(words in at least ``min_df`` of them); its state is saved with a fitted model. On by default (ADR 0005).
+(words in at least ``min_df`` of them); its state is saved with a fitted model. On by default
+(ADR 0005).
 """
 
 from __future__ import annotations
