@@ -410,7 +410,8 @@ def main() -> int:
         plan = [(a, c, int(s)) for a, c, s in (u.split("-") for u in args.units)]
     elif args.fixed_only:
         plan = []
-    corpora = sorted({c for _, c, _ in plan} | (set(args.corpora) if not args.units else set()))
+    corpora = sorted({c for _, c, _ in plan}
+                     | (set(args.corpora) if not args.units or args.with_fixed else set()))
     if args.fixed_only:
         corpora = list(args.corpora)
     baseline: list[dict] = []
