@@ -66,9 +66,8 @@ def test_each_variant_is_built_once_per_fold(searched):
     chars = any(p["features.char.enabled"] for p in done)
     n_folds = 5  # the label-free and round mappings need no inner folds
     blocks = list((searched.cache / "folds").glob("*.npz"))
-    # handcrafted and lexical (one variant each), each word variant, char when drawn on
-    assert len(blocks) == n_folds * (2 + len(words) + int(chars))
-    assert len(done) > 2 + len(words) + int(chars)  # so some trials did share blocks
+    assert len(blocks) == n_folds * (1 + len(words) + int(chars))
+    assert len(done) > 1 + len(words) + int(chars)  # so some trials did share blocks
 
 
 def test_fit_uses_the_trials_feature_variant(searched, tmp_path, demo_frame):
@@ -79,7 +78,7 @@ def test_fit_uses_the_trials_feature_variant(searched, tmp_path, demo_frame):
     assert main(["fit", "--run-dir", str(searched.run_dir), "--trial", "1",
                  "--out", str(out)]) == 0
     model = json.loads((out / "model.json").read_text())
-    assert model["features"]["families"] == ["handcrafted", "word", "lexical"]
+    assert model["features"]["families"] == ["handcrafted", "word"]
     names = model["features"]["feature_names"]
     assert sum(n.startswith("word.") for n in names) == 8
     assert not any(n.startswith("char.") for n in names)
@@ -104,11 +103,11 @@ def test_cv_mapping_flag_scores_that_method_and_says_so(tmp_path, demo_config_pa
     m = json.loads((run_dir / "artifacts/cv_metrics.json").read_text())
     assert m["mapping"]["spec"]["method"] == "prompt_standardize"
     assert m["params"]["mapping.method"] == "prompt_standardize"
-    assert m["features"] == {"families": ["handcrafted", "word", "char", "lexical"],
+    assert m["features"] == {"families": ["handcrafted", "word", "char"],
                              "config": load_config(demo_config_path).features.to_dict(),
                              "params": {}}
     assert "scored with mapping prompt_standardize (" in out
-    assert "transductive; features handcrafted, word, char, lexical" in out
+    assert "transductive; features handcrafted, word, char" in out
     # the metrics recompute from the residuals CSV
     config = load_config(demo_config_path)
     with pytest.warns(UserWarning, match="fewer than min_prompt_n"):
@@ -148,9 +147,9 @@ def test_cv_params_may_choose_a_feature_variant(tmp_path, demo_config_path, moqw
                          "--params", params)
     assert rc == 0, err
     m = json.loads((tmp_path / "r/artifacts/cv_metrics.json").read_text())
-    assert m["features"]["families"] == ["handcrafted", "word", "lexical"]
+    assert m["features"]["families"] == ["handcrafted", "word"]
     assert m["params"]["features.char.enabled"] is False
-    assert "features handcrafted, word, lexical (features.char.enabled=False)" in out
+    assert "features handcrafted, word (features.char.enabled=False)" in out
     params.write_text(json.dumps({"features.word.svd_components": 0}))
     rc, out, err = moqwk("cv", "--config", demo_config_path, "--run-dir", tmp_path / "bad",
                          "--params", params)

@@ -151,7 +151,7 @@ def test_cv_metrics_record_the_mapping(tmp_path: Path, demo_config_yaml: str) ->
     m = json.loads((tmp_path / "a/artifacts/cv_metrics.json").read_text())
     # `moqwk cv` scores baseline.params with the config's mapping: (not baseline.mapping)
     assert m["mapping"]["spec"]["method"] == "prompt_standardize" and m["transductive"] is True
-    assert m["features"]["families"] == ["handcrafted", "word", "char", "lexical"]
+    assert m["features"]["families"] == ["handcrafted", "word", "char"]
     assert main(["cv", "--config", str(cfg), "--run-dir", str(tmp_path / "b"),
                  "--params", str(params)]) == 0
     m = json.loads((tmp_path / "b/artifacts/cv_metrics.json").read_text())
@@ -236,9 +236,6 @@ def test_a_search_over_the_mapping_records_it_and_selects_with_it(
         "mapping.method": {"type": "categorical", "choices": ["round", "prompt_standardize"]}}
     raw["baseline"]["params"]["max_depth"] = 3
     raw["baseline"]["params"]["learning_rate"] = 0.137  # no other test trains these configs
-    # this test is about the records, not the gate: its worst-prompt margin and fallback share
-    # are opened as wide as --gate-margin 1 opens the others
-    raw.setdefault("select", {}).update(gate_worst_margin=1.0, gate_max_fallback_share=1.0)
     cfg.write_text(yaml.safe_dump(raw))
     run_dir = tmp_path / "run"
     assert main(["search", "--config", str(cfg), "--run-dir", str(run_dir), "--n-trials", "8"]) == 0
