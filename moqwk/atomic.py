@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _fsync_path(path: Path, *, directory: bool = False) -> None:
@@ -59,3 +61,21 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+#: ``np.load`` parses each ``.npy`` header with ``ast.literal_eval``. On CPython 3.11 (before the
+#: fix of python/cpython#106905) two threads inside ``ast`` at once can leave its recursion
+#: counter wrong, and every later ``ast`` call in the process raises "SystemError: AST
+#: constructor recursion depth mismatch". Fold builds and search workers are threads that read
+#: cached ``.npz`` files, so every ``.npz`` read in moqwk goes through this lock
+#: (tests/test_atomic.py checks that no module calls ``np.load`` itself).
+NPZ_READ_LOCK = threading.Lock()
+
+
+def read_npz(path: Path, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The arrays ``names`` (default: all) of the ``.npz`` at ``path``, read without pickle and
+    under :data:`NPZ_READ_LOCK`. Raises what ``np.load`` raises."""
+    import numpy as np
+
+    with NPZ_READ_LOCK, np.load(path, allow_pickle=False) as z:
+        return {n: z[n] for n in (z.files if names is None else names)}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.atomic import atomic_write
+from moqwk.atomic import atomic_write, read_npz
 
 #: Bump when anything about how raw predictions are made changes: it is part of every key.
 PREDICTION_CODE_VERSION = "1"
@@ -51,8 +51,7 @@ class PredictionCache:
                 self.stats["memo_hits"] += 1
                 return hit
         try:
-            with np.load(self._path(key), allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
+            arrays = read_npz(self._path(key))
         except (OSError, ValueError, KeyError, EOFError):
             with self._lock:
                 self.stats["misses"] += 1

@@ -61,3 +61,36 @@ def test_artifacts_write_through_it(tmp_path: Path):
         artifacts.write_json(path, {"complete": object()})
     assert json.loads(path.read_text()) == {"complete": 3}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["progress.json"]
+
+
+def test_every_npz_read_goes_through_the_lock():
+    """np.load parses .npy headers with ast, which two threads must not do at once on CPython
+    3.11 (python/cpython#106905: it then breaks every later ast call in the process). Fold
+    builds and search workers read .npz files from threads, so moqwk reads them only through
+    moqwk.atomic.read_npz, under one lock."""
+    import ast as _ast
+
+    from moqwk.atomic import NPZ_READ_LOCK
+
+    root = Path(__file__).resolve().parents[1] / "moqwk"
+    calls = []
+    for f in root.rglob("*.py"):
+        for node in _ast.walk(_ast.parse(f.read_text(encoding="utf-8"))):
+            if (isinstance(node, _ast.Call) and isinstance(node.func, _ast.Attribute)
+                    and node.func.attr == "load" and isinstance(node.func.value, _ast.Name)
+                    and node.func.value.id in ("np", "numpy") and f.name != "atomic.py"):
+                calls.append(f"{f.relative_to(root)}:{node.lineno}")
+    assert calls == []
+    assert not NPZ_READ_LOCK.locked()
+
+
+def test_read_npz_reads_the_named_arrays(tmp_path: Path):
+    import numpy as np
+
+    from moqwk.atomic import read_npz
+
+    path = tmp_path / "a.npz"
+    np.savez(path, x=np.arange(3), y=np.ones(2))
+    both = read_npz(path)
+    assert set(both) == {"x", "y"} and both["x"].tolist() == [0, 1, 2]
+    assert set(read_npz(path, ["y"])) == {"y"}

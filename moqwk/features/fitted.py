@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from moqwk.artifacts import sha256_file
-from moqwk.atomic import atomic_write, atomic_write_text
+from moqwk.atomic import atomic_write, atomic_write_text, read_npz
 from moqwk.errors import ConfigError, DataError, ModelError
 from moqwk.features.config import FeatureConfig
 from moqwk.features.family import Essays
@@ -193,8 +193,7 @@ class FittedFeatures:
             raise ModelError(f"{arr_path} does not match the sha256 in {meta_path}: the file was "
                              "changed or damaged; fit the model again")
         try:
-            with np.load(arr_path, allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
+            arrays = read_npz(arr_path)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             raise ModelError(f"{arr_path} cannot be read without executing code ({e})") from None
         try:

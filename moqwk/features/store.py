@@ -37,7 +37,7 @@ import numpy as np
 import scipy
 import sklearn
 
-from moqwk.atomic import atomic_write
+from moqwk.atomic import atomic_write, read_npz
 from moqwk.errors import DataError
 from moqwk.features.config import FeatureConfig
 from moqwk.features.family import PerEssayFn
@@ -73,8 +73,7 @@ def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
 def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
     """The arrays ``names`` of ``path``, or None when it is missing or unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {n: z[n] for n in names}
+        return read_npz(path, names)
     except _LOAD_ERRORS:
         return None
 
