@@ -46,7 +46,8 @@ def ellipse_run(ellipse_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "scale": {"kind": "global", "min": 1.0, "max": 5.0, "step": 0.5},
         "features": {"handcrafted": True,
                      "word": {"ngram_range": [1, 2], "min_df": 2, "svd_components": 16},
-                     "char": {"ngram_range": [2, 4], "min_df": 3, "svd_components": 16}},
+                     "char": {"ngram_range": [2, 4], "min_df": 3, "svd_components": 16},
+                     "lexical": {"enabled": False}},  # the families this run was written for
         "cv": {"n_folds": 5, "repeats": 1, "seed": 42, "min_prompt_n": 20},
         "model": {"nthread": 1},
         "tails": {"tolerance": TOLERANCE},
