@@ -110,11 +110,12 @@ def make_config(corpus: str, work: Path, args: argparse.Namespace, *, seed: int 
     search.update(seed=seed, n_trials=args.budget, population_size=10)
     if space is not None:
         search["space"] = space
-    if features:
-        merged = dict(raw.get("features") or {})
-        for name, value in features.items():
-            merged[name] = {**(merged.get(name) or {}), **value}
-        raw["features"] = merged
+    # The base features as registered: the lexical family off. The default changed after the
+    # first six searches (ADR 0005); the arms must not change with it mid-benchmark.
+    merged = {"lexical": {"enabled": False}, **(raw.get("features") or {})}
+    for name, value in (features or {}).items():
+        merged[name] = {**(merged.get(name) or {}), **value}
+    raw["features"] = merged
     if n_folds is not None:
         raw["cv"]["n_folds"] = n_folds
     return parse_config(raw, base_dir=base, source=base / "config.yaml")
