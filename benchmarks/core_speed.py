@@ -44,7 +44,7 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from moqwk.core.pareto import hypervolume  # noqa: E402
-from moqwk.demo_corpus import make_demo_corpus  # noqa: E402
+from moqwk.data.demo_corpus import make_demo_corpus  # noqa: E402
 
 GOALS = {"demo_corpus_over_read_csv": 600.0, "hypervolume_over_optuna_wfg": 10.0}
 

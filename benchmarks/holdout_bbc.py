@@ -23,7 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.cli import main  # noqa: E402
 
 SEEDS = (1, 2, 3)
@@ -91,7 +91,7 @@ def baseline_control(seed: int, work: Path) -> dict | None:
     selection's share."""
     from moqwk.config import load_config
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import holdout_estimate, load_trials, options_from
+    from moqwk.stages.selector import holdout_estimate, load_trials, options_from
 
     run_dir = work / f"s{seed}"
     if not (run_dir / "artifacts" / "selected_params.json").exists():

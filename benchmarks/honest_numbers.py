@@ -49,7 +49,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 
 STUDIES = ("overall-s7", "overall-s8", "overall-s9", "overall-s10", "cohesion-s7",
            "cohesion-s8")
@@ -94,7 +94,7 @@ def make_data(name: str, work: Path, args: argparse.Namespace) -> Path:
     from moqwk.core.splits import partition_key
     from moqwk.run.layout import default_storage_url
     from moqwk.run.workspace import Workspace
-    from moqwk.search import SearchOptions, run_search
+    from moqwk.stages.search_loop import SearchOptions, run_search
     from moqwk.study.records import CONSTRAINTS
 
     out = work / "data" / f"{name}.npz"

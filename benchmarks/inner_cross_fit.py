@@ -34,11 +34,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402
 from moqwk.core.noise import paired_differences, tie_band  # noqa: E402
 from moqwk.core.selection import rank_lexicographic  # noqa: E402
-from moqwk.cv import CVEngine, CVResult  # noqa: E402
+from moqwk.engine.cv import CVEngine, CVResult  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
 
 MODES = ("refit", "reuse")

@@ -36,14 +36,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
 from moqwk._api.select_outputs import run_selection  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402
 from moqwk.core.mapping import METHODS  # noqa: E402
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
-from moqwk.search import SearchOptions, run_search  # noqa: E402
-from moqwk.selector import SelectOptions  # noqa: E402
+from moqwk.stages.search_loop import SearchOptions, run_search  # noqa: E402
+from moqwk.stages.selector import SelectOptions  # noqa: E402
 
 TARGETS = ("Overall", "Vocabulary", "Cohesion")
 ARMS = {"all": sorted(METHODS), "inductive": ["round", "stretch", "thresholds"]}

@@ -29,7 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import load_config  # noqa: E402
 
 ARMS = {
@@ -85,7 +85,7 @@ def score(cfg: Path, run_dir: Path, cache: Path, fresh_seed: int, fresh_repeats:
     os.environ["MOQWK_CACHE_DIR"] = str(cache)
     from moqwk._api.select_outputs import run_selection
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import options_from
+    from moqwk.stages.selector import options_from
 
     config = load_config(cfg)
     ws = Workspace.open(config, run_dir)

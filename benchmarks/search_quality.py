@@ -29,14 +29,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
 from moqwk._api.select_outputs import run_selection  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import load_config, parse_config  # noqa: E402
 from moqwk.core.objectives import DEFAULT_OBJECTIVES  # noqa: E402
 from moqwk.core.pareto import hypervolume, loss_matrix  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
-from moqwk.search import SearchOptions, run_search  # noqa: E402
-from moqwk.selector import SelectOptions, candidate_pool, pareto_front  # noqa: E402
+from moqwk.stages.search_loop import SearchOptions, run_search  # noqa: E402
+from moqwk.stages.selector import SelectOptions, candidate_pool, pareto_front  # noqa: E402
 
 OBJECTIVES = DEFAULT_OBJECTIVES.names
 

@@ -22,8 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import moqwk.cv as cv_module  # noqa: E402
-from moqwk import artifacts  # noqa: E402
+import moqwk.engine.cv as cv_module  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import parse_config  # noqa: E402
 from moqwk.core.batching import batch_seed  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402

@@ -4,7 +4,7 @@ On the ELLIPSE corpus, with prompt-holdout folds whose features are already cach
 
 1. Overhead: ``CVEngine.run(params)`` against a bare loop of ``xgboost.train`` + ``predict`` on
    the very same fold DMatrix objects, with the same booster params and rounds
-   (``moqwk.cv.booster_params``). The two alternate within each repetition; the median ratio
+   (``moqwk.engine.cv.booster_params``). The two alternate within each repetition; the median ratio
    moqwk / raw is reported per param config (goal: <= 1.05). The fixed per-trial cost (out-of-fold
    frame and metrics) is also timed on its own.
 2. Throughput: real searches with a small budget, 1 worker (2 XGBoost threads) against 2 workers
@@ -58,11 +58,11 @@ import optuna  # noqa: E402
 import xgboost as xgb  # noqa: E402
 import yaml  # noqa: E402
 
-from moqwk import artifacts  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import parse_config  # noqa: E402
-from moqwk.cv import booster_params  # noqa: E402
+from moqwk.engine.cv import booster_params  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
-from moqwk.search import Objective, SearchOptions, run_search  # noqa: E402
+from moqwk.stages.search_loop import Objective, SearchOptions, run_search  # noqa: E402
 from moqwk.study.records import is_counted, records  # noqa: E402
 
 DEFAULT_CSV = "../shared/data/ellipse/ELLIPSE_Final_github_test.csv"

@@ -2,7 +2,7 @@
 
 The pre-registered rules are in docs/research/whole-pipeline-design.md (committed before any run).
 Corpora: ELLIPSE Overall (``overall``), ELLIPSE Cohesion (``cohesion``) and the per-prompt-scale
-corpus built from ELLIPSE by :mod:`moqwk.scaled_corpus` (``scaled``, leave one prompt out).
+corpus built from ELLIPSE by :mod:`moqwk.data.scaled_corpus` (``scaled``, leave one prompt out).
 Arms:
 
 - ``baseline`` (A0): the baseline params with each mapping method, CV and fresh; deterministic.
@@ -39,21 +39,21 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from moqwk import artifacts  # noqa: E402
 from moqwk._api.select_outputs import run_selection  # noqa: E402
+from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402
 from moqwk.core.mapping import METHODS  # noqa: E402
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, METRICS  # noqa: E402
-from moqwk.errors import ConfigError  # noqa: E402
-from moqwk.run.workspace import Workspace  # noqa: E402
-from moqwk.scaled_corpus import (  # noqa: E402
+from moqwk.data.scaled_corpus import (  # noqa: E402
     ELLIPSE_SPECS,
     ellipse_path,
     ellipse_scaled_frame,
     write_scaled_corpus,
 )
-from moqwk.search import SearchOptions, run_search  # noqa: E402
-from moqwk.selector import SelectOptions  # noqa: E402
+from moqwk.errors import ConfigError  # noqa: E402
+from moqwk.run.workspace import Workspace  # noqa: E402
+from moqwk.stages.search_loop import SearchOptions, run_search  # noqa: E402
+from moqwk.stages.selector import SelectOptions  # noqa: E402
 
 CORPORA = ("overall", "cohesion", "scaled")
 ARMS = ("today", "new")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import moqwk
-from moqwk.demo_corpus import make_demo_corpus
+from moqwk.data.demo_corpus import make_demo_corpus
 
 CONFIG = {
     "data": {"demo": True, "demo_seed": 0},

@@ -22,8 +22,6 @@ it imports no Optuna, SQLAlchemy, matplotlib or XGBoost, and the scoring path
 from __future__ import annotations
 
 import os as _os
-import sys as _sys
-import types as _types
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
@@ -100,21 +98,6 @@ def __getattr__(name: str) -> _Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
-
-
-class _Package(_types.ModuleType):
-    """``moqwk`` itself. ``moqwk.cv``, ``moqwk.search`` and ``moqwk.compare`` are the API's
-    functions, but modules of those names exist too, and importing a submodule binds it as an
-    attribute of its package: this keeps the functions there (``from moqwk.search import X``
-    still finds the module, through ``sys.modules``)."""
-
-    def __setattr__(self, name: str, value: _Any) -> None:
-        if isinstance(value, _types.ModuleType) and name in _EXPORTS:
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

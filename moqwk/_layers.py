@@ -19,7 +19,7 @@ from pathlib import Path
 
 #: The layers, bottom first. A module may import modules of its own layer and the layers below.
 LAYERS: tuple[str, ...] = (
-    "core", "edges", "features", "study", "config", "data", "cv", "run", "stages", "output",
+    "core", "edges", "features", "study", "config", "data", "engine", "run", "stages", "output",
     "api", "cli",
 )
 
@@ -28,32 +28,20 @@ TABLE: Mapping[str, str] = {
     "moqwk.core": "core",
     "moqwk._version": "edges",
     "moqwk._layers": "edges",
-    "moqwk.atomic": "edges",
     "moqwk.errors": "edges",
-    "moqwk.progress": "edges",
-    "moqwk.artifacts": "edges",
-    "moqwk._fields": "edges",  # config-field declarations: read by config and features
+    "moqwk.base": "edges",  # atomic writes, artifacts, progress events, config-field declarations
     "moqwk.features": "features",
     "moqwk.study": "study",
     "moqwk.config": "config",
-    "moqwk.corpus": "data",
-    "moqwk.demo_corpus": "data",
-    "moqwk.scaled_corpus": "data",
-    "moqwk.starter_config": "data",
-    "moqwk.cv": "cv",
-    "moqwk.predictions": "cv",
-    "moqwk.racing": "cv",
+    "moqwk.data": "data",
+    "moqwk.engine": "engine",
     "moqwk.run": "run",
-    "moqwk.search": "stages",
-    "moqwk.selector": "stages",
-    "moqwk.compare": "stages",
-    "moqwk.status": "stages",
+    "moqwk.stages": "stages",
     "moqwk.model": "stages",
     "moqwk.reports": "output",
     "moqwk.console": "output",
     "moqwk": "api",  # the package itself: the public face (``moqwk.cv`` ... ``moqwk.predict``)
     "moqwk._api": "api",
-    "moqwk.demo": "api",
     "moqwk.cli": "cli",
     "moqwk.__main__": "cli",
 }
@@ -62,29 +50,8 @@ TABLE: Mapping[str, str] = {
 #: is handed it by its caller (``moqwk/_api/``, ``moqwk/cli/``): "views render; they do not run".
 NOT_READ: Mapping[str, tuple[str, ...]] = {"output": ("stages",)}
 
-#: The modules loose at the top level, and the package each would move to (one mechanical commit
-#: later; not moved yet because other branches edit them). The layer is the table's.
-PROPOSED_PACKAGE: Mapping[str, str] = {
-    "moqwk.atomic": "moqwk.base.atomic",
-    "moqwk.errors": "moqwk.errors (stays: the public exceptions)",
-    "moqwk.progress": "moqwk.base.progress",
-    "moqwk.artifacts": "moqwk.base.artifacts",
-    "moqwk.corpus": "moqwk.data.corpus",
-    "moqwk.demo_corpus": "moqwk.data.demo_corpus",
-    "moqwk.scaled_corpus": "moqwk.data.scaled_corpus",
-    "moqwk.starter_config": "moqwk.data.starter_config",
-    "moqwk.cv": "moqwk.engine.cv",
-    "moqwk.predictions": "moqwk.engine.predictions",
-    "moqwk.racing": "moqwk.engine.racing",
-    "moqwk.search": "moqwk.stages.search_loop",
-    "moqwk.selector": "moqwk.stages.selector",
-    "moqwk.compare": "moqwk.stages.compare",
-    "moqwk.status": "moqwk.stages.status",
-    "moqwk.demo": "moqwk._api.demo",
-    "moqwk._fields": "moqwk.base.fields",
-    "moqwk._version": "moqwk._version (stays: private, read by any layer)",
-    "moqwk._layers": "moqwk._layers (stays: the table itself)",
-}
+#: The only modules at the top of the package; everything else sits in the package of its layer.
+TOP_LEVEL: tuple[str, ...] = ("moqwk.errors", "moqwk._version", "moqwk._layers", "moqwk.__main__")
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -253,6 +220,6 @@ def cycles(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
 
 def package_of(module: str) -> str:
     """The node of the package-level picture: a subpackage of moqwk (``moqwk.features``) or a
-    loose top-level module (``moqwk.cv``)."""
+    loose top-level module (``moqwk.errors``)."""
     parts = module.split(".")
     return ".".join(parts[:2])

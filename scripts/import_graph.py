@@ -5,7 +5,7 @@
     scripts/import_graph.py --mermaid  the layers as a mermaid flowchart: a box per layer, an
                                        arrow where a layer imports another
 
-A node is a subpackage of moqwk (``moqwk.features``) or a loose top-level module (``moqwk.cv``).
+A node is a subpackage of moqwk (``moqwk.features``) or a loose top-level module (``moqwk.errors``).
 Every import counts: module level, inside functions and under ``TYPE_CHECKING``. The layer
 table is ``moqwk/_layers.py``; ``tests/test_layers.py`` fails on what this prints as a problem.
 The summary line counts the upward module imports, the upward package edges, the imports the

@@ -83,7 +83,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def _demo_frame_cached() -> pd.DataFrame:
-    from moqwk.demo_corpus import make_demo_corpus
+    from moqwk.data.demo_corpus import make_demo_corpus
 
     return make_demo_corpus(0)
 

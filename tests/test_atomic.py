@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from moqwk import artifacts
-from moqwk.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from moqwk.base import artifacts
+from moqwk.base.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def half_then_raise(exc: BaseException):
@@ -67,10 +67,10 @@ def test_every_npz_read_goes_through_the_lock():
     """np.load parses .npy headers with ast, which two threads must not do at once on CPython
     3.11 (python/cpython#106905: it then breaks every later ast call in the process). Fold
     builds and search workers read .npz files from threads, so moqwk reads them only through
-    moqwk.atomic.read_npz, under one lock."""
+    moqwk.base.atomic.read_npz, under one lock."""
     import ast as _ast
 
-    from moqwk.atomic import NPZ_READ_LOCK
+    from moqwk.base.atomic import NPZ_READ_LOCK
 
     root = Path(__file__).resolve().parents[1] / "moqwk"
     calls = []
@@ -87,7 +87,7 @@ def test_every_npz_read_goes_through_the_lock():
 def test_read_npz_reads_the_named_arrays(tmp_path: Path):
     import numpy as np
 
-    from moqwk.atomic import read_npz
+    from moqwk.base.atomic import read_npz
 
     path = tmp_path / "a.npz"
     np.savez(path, x=np.arange(3), y=np.ones(2))

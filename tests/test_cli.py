@@ -17,7 +17,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from moqwk.cli import main
 from moqwk.config import load_config
-from moqwk.corpus import load_corpus
+from moqwk.data.corpus import load_corpus
 
 OOF_COLUMNS = ["id", "prompt", "fold", "repeat", "y_true", "y_pred_raw", "y_pred_mapped",
                "y_pred", "residual", "mapping_fallback", "in_low_tail", "in_high_tail"]
@@ -80,7 +80,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, demo_config_yaml: str) ->
 
 @pytest.fixture(scope="module")
 def demo_prompt_of(demo_config_yaml: str) -> dict[str, str]:
-    from moqwk.demo_corpus import make_demo_corpus
+    from moqwk.data.demo_corpus import make_demo_corpus
 
     df = make_demo_corpus(0)
     return dict(zip(df["essay_id"], df["prompt"], strict=True))
@@ -569,7 +569,7 @@ def test_init_prints_to_stdout_and_refuses_to_overwrite(
 
 
 def test_init_per_prompt_scales(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from moqwk.demo_corpus import make_demo_corpus
+    from moqwk.data.demo_corpus import make_demo_corpus
 
     df = make_demo_corpus(0, per_prompt_scales=True)
     df.to_csv(tmp_path / "essays.csv", index=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from moqwk.compare import JOINT_LOSS_LIMIT, RunSummary, verdict
 from moqwk.core.objectives import DEFAULT_OBJECTIVES
+from moqwk.stages.compare import JOINT_LOSS_LIMIT, RunSummary, verdict
 
 NAMES = DEFAULT_OBJECTIVES.names  # worst_prompt_qwk, mean_qwk, low_tail_mae, high_tail_mae
 SE = {"worst_prompt_qwk": 0.05, "mean_qwk": 0.01, "low_tail_mae": 0.004, "high_tail_mae": 0.004}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from moqwk._fields import dump, fields_of, override, parse, setting
+from moqwk.base.fields import dump, fields_of, override, parse, setting
 from moqwk.config import load as load_mod
 from moqwk.config import search as search_mod
 from moqwk.config.load import DECLARED, parse_config
@@ -82,7 +82,7 @@ def test_every_section_is_its_declarations(section):
 def test_the_defaults_live_in_the_declarations_only():
     """select's options and a default config read SelectConfig's declared defaults."""
     from moqwk.config import SelectConfig
-    from moqwk.selector import SelectOptions, options_from
+    from moqwk.stages.selector import SelectOptions, options_from
 
     opts = options_from(SelectConfig())
     for name, f in fields_of(SelectConfig):
@@ -93,7 +93,7 @@ def test_the_defaults_live_in_the_declarations_only():
 
 def test_a_flag_is_checked_as_the_field_it_overrides():
     from moqwk.config import SelectConfig
-    from moqwk.selector import options_from
+    from moqwk.stages.selector import options_from
 
     assert options_from(SelectConfig(), gate_margin=0.05).gate_margin == 0.05
     assert options_from(SelectConfig(), tie_tolerance=0.0).tie_tolerance == 0.0

@@ -47,7 +47,7 @@ def test_bad_racing_fields_name_their_path(field, value, says):
 
 
 def test_a_rung_not_below_the_folds_is_refused_when_the_search_plans():
-    from moqwk import racing
+    from moqwk.engine import racing
 
     c = _cfg(racing_rungs=[2, 5])
     with pytest.raises(ConfigError, match="search.racing_rungs: 5 folds is not fewer than"):

@@ -1,4 +1,4 @@
-"""Corpus validation, scale inference and loading (moqwk.corpus)."""
+"""Corpus validation, scale inference and loading (moqwk.data.corpus)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from moqwk.config import DataConfig, ScaleConfig, parse_config
 from moqwk.core.scale import Scale
-from moqwk.corpus import infer_scale, load_corpus, read_table, validate_frame
-from moqwk.demo_corpus import DEMO_PER_PROMPT_SCALES, make_demo_corpus
+from moqwk.data.corpus import infer_scale, load_corpus, read_table, validate_frame
+from moqwk.data.demo_corpus import DEMO_PER_PROMPT_SCALES, make_demo_corpus
 from moqwk.errors import DataError
 
 DC = DataConfig(path=None)  # columns essay_id, text, prompt, score

@@ -19,7 +19,7 @@ import pytest
 
 from moqwk.cli import main
 from moqwk.errors import RunDirError
-from moqwk.status import storage_for
+from moqwk.stages.status import storage_for
 from moqwk.study.dashboard import constraint_list, constraint_names
 
 pytest.importorskip("optuna_dashboard", reason="the 'dashboard' extra is not installed")
@@ -171,7 +171,7 @@ def test_dashboard_refuses_writes_and_the_study_is_unchanged(selected_run, dashb
 def test_dashboard_on_postgresql_masks_the_password(selected_run, postgres_url, tmp_path):
     import optuna
 
-    from moqwk.artifacts import mask_url
+    from moqwk.base.artifacts import mask_url
     from moqwk.run.layout import default_storage_url
 
     name = f"dashboard-{os.getpid()}"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moqwk.demo_corpus import DEMO_GLOBAL_SCALE, DEMO_PER_PROMPT_SCALES, make_demo_corpus
+from moqwk.data.demo_corpus import DEMO_GLOBAL_SCALE, DEMO_PER_PROMPT_SCALES, make_demo_corpus
 
 
 @cache

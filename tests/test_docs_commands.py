@@ -178,7 +178,7 @@ def layout_files(markdown: str) -> list[str]:
 
 
 def test_readme_pipeline_runs_on_the_demo_corpus(tmp_path: Path) -> None:
-    from moqwk.demo_corpus import make_demo_corpus
+    from moqwk.data.demo_corpus import make_demo_corpus
 
     readme = README.read_text(encoding="utf-8")
     commands = sh_commands(section(readme, "## The pipeline"))

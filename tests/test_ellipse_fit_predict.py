@@ -21,8 +21,8 @@ import yaml
 
 from moqwk.config import parse_config
 from moqwk.core.splits import Splits
-from moqwk.corpus import load_corpus, validate_frame
-from moqwk.cv import CVEngine
+from moqwk.data.corpus import load_corpus, validate_frame
+from moqwk.engine.cv import CVEngine
 from moqwk.model import FitSource, fit_model
 
 pytestmark = [pytest.mark.ellipse, pytest.mark.slow]

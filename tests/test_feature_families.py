@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moqwk._fields import setting
+from moqwk.base.fields import setting
 from moqwk.errors import ConfigError, ModelError
 from moqwk.features import FeatureConfig, FeatureStore
 from moqwk.features.family import EssayData, Essays, Family, PerEssayFamily
@@ -273,8 +273,8 @@ def test_held_out_labels_and_texts_change_no_training_features_in_the_engine(
     trains on the same features (the store never sees a label), as the engine builds them."""
     from moqwk.config import load_config
     from moqwk.config.sections import DataConfig
-    from moqwk.corpus import validate_frame
-    from moqwk.cv import CVEngine
+    from moqwk.data.corpus import validate_frame
+    from moqwk.engine.cv import CVEngine
     from moqwk.run.splits_file import make_splits
 
     config = load_config(demo_config_path)
@@ -311,8 +311,8 @@ def test_trials_that_share_a_variant_share_its_blocks(demo_config_path):
     """Three runs through one store: a new feature variant builds only the family it changes;
     another engine (a second worker) on a known variant reads every block from the memo."""
     from moqwk.config import load_config
-    from moqwk.corpus import load_corpus
-    from moqwk.cv import CVEngine
+    from moqwk.data.corpus import load_corpus
+    from moqwk.engine.cv import CVEngine
     from moqwk.run.splits_file import make_splits
 
     config = load_config(demo_config_path)

@@ -93,8 +93,8 @@ def test_fit_uses_the_trials_feature_variant(searched, tmp_path, demo_frame):
 
 def test_cv_mapping_flag_scores_that_method_and_says_so(tmp_path, demo_config_path, moqwk):
     from moqwk.config import load_config
-    from moqwk.corpus import load_corpus
-    from moqwk.cv import metrics_from_oof
+    from moqwk.data.corpus import load_corpus
+    from moqwk.engine.cv import metrics_from_oof
 
     run_dir = tmp_path / "run"
     rc, out, err = moqwk("cv", "--config", demo_config_path, "--run-dir", run_dir,

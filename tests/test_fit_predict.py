@@ -23,11 +23,11 @@ import moqwk
 from moqwk.config import Config, parse_config
 from moqwk.core.scale import EssayScale, Scale, ScoreScales
 from moqwk.core.splits import Splits
-from moqwk.corpus import Corpus, load_corpus, validate_frame
-from moqwk.cv import CVEngine
+from moqwk.data.corpus import Corpus, load_corpus, validate_frame
+from moqwk.engine.cv import CVEngine
 from moqwk.errors import ConfigError, DataError, ModelError, RunDirError
 from moqwk.model import OUTPUT_COLUMNS, FitSource, apply_score_mapping, fit_model, load_model
-from moqwk.model.mapping import mapping_record, small_prompts
+from moqwk.model.mapping_record import mapping_record, small_prompts
 
 HELD_OUT = "P03"
 PARAMS = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 40, "subsample": 0.8,
@@ -138,7 +138,7 @@ def test_fit_is_deterministic(global_case, tmp_path, _demo_frame_cached):
 @pytest.fixture(scope="module")
 def per_prompt_case(tmp_path_factory, demo_config_yaml):
     """The demo corpus with a scale per prompt (inferred): LOPO rows and a model without P03."""
-    from moqwk.demo_corpus import make_demo_corpus
+    from moqwk.data.demo_corpus import make_demo_corpus
 
     tmp = tmp_path_factory.mktemp("fit-per-prompt")
     config = config_from(demo_config_yaml, tmp, data={"demo_per_prompt_scales": True},

@@ -23,8 +23,8 @@ import pytest
 
 from moqwk.cli import main
 from moqwk.core.splits import Splits
-from moqwk.corpus import load_corpus
-from moqwk.cv import CVEngine
+from moqwk.data.corpus import load_corpus
+from moqwk.engine.cv import CVEngine
 from moqwk.model import load_model
 from moqwk.run.record import run_config
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moqwk.artifacts import sha256_file
+from moqwk.base.artifacts import sha256_file
 from moqwk.errors import DataError, ModelError
 from moqwk.features import FeatureConfig, FeatureStore
 from moqwk.features.fitted import ARRAYS_FILE, META_FILE, FittedFeatures

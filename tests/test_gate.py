@@ -12,7 +12,7 @@ import pytest
 from moqwk.config import load_config
 from moqwk.core.noise import gate_noise
 from moqwk.run.workspace import Workspace
-from moqwk.selector import SelectOptions, _gate_metrics, gate_check
+from moqwk.stages.selector import SelectOptions, _gate_metrics, gate_check
 
 PARAMS = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 40}
 

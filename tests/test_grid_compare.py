@@ -255,7 +255,7 @@ def test_compare_redraws_a_fresh_repeat_that_would_be_the_searches_folds(chain, 
     folds. Such "fresh" folds would report in-sample numbers as fresh, so compare redraws that
     repeat: its fresh folds differ from every run's recorded folds."""
     from moqwk.core.splits import prompt_holdout
-    from moqwk.demo_corpus import make_demo_corpus
+    from moqwk.data.demo_corpus import make_demo_corpus
 
     df = make_demo_corpus(0)
     codes = df["prompt"].astype("category").cat.codes.to_numpy()

@@ -185,8 +185,8 @@ def test_a_run_never_changes_its_holdout(tmp_path, demo_config_yaml, moqwk,
 
 def search_and_select(ws, cache: Path, monkeypatch) -> tuple[list[dict], dict]:
     from moqwk._api.select_outputs import run_selection
-    from moqwk.search import SearchOptions, run_search
-    from moqwk.selector import options_from
+    from moqwk.stages.search_loop import SearchOptions, run_search
+    from moqwk.stages.selector import options_from
 
     monkeypatch.setenv("MOQWK_CACHE_DIR", str(cache))  # nothing shared through the cache
     run_search(ws, SearchOptions(n_trials=4, n_jobs=1))
@@ -214,7 +214,7 @@ def workspace_with(config, corpus, mask, run_dir: Path):
 @pytest.mark.slow
 def test_holdout_labels_reach_nothing_but_the_holdout_numbers(tmp_path, demo_config_yaml,
                                                               demo_frame, monkeypatch):
-    from moqwk.corpus import load_corpus
+    from moqwk.data.corpus import load_corpus
     from moqwk.run.holdout import draw_holdout
 
     data = {"path": str(tmp_path / "essays.csv"), "id_column": "essay_id",

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from moqwk.config import Config, parse_config
-from moqwk.corpus import Corpus, load_corpus, validate_frame
-from moqwk.cv import CVEngine
+from moqwk.data.corpus import Corpus, load_corpus, validate_frame
+from moqwk.engine.cv import CVEngine
 from moqwk.errors import ConfigError
 from moqwk.model import FitSource, fit_model, load_model
 from moqwk.run.splits_file import make_splits

@@ -82,46 +82,58 @@ def test_the_table_names_real_modules_and_layers():
             f"TABLE names {prefix}, which is no module of moqwk"
 
 
-def test_every_loose_module_has_a_proposed_package():
+def test_the_tree_shows_the_layers():
+    """No module sits loose at the top but the few named, and no package spans two layers."""
     loose = {m for m, p in MODULES.items()
-             if m.count(".") == 1 and p.name != "__init__.py" and m != "moqwk.__main__"}
-    assert loose == set(L.PROPOSED_PACKAGE), (
-        f"without a proposal: {sorted(loose - set(L.PROPOSED_PACKAGE))}; "
-        f"no such module: {sorted(set(L.PROPOSED_PACKAGE) - loose)}")
+             if m.count(".") == 1 and p.name != "__init__.py"}
+    assert loose == set(L.TOP_LEVEL), (
+        f"loose at the top (put it in its layer's package): {sorted(loose - set(L.TOP_LEVEL))}; "
+        f"no such module: {sorted(set(L.TOP_LEVEL) - loose)}")
+    by_package: dict[str, set[str]] = {}
+    for m in MODULES:
+        if m.count(".") >= 1 and m not in L.TOP_LEVEL:
+            by_package.setdefault(".".join(m.split(".")[:2]), set()).add(L.layer_of(m))
+    split = {p: sorted(layers) for p, layers in by_package.items() if len(layers) > 1}
+    assert not split, f"packages across layers: {split}"
 
 
 def test_the_architecture_page_shows_the_table():
-    """Each layer and each proposed move is on the page, as the table says."""
+    """Each layer is on the page with the packages the table gives it."""
     text = (REPO / "docs/explanation/architecture.md").read_text(encoding="utf-8")
     for layer in L.LAYERS:
-        assert re.search(rf"^\| {layer} \|", text, re.M), f"layer {layer} is not in the page"
-    for module, target in L.PROPOSED_PACKAGE.items():
-        name = module.removeprefix("moqwk.")
-        row = f"| `{name}.py` | {L.layer_of(module)} | `{target.split(' ')[0]}`"
-        assert row in text, f"the page lacks the row {row!r}"
+        row = re.search(rf"^\| {layer} \| (.*?) \|", text, re.M)
+        assert row, f"layer {layer} is not in the page"
+        for prefix, at in L.TABLE.items():
+            if at == layer and prefix != "moqwk":
+                path = prefix.replace(".", "/")
+                path = f"`{path}.py`" if (REPO / f"{path}.py").exists() else f"`{path}/`"
+                assert path in row.group(1), f"the page's {layer} row lacks {path}"
 
 
 # --- the checker itself -----------------------------------------------------------------------
 
 KNOWN = {"moqwk", "moqwk.core", "moqwk.core.metrics", "moqwk.console", "moqwk.console.views",
-         "moqwk.search", "moqwk.config", "moqwk.config.search", "moqwk.study",
-         "moqwk.study.space", "moqwk.artifacts"}
+         "moqwk.stages.search_loop", "moqwk.config", "moqwk.config.search", "moqwk.study",
+         "moqwk.study.space", "moqwk.base", "moqwk.base.artifacts", "moqwk.stages"}
 
 
 @pytest.mark.parametrize("source, module, imported, local, type_only", [
-    ("from moqwk.search import run_search", "moqwk.console.views", "moqwk.search", False, False),
-    ("def f():\n    from moqwk.search import run_search\n", "moqwk.console.views",
-     "moqwk.search", True, False),
+    ("from moqwk.stages.search_loop import run_search", "moqwk.console.views",
+     "moqwk.stages.search_loop", False, False),
+    ("def f():\n    from moqwk.stages.search_loop import run_search\n", "moqwk.console.views",
+     "moqwk.stages.search_loop", True, False),
     ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from moqwk.config.search import S\n",
      "moqwk.study.space", "moqwk.config.search", False, True),
     ("import typing\nif typing.TYPE_CHECKING:\n    import moqwk.config.search\n",
      "moqwk.study.space", "moqwk.config.search", False, True),
     ("from ..config import search", "moqwk.study.space", "moqwk.config.search", False, False),
-    ("from .. import search", "moqwk.console.views", "moqwk.search", False, False),
-    ("from moqwk import artifacts", "moqwk.core.metrics", "moqwk.artifacts", False, False),
-    ("from moqwk import __version__", "moqwk.artifacts", "moqwk", False, False),
-    ("class A:\n    def m(self):\n        import moqwk.search\n", "moqwk.core.metrics",
-     "moqwk.search", True, False),
+    ("from ..stages import search_loop", "moqwk.console.views", "moqwk.stages.search_loop",
+     False, False),
+    ("from moqwk.base import artifacts", "moqwk.core.metrics", "moqwk.base.artifacts", False,
+     False),
+    ("from moqwk import __version__", "moqwk.base.artifacts", "moqwk", False, False),
+    ("class A:\n    def m(self):\n        import moqwk.stages.search_loop\n", "moqwk.core.metrics",
+     "moqwk.stages.search_loop", True, False),
 ])
 def test_the_checker_finds_every_kind_of_import(source, module, imported, local, type_only):
     found = L.imports_of(module, source, KNOWN)
@@ -136,13 +148,14 @@ def test_the_checker_resolves_relative_imports_in_a_package_init():
 
 def test_the_else_branch_of_type_checking_is_a_real_import():
     source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    pass\n"
-              "else:\n    import moqwk.search\n")
+              "else:\n    import moqwk.stages.search_loop\n")
     (imp,) = L.imports_of("moqwk.core.metrics", source, KNOWN)
     assert not imp.type_only
 
 
 @pytest.mark.parametrize("module, layer", [
-    ("moqwk.core.metrics", "core"), ("moqwk.config.search", "config"), ("moqwk.search", "stages"),
+    ("moqwk.core.metrics", "core"), ("moqwk.config.search", "config"),
+    ("moqwk.stages.search_loop", "stages"),
     ("moqwk", "api"), ("moqwk._api.study", "api"), ("moqwk.cli.search", "cli"),
     ("moqwk.run.study_url", "run"), ("moqwk.nothing", None), ("numpy", None),
 ])
@@ -153,7 +166,7 @@ def test_the_longest_prefix_gives_the_layer(module, layer):
 def test_upward_and_not_read_are_reported():
     up = L.Import("moqwk.study.space", "moqwk.config.search", 1, False, True)
     down = L.Import("moqwk.config.search", "moqwk.study.samplers", 1, False, False)
-    view = L.Import("moqwk.console.views", "moqwk.search", 1, True, False)
+    view = L.Import("moqwk.console.views", "moqwk.stages.search_loop", 1, True, False)
     assert L.upward([up, down, view]) == [up]
     assert L.not_read([up, down, view]) == [view]
 

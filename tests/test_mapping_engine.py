@@ -17,8 +17,8 @@ import yaml
 from moqwk.config import load_config
 from moqwk.core.mapping import METHODS
 from moqwk.core.splits import SCHEMES
-from moqwk.corpus import Corpus, load_corpus
-from moqwk.cv import CVEngine
+from moqwk.data.corpus import Corpus, load_corpus
+from moqwk.engine.cv import CVEngine
 from moqwk.run.splits_file import make_splits
 
 #: Few trees: a run of every method on both schemes stays a few seconds.

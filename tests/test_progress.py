@@ -13,9 +13,9 @@ import re
 import pytest
 from rich.console import Console
 
+from moqwk.base.progress import NO_PROGRESS
 from moqwk.cli import build_parser, main
 from moqwk.console.progress import BarProgress, LineProgress, make_progress
-from moqwk.progress import NO_PROGRESS
 
 #: The time of day every log line starts with (LineProgress and the search's trial lines).
 STAMP = re.compile(r"^\d\d:\d\d:\d\d ")

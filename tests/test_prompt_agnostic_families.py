@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moqwk.demo_corpus import make_demo_corpus
+from moqwk.data.demo_corpus import make_demo_corpus
 from moqwk.errors import ConfigError
 from moqwk.features import FeatureConfig, FeatureStore
 from moqwk.features.families.connectives import CONNECTIVES
@@ -140,7 +140,11 @@ def test_bad_fields_name_their_path():
 def _scaled_config(tmp_path: Path, **extra) -> Path:
     import yaml
 
-    from moqwk.scaled_corpus import SYNTHETIC_SPECS, synthetic_scaled_frame, write_scaled_corpus
+    from moqwk.data.scaled_corpus import (
+        SYNTHETIC_SPECS,
+        synthetic_scaled_frame,
+        write_scaled_corpus,
+    )
 
     feats = {**SMALL, "readability": True, "connectives": True,
              "lexical": {"enabled": True, "reference": "training"}}
@@ -153,7 +157,7 @@ def _scaled_config(tmp_path: Path, **extra) -> Path:
 
 
 def test_cv_scores_with_the_new_families_and_names_them(tmp_path: Path, capsys):
-    from moqwk import artifacts
+    from moqwk.base import artifacts
     from moqwk.cli import main
 
     cfg = _scaled_config(tmp_path)
@@ -169,7 +173,7 @@ def test_cv_scores_with_the_new_families_and_names_them(tmp_path: Path, capsys):
 
 
 def test_a_search_over_features_records_the_drawn_family_switches(tmp_path: Path):
-    from moqwk import artifacts
+    from moqwk.base import artifacts
     from moqwk.cli import main
 
     space = {"max_depth": {"type": "int", "low": 2, "high": 3},
@@ -186,7 +190,7 @@ def test_a_search_over_features_records_the_drawn_family_switches(tmp_path: Path
 
 
 def test_fit_and_predict_a_trial_that_switched_the_families_on(tmp_path: Path):
-    from moqwk import artifacts
+    from moqwk.base import artifacts
     from moqwk.cli import main
 
     space = {"max_depth": {"type": "int", "low": 2, "high": 3},

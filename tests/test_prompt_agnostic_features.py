@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from moqwk.demo_corpus import make_demo_corpus
+from moqwk.data.demo_corpus import make_demo_corpus
 from moqwk.features.connectives import CATEGORIES, CONNECTIVES, ConnectivesFamily
 from moqwk.features.lexical import BANDS, LexicalFamily, package_counts
 from moqwk.features.readability import ReadabilityFamily, syllables

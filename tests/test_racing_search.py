@@ -68,11 +68,11 @@ def monkeypatch_module():
 
 
 def test_replaying_racing_over_a_finished_search_never_stops_a_front_trial(racing_off):
-    from moqwk import racing
     from moqwk.config import load_config
     from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
+    from moqwk.engine import racing
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import load_trials
+    from moqwk.stages.selector import load_trials
 
     cfg, run_dir = racing_off
     config = load_config(cfg)

@@ -327,7 +327,7 @@ def test_bbc_in_select_is_the_configured_rule_s_replay(median_run):
     """selected_params.json's BBC-CV estimate is the mean-first rule's replay, by hand."""
     from moqwk.config import load_config
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import load_trials
+    from moqwk.stages.selector import load_trials
 
     run_dir = median_run["run_dir"]
     rec = median_run["mean_first"]

@@ -257,8 +257,8 @@ def test_demo_refuses_a_run_dir_made_with_another_config_and_says_how_to_start_a
     """A runs/demo whose config.yaml is not the built-in demo's (edited, or written by a moqwk
     whose defaults differed: here the score mapping before stretch became the default) is
     refused before any work, with the way out, and left as it was."""
+    from moqwk._api.demo import demo_config
     from moqwk.cli import main
-    from moqwk.demo import demo_config
     from moqwk.run.record import record_config
 
     run_dir = tmp_path / "runs" / "demo"

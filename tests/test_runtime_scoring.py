@@ -84,12 +84,25 @@ def test_import_moqwk_and_scoring_import_no_search_stack(model_dir, essays_csv):
     assert got["y_pred"] == _expected(model_dir, essays_csv)
 
 
-def test_the_api_names_are_the_functions_after_the_modules_of_those_names_load():
-    code = ("import moqwk, moqwk.search, moqwk.cv, moqwk.compare, types; "
+def test_no_module_of_moqwk_shares_a_name_with_the_api():
+    # Importing a submodule binds it as an attribute of its package, so a module moqwk/cv.py
+    # would replace the function moqwk.cv as soon as anything imported it.
+    children = {p.stem for p in (REPO / "moqwk").iterdir()
+                if p.suffix == ".py" or (p / "__init__.py").exists()}
+    code = "import moqwk; print(' '.join(moqwk._EXPORTS))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    exports = set(out.stdout.split())
+    assert "cv" in exports and "search" in exports
+    assert children & exports == set()
+
+
+def test_the_api_names_are_the_functions_after_every_stage_module_loads():
+    code = ("import moqwk, moqwk.stages.search_loop, moqwk.engine.cv, moqwk.stages.compare, "
+            "moqwk.stages.selector, moqwk._api.demo, types; "
             "assert all(callable(getattr(moqwk, n)) and not isinstance(getattr(moqwk, n), "
             "types.ModuleType) for n in ('search', 'cv', 'compare', 'select')); "
-            "from moqwk.search import run_search; print(sorted(moqwk.__all__) == "
-            "sorted(['__version__', *moqwk._EXPORTS]))")
+            "print(sorted(moqwk.__all__) == sorted(['__version__', *moqwk._EXPORTS]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     assert out.stdout.strip() == "True"

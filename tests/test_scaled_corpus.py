@@ -16,22 +16,32 @@ import pytest
 import yaml
 
 from moqwk.config import load_config
-from moqwk.corpus import load_corpus
-from moqwk.cv import CVEngine
-from moqwk.run.splits_file import make_splits
-from moqwk.scaled_corpus import (
+from moqwk.data.corpus import load_corpus
+from moqwk.data.scaled_corpus import (
     ELLIPSE_SPECS,
     SYNTHETIC_SPECS,
     PromptSpec,
+    ellipse_path,
     ellipse_scaled_frame,
     rescale,
     synthetic_scaled_frame,
     write_scaled_corpus,
 )
+from moqwk.engine.cv import CVEngine
+from moqwk.run.splits_file import make_splits
 
 PARAMS = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 40}
 #: Small features: the property is about the mapping, and ten folds stay a few seconds.
 FEATURES = {"char": {"enabled": False}, "word": {"svd_components": 16}}
+
+
+def test_the_default_ellipse_path_is_the_shared_folder_beside_the_repository(monkeypatch):
+    monkeypatch.delenv("MOQWK_ELLIPSE_CSV", raising=False)
+    repo = Path(__file__).resolve().parents[1]
+    assert ellipse_path() == (repo.parent / "shared" / "data" / "ellipse"
+                              / "ELLIPSE_Final_github_test.csv")
+    monkeypatch.setenv("MOQWK_ELLIPSE_CSV", "/elsewhere/e.csv")
+    assert ellipse_path() == Path("/elsewhere/e.csv")
 
 
 def test_rescale_is_monotone_onto_the_declared_scale():
@@ -73,7 +83,7 @@ def test_synthetic_scaled_frame_keeps_each_prompts_order(tmp_path: Path):
 def test_a_prompt_missing_from_the_source_is_named():
     df = synthetic_scaled_frame(0, 100)
     with pytest.raises(ValueError, match="P99"):
-        from moqwk.scaled_corpus import scaled_frame
+        from moqwk.data.scaled_corpus import scaled_frame
 
         scaled_frame(df, {"P99": PromptSpec(0, 3, 1)}, source=(0, 60))
 

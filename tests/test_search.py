@@ -181,7 +181,7 @@ def test_progress_json_counts(run_a):
 
 def test_optuna_study_json_records_directions_sampler_and_hashes(run_a, config):
     from moqwk.config import load_config
-    from moqwk.corpus import load_corpus
+    from moqwk.data.corpus import load_corpus
     from moqwk.run.splits_file import splits_hash
 
     s = run_a.study_json
@@ -344,7 +344,7 @@ def test_baseline_outside_the_space_exits_2_naming_the_param(write_search_config
 def test_progress_shows_the_running_trial_while_it_runs(config, tmp_path):
     from moqwk.config import load_config
     from moqwk.run.workspace import Workspace
-    from moqwk.search import SearchOptions, run_search
+    from moqwk.stages.search_loop import SearchOptions, run_search
 
     seen: list[dict] = []
     ws = Workspace.open(load_config(config), tmp_path / "run")

@@ -289,7 +289,7 @@ def test_workers_seeded_alike_still_draw_different_configs(tmp_path, write_searc
     study handles with such samplers, taking turns on one storage, must not draw in lockstep."""
     from moqwk.config import load_config
     from moqwk.run.workspace import Workspace
-    from moqwk.search import Objective, SearchOptions, run_search, sampler_spec
+    from moqwk.stages.search_loop import Objective, SearchOptions, run_search, sampler_spec
     from moqwk.study.samplers import make_sampler
     from moqwk.study.space import distributions
 

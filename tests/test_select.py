@@ -176,7 +176,7 @@ def test_selection_records_a_bbc_estimate_that_replays_the_rule(searched, select
     from moqwk.config import load_config
     from moqwk.core.bbc import bbc, lexicographic_selector
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import load_trials
+    from moqwk.stages.selector import load_trials
 
     rec = selected.record
     crit = rec["success_criterion"]  # in-sample, and the record itself says so
@@ -477,7 +477,7 @@ def test_a_duplicate_of_the_top_trial_never_collapses_the_tie_band(
     from moqwk.config import load_config
     from moqwk.core.selection import bootstrap_worst_qwk_diff_se
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import estimate_tie_tolerance, load_trials
+    from moqwk.stages.selector import estimate_tie_tolerance, load_trials
 
     from_conftest = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 60,
                      "min_child_weight": 4.0, "subsample": 0.8}

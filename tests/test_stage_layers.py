@@ -1,8 +1,9 @@
 """The stages compute and return records; the layer above them writes the reports.
 
-``moqwk/selector.py`` and ``moqwk/compare.py`` import nothing from ``moqwk/reports/`` or
-``moqwk/console/``, directly (at any depth of the module, function bodies included) or through
-what they import; ``moqwk/_api/select_outputs.py`` and ``moqwk/_api/compare_outputs.py`` write.
+``moqwk/stages/selector.py`` and ``moqwk/stages/compare.py`` import nothing from
+``moqwk/reports/`` or ``moqwk/console/``, directly (at any depth of the module, function bodies
+included) or through what they import; ``moqwk/_api/select_outputs.py``
+and ``moqwk/_api/compare_outputs.py`` write.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ def _imported(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_stage_module_imports_no_output_module(stage):
-    bad = sorted(n for n in _imported(PACKAGE / f"{stage}.py") if n.startswith(OUTPUT))
+    bad = sorted(n for n in _imported(PACKAGE / "stages" / f"{stage}.py") if n.startswith(OUTPUT))
     assert bad == []
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_importing_a_stage_loads_no_output_module(stage):
-    code = (f"import sys, moqwk.{stage}; print(sorted(m for m in sys.modules "
+    code = (f"import sys, moqwk.stages.{stage}; print(sorted(m for m in sys.modules "
             f"if m.startswith({OUTPUT!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -47,7 +48,7 @@ def test_importing_a_stage_loads_no_output_module(stage):
 
 
 def test_the_writers_are_above_the_stages():
-    for writer, stage in (("select_outputs", "moqwk.selector"),
-                          ("compare_outputs", "moqwk.compare")):
+    for writer, stage in (("select_outputs", "moqwk.stages.selector"),
+                          ("compare_outputs", "moqwk.stages.compare")):
         names = _imported(PACKAGE / "_api" / f"{writer}.py")
         assert stage in names and any(n.startswith("moqwk.reports") for n in names)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, Union
 from moqwk.errors import ConfigError
 
 if TYPE_CHECKING:
+    from moqwk.base.progress import Progress
     from moqwk.config import Config
-    from moqwk.progress import Progress
     from moqwk.run.record import Level
 
 #: What ``config=`` accepts: a YAML file, a mapping shaped like one, or a parsed config.
 ConfigLike = Union[str, "os.PathLike[str]", Mapping[str, Any], "Config"]
 #: What ``progress=`` accepts: False (nothing, the default), True (bars or lines on stderr), or
-#: any :class:`moqwk.progress.Progress`.
+#: any :class:`moqwk.base.progress.Progress`.
 ProgressLike = Union[bool, "Progress"]
 
 
@@ -72,7 +72,7 @@ def config_for_run(run_dir: Path, config: ConfigLike | None, *, level: Level,
 
 def as_progress(progress: ProgressLike) -> Progress:
     """Nothing for False, the console's bars (a terminal) or lines (a log) on stderr for True."""
-    from moqwk.progress import NO_PROGRESS
+    from moqwk.base.progress import NO_PROGRESS
 
     if progress is False or progress is None:
         return NO_PROGRESS
@@ -82,7 +82,7 @@ def as_progress(progress: ProgressLike) -> Progress:
 
         return make_progress(make_console(stderr=True))
     if not hasattr(progress, "stage"):
-        raise ConfigError(f"progress: expected True, False or a moqwk.progress.Progress, got "
+        raise ConfigError(f"progress: expected True, False or a moqwk.base.progress.Progress, got "
                           f"{type(progress).__name__}")
     return progress
 

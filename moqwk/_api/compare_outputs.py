@@ -1,6 +1,6 @@
 """``moqwk compare``'s outputs: ``compare.json`` and the ``compare.md`` report.
 
-:mod:`moqwk.compare` computes the record; this module, above it, writes it. The API
+:mod:`moqwk.stages.compare` computes the record; this module, above it, writes it. The API
 (:func:`moqwk.compare`) and so the CLI call :func:`run_compare`.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from moqwk import artifacts
-from moqwk.compare import compare_runs
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.markdown import compare_markdown
+from moqwk.stages.compare import compare_runs
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
@@ -28,7 +28,7 @@ def write_compare(out_dir: Path, record: dict) -> dict[str, Path]:
 
 def run_compare(config: Config, run_dirs: Sequence[Path], out_dir: Path, *, seed: int,
                 repeats: int, progress: Progress = NO_PROGRESS) -> dict:
-    """``moqwk compare``: :func:`moqwk.compare.compare_runs`, then its files written."""
+    """``moqwk compare``: :func:`moqwk.stages.compare.compare_runs`, then its files written."""
     record = compare_runs(config, run_dirs, out_dir, seed=seed, repeats=repeats,
                           progress=progress)
     write_compare(out_dir, record)

@@ -3,7 +3,7 @@
 Every mapping in a result is read-only (a :class:`types.MappingProxyType`); the paths are the
 artifacts the command wrote, so a result and the run directory on disk always tell the same
 story. These names are re-exported as ``moqwk.CVResult``, ``moqwk.SearchResult`` and so on; they
-are not :class:`moqwk.cv.CVResult` or :class:`moqwk.model.fit.FitResult`, which are the
+are not :class:`moqwk.engine.cv.CVResult` or :class:`moqwk.model.fit.FitResult`, which are the
 internal records the API reads from.
 
 This module imports nothing heavy: no Optuna, no XGBoost, no console.

@@ -81,7 +81,7 @@ def compare(*run_dirs: str | Path, config: ConfigLike | None = None, out: str | 
         progress: False (default), True, or a Progress.
     """
     from moqwk._api.compare_outputs import run_compare
-    from moqwk.compare import compare_config
+    from moqwk.stages.compare import compare_config
 
     if not run_dirs:
         raise ConfigError("compare: give at least one run directory")

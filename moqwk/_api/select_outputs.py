@@ -1,6 +1,6 @@
 """``moqwk select``'s outputs: the residual re-runs, the artifacts and the reports.
 
-:mod:`moqwk.selector` decides and returns records; this module, above it, writes them: the
+:mod:`moqwk.stages.selector` decides and returns records; this module, above it, writes them: the
 baseline's and the choice's prompt-holdout residuals, ``selected_params.json`` (or
 ``selection_failed.json``), the front, the markdown summary and the HTML report. The API
 (:func:`moqwk.select`), the CLI and the demo call :func:`run_selection`.
@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from moqwk import artifacts
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.errors import StabilityGateError
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import BASELINE_OOF, FRONT, SELECTED, SELECTION_FAILED, SUMMARY
 from moqwk.run.workspace import Workspace
-from moqwk.selector import (
+from moqwk.stages.selector import (
     RunTrials,
     Selection,
     SelectOptions,

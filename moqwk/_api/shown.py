@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 
-from moqwk import artifacts
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.console.views import SearchView
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import TRIALS_JSON
 
 
@@ -25,7 +25,7 @@ def run_search_shown(console: Console, ws: Any, opts: Any, *,
     first trial. The full trial table is printed at the end, and on Ctrl-C (on a terminal)
     the trials finished so far, before the interrupt goes on.
     """
-    from moqwk.search import run_search
+    from moqwk.stages.search_loop import run_search
 
     view = SearchView(console, ws.config.objectives,
                       shared=getattr(opts, "storage", None) is not None)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import optuna
 
     from moqwk.run.workspace import Workspace
-    from moqwk.search import SearchOptions
+    from moqwk.stages.search_loop import SearchOptions
 
 #: ``on_update(trials, progress)``: called as trials start and finish, with every trial's record
 #: (as in ``optuna_trials.json``) and the numbers of ``progress.json``.
@@ -31,7 +31,7 @@ OnUpdate = Callable[[list[dict], dict], None]
 
 def _baseline_from(path: Path) -> tuple[dict, str]:
     """The params selected in a grid run (its selected_params.json) to use as the baseline."""
-    from moqwk import artifacts
+    from moqwk.base import artifacts
     from moqwk.run.layout import SELECTED
 
     f = path / SELECTED if path.is_dir() else path
@@ -50,7 +50,7 @@ def prepare_search(*, config: ConfigLike | None, run_dir: str | Path,
     sampler, the config it resumes with, the workspace and the options."""
     from moqwk.run.record import check_run_kind
     from moqwk.run.workspace import Workspace
-    from moqwk.search import SearchOptions
+    from moqwk.stages.search_loop import SearchOptions
     from moqwk.study.storage import canonical_url
 
     run_dir = Path(run_dir)
@@ -125,7 +125,7 @@ def search(*, config: ConfigLike | None = None, run_dir: str | Path,
     Raises:
         ConfigError, DataError, StorageError, RunDirError: see :mod:`moqwk.errors`.
     """
-    from moqwk.search import run_search
+    from moqwk.stages.search_loop import run_search
 
     ws, opts = prepare_search(config=config, run_dir=run_dir, n_trials=n_trials,
                               sampler=sampler, seed=seed, timeout=timeout, n_jobs=n_jobs,
@@ -141,7 +141,7 @@ def select_commands(run_dir: Path, *, storage: str | None, study_name: str,
                     tie_tolerance: float | None, allow_tail_regression: bool,
                     reason: str | None) -> list[str]:
     """How to redo this selection (and resume its search), from the run's own record."""
-    from moqwk import artifacts
+    from moqwk.base import artifacts
     from moqwk.run.record import read_run_record, reproduce_command
 
     cmd = ["moqwk", "select", "--run-dir", str(run_dir)]
@@ -168,7 +168,7 @@ def _study_storage(run_dir: Path, storage: str | None) -> str | None:
     """``storage``, else the one the run's record names (a journal or a database without a
     password in its URL); None: the run's own study.db."""
     from moqwk.run.record import read_run_record
-    from moqwk.status import storage_for
+    from moqwk.stages.status import storage_for
 
     if storage is not None:
         return storage
@@ -230,7 +230,7 @@ def select(*, run_dir: str | Path, config: ConfigLike | None = None,
     from moqwk.run.layout import STUDY_DB
     from moqwk.run.record import read_run_record
     from moqwk.run.workspace import Workspace
-    from moqwk.selector import options_from
+    from moqwk.stages.selector import options_from
 
     run_dir = Path(run_dir)
     if study_name is None:

@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from moqwk import __version__
-from moqwk.artifacts import mask_secrets
+from moqwk.base.artifacts import mask_secrets
 from moqwk.errors import MoqwkError
 
 EXIT_CODES_DOC = """exit codes:

@@ -9,11 +9,11 @@ from typing import Any
 
 from rich.console import Console
 
+from moqwk.base.progress import Progress
 from moqwk.config import Config
 from moqwk.config.xgb_params import check_param_names
 from moqwk.config.yaml_load import load_json
 from moqwk.errors import ConfigError
-from moqwk.progress import Progress
 from moqwk.run.record import Level
 
 

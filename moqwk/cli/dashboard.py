@@ -81,8 +81,8 @@ def make_dashboard_server(url: str, *, host: str = "127.0.0.1",
 def serve(run_dir: Path, *, storage: str | None = None, host: str = "127.0.0.1",
           port: int = DEFAULT_PORT, out: TextIO | None = None) -> int:
     """Serve until Ctrl-C; prints the URL and the storage (password masked) first."""
-    from moqwk.artifacts import mask_url
-    from moqwk.status import storage_for
+    from moqwk.base.artifacts import mask_url
+    from moqwk.stages.status import storage_for
 
     out = out or sys.stdout
     url = storage_for(Path(run_dir), storage)

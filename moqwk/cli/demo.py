@@ -10,7 +10,7 @@ from moqwk.console import make_console
 
 
 def run(args: argparse.Namespace) -> int:
-    from moqwk.demo import run_demo
+    from moqwk._api.demo import run_demo
 
     console = make_console()
     return run_demo(Path(args.run_dir), console=console, n_trials=args.n_trials,

@@ -11,8 +11,8 @@ from moqwk.errors import ConfigError
 
 
 def run(args: argparse.Namespace) -> int:
-    from moqwk.artifacts import write_text
-    from moqwk.starter_config import starter_config
+    from moqwk.base.artifacts import write_text
+    from moqwk.data.starter_config import starter_config
 
     out = Path(args.output) if args.output else None
     text = starter_config(data=Path(args.data), id_column=args.id_column,

@@ -12,8 +12,8 @@ from moqwk.errors import ConfigError
 
 
 def run(args: argparse.Namespace) -> int:
-    from moqwk.atomic import atomic_write
-    from moqwk.model.mapping import declared_batch, min_batch
+    from moqwk.base.atomic import atomic_write
+    from moqwk.model.mapping_record import declared_batch, min_batch
     from moqwk.model.predict import load_model, read_essays
 
     data = Path(args.data)

@@ -16,7 +16,7 @@ COUNTS = ("complete", "failed", "pruned", "interrupted", "running", "waiting", "
 def run(args: argparse.Namespace) -> int:
     from moqwk.console.live import progress_line, progress_text
     from moqwk.console.tables import trials_table
-    from moqwk.status import read_status
+    from moqwk.stages.status import read_status
 
     run_dir = Path(args.run_dir)
     console = make_console()

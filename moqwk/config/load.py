@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from moqwk._fields import dump, unknown_message
+from moqwk.base.fields import dump, unknown_message
 from moqwk.config.search import (
     SearchConfig,
     SelectConfig,

@@ -10,7 +10,7 @@ Each table sits between two marker comments::
 and everything outside the markers is hand-written prose. ``python -m moqwk.config.reference``
 rewrites the tables in place; ``--check`` only reports the ones that differ (exit 1), which is
 what ``tests/test_docs.py`` asserts. A field declared with
-:func:`moqwk._fields.setting` (a section's, or a feature family's) is a row here with no
+:func:`moqwk.base.fields.setting` (a section's, or a feature family's) is a row here with no
 other edit.
 """
 
@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from moqwk._fields import Field, fields_of
-from moqwk._fields import literal as _literal
+from moqwk.base.fields import Field, fields_of
+from moqwk.base.fields import literal as _literal
 
 #: The page, in a source checkout.
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "config.md"
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if new != text:
-        from moqwk.atomic import atomic_write_text
+        from moqwk.base.atomic import atomic_write_text
 
         atomic_write_text(path, new)
         print(f"{path}: rewrote {', '.join(c for c in changed if ':' not in c)}")

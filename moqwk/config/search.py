@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moqwk._fields import dump, parse, setting
+from moqwk.base.fields import dump, parse, setting
 from moqwk.errors import ConfigError
 from moqwk.study.samplers import CROSSOVERS, SAMPLER_NAMES
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moqwk._fields import dump, mapping, parse, read, setting
+from moqwk.base.fields import dump, mapping, parse, read, setting
 from moqwk.core.mapping import METHODS, MappingSpec
 from moqwk.core.objectives import (
     DEFAULT_OBJECTIVES,

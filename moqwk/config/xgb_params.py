@@ -1,7 +1,7 @@
 """The XGBoost parameter names a params mapping may hold, and the check that refuses a typo.
 
-A trial's params reach ``xgboost.train`` through :func:`moqwk.cv.booster_params`: every key but
-the ones moqwk sets itself is passed on, and XGBoost ignores a name it does not know (its
+A trial's params reach ``xgboost.train`` through :func:`moqwk.engine.cv.booster_params`: every
+key but the ones moqwk sets itself is passed on, and XGBoost ignores a name it does not know (its
 "Parameters ... are not used" warning is silenced with ``verbosity=0``). So ``max_dept: 4`` would
 train with the default depth. Every params mapping a user writes (``baseline.params``, the names
 of ``search.space``, ``search.grid`` and ``search.initial_configs``, a ``--params`` file) is
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from moqwk.errors import ConfigError
 
 #: Names moqwk reads itself (the number of boosting rounds) or sets itself (threads, seed,
-#: objective, verbosity; see ``moqwk.cv._RESERVED``): accepted, never passed on as given.
+#: objective, verbosity; see ``moqwk.engine.cv._RESERVED``): accepted, never passed on as given.
 MOQWK_PARAMS = frozenset({"n_estimators", "num_boost_round", "n_jobs", "random_state"})
 
 GENERAL = frozenset({"booster", "device", "verbosity", "validate_parameters", "nthread",

@@ -1,4 +1,5 @@
-"""Progress of long work on the console: the :class:`moqwk.progress.Progress` the CLI passes in.
+"""Progress of long work on the console: the :class:`moqwk.base.progress.Progress` the CLI
+passes in.
 
 - On a terminal, :class:`BarProgress`: a Rich progress bar per stage (what, how far, elapsed,
   time left). A finished stage stays on the screen as one completed bar.
@@ -6,7 +7,7 @@
   with the time of day (``14:03:07``). The line
   starts when the stage starts (``fold features (prompt_holdout): 5 folds ...``), so a log being
   followed says what is running, and ends with what was done and how long it took.
-- ``--quiet``: :data:`moqwk.progress.NO_PROGRESS`, nothing at all.
+- ``--quiet``: :data:`moqwk.base.progress.NO_PROGRESS`, nothing at all.
 
 :func:`make_progress` picks one for a console.
 """
@@ -28,8 +29,8 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.table import Column
 
+from moqwk.base.progress import NO_PROGRESS, Progress, Stage
 from moqwk.console.tables import duration_text
-from moqwk.progress import NO_PROGRESS, Progress, Stage
 
 
 def stamp() -> str:

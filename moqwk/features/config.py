@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moqwk._fields import read, setting
+from moqwk.base.fields import read, setting
 from moqwk.errors import ConfigError
 from moqwk.features.families.ngram import CHAR_DEFAULTS, WORD_DEFAULTS, NgramConfig
 from moqwk.features.families.table import TABLE_SUFFIXES, TableConfig

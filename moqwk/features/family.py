@@ -19,7 +19,7 @@ How a family plugs in
 1. Write one module (e.g. ``moqwk/features/families/readability.py``) with
 
    - a frozen config dataclass whose fields are declared with
-     :func:`moqwk._fields.setting` (default, type, check, help; ``enabled:
+     :func:`moqwk.base.fields.setting` (default, type, check, help; ``enabled:
      bool = setting(False, help=...)`` for an opt-in family). Its parsing, errors naming
      ``features.<name>.<field>``, canonical ``to_dict`` (it goes into cache keys and the
      config's hash: a family at its defaults must not change the hash of an older config,
@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from moqwk._fields import dump, read
+from moqwk.base.fields import dump, read
 from moqwk.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Family(ABC):
         """Validate ``features.<name>`` (``raw`` is never None; ``path`` is its dotted path).
         Each error is one :class:`~moqwk.errors.ConfigError` naming ``<path>.<field>``.
 
-        By default every field is read by its declaration (:func:`moqwk._fields.setting`
+        By default every field is read by its declaration (:func:`moqwk.base.fields.setting`
         in the config type), over :meth:`default`; ``true``/``false`` sets ``enabled`` when
         :attr:`accepts_bool`. A family with checks across fields overrides this."""
         return parse_family_fields(self, raw, path)

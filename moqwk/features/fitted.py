@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.artifacts import sha256_file
-from moqwk.atomic import atomic_write, atomic_write_text, read_npz
+from moqwk.base.artifacts import sha256_file
+from moqwk.base.atomic import atomic_write, atomic_write_text, read_npz
 from moqwk.errors import ConfigError, DataError, ModelError
 from moqwk.features.config import FeatureConfig
 from moqwk.features.family import Essays

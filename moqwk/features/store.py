@@ -7,7 +7,7 @@ essays with what it fitted: the same :meth:`~moqwk.features.family.Family.fit` a
 Each family's block is cached on its own, keyed by the corpus, the family's config (its
 *variant*), the seed if the family uses it, the two id sets and the library versions: in an
 in-process memo and in ``cache_dir/folds/<key>.npz``, written with
-:func:`moqwk.atomic.atomic_write` so readers and racing writers never see a partial file. Two
+:func:`moqwk.base.atomic.atomic_write` so readers and racing writers never see a partial file. Two
 configs that share a family variant (say, trials that differ only in ``features.word.*``) share
 that family's blocks.
 
@@ -37,7 +37,7 @@ import numpy as np
 import scipy
 import sklearn
 
-from moqwk.atomic import atomic_write, read_npz
+from moqwk.base.atomic import atomic_write, read_npz
 from moqwk.errors import DataError
 from moqwk.features.config import FeatureConfig
 from moqwk.features.family import PerEssayFn

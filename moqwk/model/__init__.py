@@ -3,7 +3,7 @@
 - :mod:`moqwk.model.fit`: :func:`fit_run` (a run's selected trial on its whole corpus) and
   :func:`fit_model` (any config, corpus and params);
 - :mod:`moqwk.model.predict`: :func:`load_model` and :class:`Model` (``Model.predict(frame)``);
-- :mod:`moqwk.model.mapping`: :func:`apply_score_mapping`, raw predictions to scores;
+- :mod:`moqwk.model.mapping_record`: :func:`apply_score_mapping`, raw predictions to scores;
 - :mod:`moqwk.model.manifest`: the directory's files, ``model.json`` and the version policy.
 
 >>> model = moqwk.load_model("runs/nsga2/model")
@@ -11,7 +11,7 @@
 """
 
 from moqwk.model.fit import FitResult, FitSource, fit_corpus, fit_model, fit_run, fit_source
-from moqwk.model.mapping import apply_score_mapping
+from moqwk.model.mapping_record import apply_score_mapping
 from moqwk.model.predict import OUTPUT_COLUMNS, Model, load_model
 
 __all__ = ["OUTPUT_COLUMNS", "FitResult", "FitSource", "Model", "apply_score_mapping",

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from moqwk import artifacts
+from moqwk.base import artifacts
 from moqwk.core.splits import Splits
 from moqwk.run.layout import SPLITS
 
@@ -29,12 +29,12 @@ class CVFold:
 
     @property
     def model_seed(self) -> int:
-        """XGBoost's seed in that fold (:meth:`moqwk.cv.CVEngine.model_seed`)."""
+        """XGBoost's seed in that fold (:meth:`moqwk.engine.cv.CVEngine.model_seed`)."""
         return self.seed + self.repeat
 
     @property
     def inner_seed(self) -> int:
-        from moqwk.cv import inner_seed
+        from moqwk.engine.cv import inner_seed
 
         return inner_seed(self.seed, self.repeat, self.fold)
 

@@ -2,8 +2,9 @@
 
 The features are fitted on every essay (:class:`moqwk.features.fitted.FittedFeatures`), XGBoost
 is trained with the trial's params exactly as the CV engine trains a fold (same
-:func:`moqwk.cv.booster_params`, same seed, same normalised target), and the directory is built
-under a temporary name next to ``out`` and renamed into place: a failed fit leaves no half model.
+:func:`moqwk.engine.cv.booster_params`, same seed, same normalised target), and the directory is
+built under a temporary name next to ``out`` and renamed into place: a failed fit leaves no
+half model.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from moqwk import artifacts
-from moqwk.atomic import _fsync_path, atomic_write_bytes
+from moqwk.base import artifacts
+from moqwk.base.atomic import _fsync_path, atomic_write_bytes
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config, DataConfig
 from moqwk.core.mapping import (
     FittedMapping,
@@ -37,15 +39,14 @@ from moqwk.core.mapping import (
     spec_from_params,
 )
 from moqwk.core.splits import Splits
-from moqwk.corpus import Corpus, load_corpus, read_table, validate_frame
-from moqwk.cv import booster_params, reused_folds, xgb_threads
+from moqwk.data.corpus import Corpus, load_corpus, read_table, validate_frame
+from moqwk.engine.cv import booster_params, reused_folds, xgb_threads
 from moqwk.errors import DataError, ModelError, RunDirError
 from moqwk.features.fitted import FittedFeatures
 from moqwk.features.store import FEATURE_CODE_VERSION
 from moqwk.model.cv_fold import CVFold, matching_fold, run_splits
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
-from moqwk.model.mapping import mapping_record
-from moqwk.progress import NO_PROGRESS, Progress
+from moqwk.model.mapping_record import mapping_record
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
 from moqwk.run.record import read_run_record, run_config
 
@@ -220,7 +221,7 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
     import dataclasses
 
     from moqwk.core.splits import prompt_holdout
-    from moqwk.cv import CVEngine
+    from moqwk.engine.cv import CVEngine
 
     k = min(config.mapping.inner_folds, len(corpus.prompt_names))
     if k < 2:
@@ -254,8 +255,9 @@ def cross_fitted_predictions(config: Config, corpus: Corpus, params: Mapping[str
 def _reused_cross_fit(config: Config, params: Mapping[str, Any], splits: Splits,
                       features: xgb.DMatrix, *, nthread: int | None,
                       progress: Progress) -> np.ndarray:
-    """One model per fold of ``splits`` on slices of ``features`` (:func:`moqwk.cv.reused_folds`,
-    as the CV engine's inner models under ``reuse``), seeded as the engine seeds repeat 0."""
+    """One model per fold of ``splits`` on slices of ``features``
+    (:func:`moqwk.engine.cv.reused_folds`, as the CV engine's inner models under ``reuse``),
+    seeded as the engine seeds repeat 0."""
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(params), objective=config.model.objective,
                                 nthread=threads, seed=int(splits.seed))

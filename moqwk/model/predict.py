@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from moqwk import artifacts
+from moqwk.base import artifacts
 from moqwk.core.scale import EssayScale, Scale, ScoreScales
-from moqwk.corpus import check_essays, read_table
-from moqwk.cv import xgb_threads
+from moqwk.data.corpus import check_essays, read_table
+from moqwk.engine.cv import xgb_threads
 from moqwk.errors import ConfigError, DataError, ModelError
 from moqwk.features.fitted import FittedFeatures
 from moqwk.model.manifest import BOOSTER_FILE, check_versions, read_manifest
-from moqwk.model.mapping import SMALL_BATCH, apply_score_mapping
+from moqwk.model.mapping_record import SMALL_BATCH, apply_score_mapping
 
 #: The columns of a prediction frame, in order.
 OUTPUT_COLUMNS = ("id", "prompt", "y_pred", "y_pred_raw", "y_pred_norm")

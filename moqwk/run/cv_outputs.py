@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from moqwk import artifacts
-from moqwk.cv import CVEngine, CVResult
-from moqwk.progress import NO_PROGRESS, Progress
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
+from moqwk.engine.cv import CVEngine, CVResult
 from moqwk.run.diagnostics import residual_diagnostics
 from moqwk.run.layout import CV_METRICS, DIAGNOSTICS, OOF_CSV
 from moqwk.run.record import RunRecord, read_run_record, write_run_record

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from moqwk import artifacts
+from moqwk.base import artifacts
 from moqwk.config import Config
 from moqwk.core.splits import holdout_split, score_strata
-from moqwk.corpus import Corpus
+from moqwk.data.corpus import Corpus
 from moqwk.errors import ConfigError, SplitsError
 from moqwk.run.layout import SPLITS as SPLITS_FILE
 
@@ -109,8 +109,8 @@ def record_holdout(run_dir: Path, h: Holdout) -> Holdout:
 
 def score_holdout(config: Config, holdout: Holdout, dev_splits: Any, params: dict, *,
                   progress: Any = None) -> Any:
-    """The chosen ``params`` scored on the holdout: a :class:`~moqwk.cv.CVResult` on the whole
-    corpus whose out-of-fold rows are the holdout essays (``fold`` -1 elsewhere).
+    """The chosen ``params`` scored on the holdout: a :class:`~moqwk.engine.cv.CVResult` on the
+    whole corpus whose out-of-fold rows are the holdout essays (``fold`` -1 elsewhere).
 
     Fold k of every repeat trains on exactly the training essays of the development fold k
     (features, model, a label-based mapping's inner cross-fit: all on development essays,
@@ -118,9 +118,9 @@ def score_holdout(config: Config, holdout: Holdout, dev_splits: Any, params: dic
     predicts the holdout essays of the prompts fold k held out; a transductive mapping scores
     them in its declared batches.
     """
+    from moqwk.base.progress import NO_PROGRESS
     from moqwk.core.splits import holdout_scoring
-    from moqwk.cv import CVEngine
-    from moqwk.progress import NO_PROGRESS
+    from moqwk.engine.cv import CVEngine
 
     c = holdout.corpus
     folds = holdout_scoring(dev_splits, c.ids, c.prompt_codes, holdout.mask, seed=holdout.seed)

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from moqwk import artifacts
+from moqwk.base import artifacts
 from moqwk.config import Config, diff_paths, load_config, parse_config
 from moqwk.errors import ConfigError, RunDirError
 from moqwk.run.layout import CONFIG_COPY, RUN_RECORD

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from moqwk import artifacts
+from moqwk.base import artifacts
 from moqwk.config import Config
 from moqwk.core.splits import (
     SCHEMES,
@@ -20,7 +20,7 @@ from moqwk.core.splits import (
     score_strata,
     stratified_text,
 )
-from moqwk.corpus import Corpus
+from moqwk.data.corpus import Corpus
 from moqwk.errors import SplitsError
 from moqwk.run.layout import SPLITS as SPLITS_FILE
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config
-from moqwk.corpus import Corpus, load_corpus
-from moqwk.cv import CVEngine
+from moqwk.data.corpus import Corpus, load_corpus
+from moqwk.engine.cv import CVEngine
 from moqwk.errors import DataError
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.holdout import Holdout, draw_holdout, record_holdout
 from moqwk.run.record import Level, check_same_config, read_run_record, record_config, run_config
 from moqwk.run.splits_file import ensure_splits

@@ -33,7 +33,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from moqwk.artifacts import mask_secrets, mask_url
+from moqwk.base.artifacts import mask_secrets, mask_url
 from moqwk.errors import RunDirError, StorageError
 from moqwk.study.records import CONSTRAINTS
 

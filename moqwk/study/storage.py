@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from moqwk.artifacts import mask_url
+from moqwk.base.artifacts import mask_url
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import StorageError
 

@@ -37,7 +37,7 @@ def _metrics(codes, y, pred, n_prompts, min_n):
 
 
 def _partial(codes, y, pred, seen_prompts, n_prompts, min_n) -> racing.Partial:
-    """What a rung knows, computed directly (not through moqwk.racing): the seen prompts'
+    """What a rung knows, computed directly (not through moqwk.engine.racing): the seen prompts'
     QWK, the unseen ones that could be eligible, and the seen tail errors."""
     seen = np.isin(codes, list(seen_prompts))
     q = np.array([], dtype=float)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk._fields import setting
+from moqwk.base.fields import setting
 from moqwk.features.blobs import blob, typed, unblob
 from moqwk.features.family import EssayData, Family
 from moqwk.features.ngrams import SPELL_MIN_DOCS, document_frequency, oov_of_known

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk._fields import dump, setting
+from moqwk.base.fields import dump, setting
 from moqwk.features import lexical as impl
 from moqwk.features.blobs import blob, typed, unblob
 from moqwk.features.family import EssayData, Family, parse_family_fields

@@ -20,7 +20,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.utils.extmath import safe_sparse_dot
 from threadpoolctl import threadpool_limits
 
-from moqwk._fields import dump, setting
+from moqwk.base.fields import dump, setting
 from moqwk.errors import ConfigError, DataError
 from moqwk.features.family import EssayData, Family, parse_family_fields
 from moqwk.features.ngrams import _tfidf, fold_tfidf, restrict_counts

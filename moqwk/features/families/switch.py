@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk._fields import dump, setting
+from moqwk.base.fields import dump, setting
 from moqwk.features.family import PerEssayFamily
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk._fields import REQUIRED, dump, read, setting
+from moqwk.base.fields import REQUIRED, dump, read, setting
 from moqwk.errors import ConfigError, DataError
 from moqwk.features.family import EssayData, Family
 from moqwk.features.text import load_table, table_sha256

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from moqwk import artifacts
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.core.objectives import metric
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.reports.decision import decision_sentences
 from moqwk.reports.html import figures as fig_mod
 from moqwk.reports.html import summaries

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moqwk import artifacts
+from moqwk.base import artifacts
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import MoqwkError, RunDirError
 from moqwk.reports.markdown import objectives_of

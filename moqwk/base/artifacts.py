@@ -1,6 +1,6 @@
 """Run artifacts: JSON, CSV and text written atomically, file hashes, versions, masked URLs.
 
-Every file is written through :func:`moqwk.atomic.atomic_write`, so a reader (or a killed
+Every file is written through :func:`moqwk.base.atomic.atomic_write`, so a reader (or a killed
 process) never sees half a file.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from moqwk.base.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from moqwk import artifacts
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config
 from moqwk.core.objectives import METRICS, ObjectiveSet, objectives_of
 from moqwk.core.selection import success_criterion
 from moqwk.core.splits import partition_key
 from moqwk.errors import ConfigError, DataError, RunDirError
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
 from moqwk.run.record import check_same_config, run_config, unfinished_sentence
 from moqwk.run.splits_file import make_splits, partition_keys

@@ -20,11 +20,12 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from moqwk import artifacts, racing
+from moqwk.base import artifacts
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.core.mapping import PARAM_PREFIX, complete_params, model_params, spec_to_params
-from moqwk.cv import CVEngine, TrialRun, usable_cores, xgb_threads
+from moqwk.engine import racing
+from moqwk.engine.cv import CVEngine, TrialRun, usable_cores, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError, StorageError
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import PROGRESS, STUDY_JSON, TRIALS_JSON, default_storage_url
 from moqwk.run.record import (
     RunRecord,
@@ -263,7 +264,7 @@ class Objective:
 
     def _race(self, trial: optuna.Trial, run: TrialRun, fold_done: Callable[[], None]) -> None:
         """Run the trial's folds rung by rung; after each, stop it (PRUNED, with the folds run,
-        the rung and the reason) when :func:`moqwk.racing.check` says it cannot reach the
+        the rung and the reason) when :func:`moqwk.engine.racing.check` says it cannot reach the
         feasible front. A trial whose predictions are all cached costs nothing to finish."""
         p = self.racing
         if p is None or run.cached:

@@ -290,7 +290,7 @@ def load_corpus(config: Config) -> Corpus:
     """The corpus a config names: a CSV/Parquet file, or the built-in demo corpus."""
     dc = config.data
     if dc.demo and dc.path is None:
-        from moqwk.demo_corpus import make_demo_corpus
+        from moqwk.data.demo_corpus import make_demo_corpus
 
         df = make_demo_corpus(dc.demo_seed, per_prompt_scales=dc.demo_per_prompt_scales)
         dc = DataConfig(path=None, id_column="essay_id", text_column="text",

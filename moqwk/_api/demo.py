@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config, diff_paths, parse_config
 from moqwk.errors import ConfigError
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import CONFIG_COPY, HTML_REPORT, SUMMARY
 
 DEMO_CONFIG = """\
@@ -78,8 +78,8 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
     from moqwk.run.cv_outputs import run_cv
     from moqwk.run.record import read_run_record, reproduce_command, run_config
     from moqwk.run.workspace import Workspace
-    from moqwk.search import SearchOptions
-    from moqwk.selector import options_from
+    from moqwk.stages.search_loop import SearchOptions
+    from moqwk.stages.selector import options_from
 
     config = demo_config(run_dir)
     recorded = run_config(run_dir)

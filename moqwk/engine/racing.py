@@ -19,7 +19,7 @@ from moqwk.config import Config
 from moqwk.core import racing as rule
 from moqwk.core.metrics import compute_metrics as _metrics
 from moqwk.core.objectives import metric
-from moqwk.corpus import Corpus
+from moqwk.data.corpus import Corpus
 from moqwk.errors import ConfigError
 
 #: The stated margins when ``search.racing_margin`` is ``auto``: a QWK objective 0.02 (the

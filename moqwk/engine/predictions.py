@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from moqwk.atomic import atomic_write, read_npz
+from moqwk.base.atomic import atomic_write, read_npz
 
 #: Bump when anything about how raw predictions are made changes: it is part of every key.
 PREDICTION_CODE_VERSION = "1"

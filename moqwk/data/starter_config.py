@@ -18,7 +18,7 @@ from moqwk.config import (
 )
 from moqwk.core.mapping import METHODS
 from moqwk.core.scale import ScoreScales
-from moqwk.corpus import infer_scale, read_table, thin_step
+from moqwk.data.corpus import infer_scale, read_table, thin_step
 from moqwk.errors import DataError
 from moqwk.features.families.ngram import CHAR_DEFAULTS, WORD_DEFAULTS
 

@@ -23,7 +23,7 @@ has ``lo = 0.5``). Two sources use it:
 
 :func:`write_scaled_corpus` writes ``corpus.csv`` and a ``config.yaml`` that declares every
 prompt's range (``scale.kind: per_prompt``) and holds one prompt out per fold. Run it as
-``python -m moqwk.scaled_corpus --out DIR [--ellipse CSV] [--score Overall]``.
+``python -m moqwk.data.scaled_corpus --out DIR [--ellipse CSV] [--score Overall]``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from moqwk.atomic import atomic_write_text
-from moqwk.demo_corpus import DEMO_GLOBAL_SCALE, make_demo_corpus
+from moqwk.base.atomic import atomic_write_text
+from moqwk.data.demo_corpus import DEMO_GLOBAL_SCALE, make_demo_corpus
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def ellipse_path() -> Path:
     env = os.environ.get("MOQWK_ELLIPSE_CSV")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     return repo.parent / "shared" / "data" / "ellipse" / "ELLIPSE_Final_github_test.csv"
 
 
@@ -223,7 +223,7 @@ def write_scaled_corpus(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m moqwk.scaled_corpus", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m moqwk.data.scaled_corpus", description=__doc__)
     ap.add_argument("--out", type=Path, required=True, help="directory for corpus.csv, config.yaml")
     ap.add_argument("--ellipse", type=Path, nargs="?", const=ellipse_path(), default=None,
                     help="build from ELLIPSE (default path: $MOQWK_ELLIPSE_CSV); else synthetic")

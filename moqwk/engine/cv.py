@@ -3,7 +3,7 @@
 A :class:`CVEngine` holds what every trial shares (corpus, splits, feature store, the DMatrix of
 each fold, the raw-prediction cache) so a trial costs what XGBoost costs and little more.
 Building the fold features is reported as a stage of the engine's
-:class:`~moqwk.progress.Progress`; :meth:`CVEngine.run` calls ``on_fold`` after each fold, so a
+:class:`~moqwk.base.progress.Progress`; :meth:`CVEngine.run` calls ``on_fold`` after each fold, so a
 caller can report training as a stage of its own.
 """
 
@@ -27,6 +27,7 @@ import pandas as pd
 import xgboost as xgb
 from threadpoolctl import threadpool_limits
 
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config
 from moqwk.core.batching import apply_in_batches, batch_of, batch_seed, describe_batch
 from moqwk.core.mapping import (
@@ -39,11 +40,10 @@ from moqwk.core.mapping import (
 )
 from moqwk.core.metrics import CVMetrics, compute_metrics, tail_masks
 from moqwk.core.splits import Splits
-from moqwk.corpus import Corpus
+from moqwk.data.corpus import Corpus
+from moqwk.engine.predictions import PredictionCache, prediction_key
 from moqwk.errors import ConfigError
 from moqwk.features.config import feature_params
-from moqwk.predictions import PredictionCache, prediction_key
-from moqwk.progress import NO_PROGRESS, Progress
 
 #: Parameters moqwk handles itself rather than passing to ``xgboost.train``.
 _RESERVED = {"n_estimators", "num_boost_round", "nthread", "n_jobs", "seed", "random_state",
@@ -155,7 +155,7 @@ class CVEngine:
     """Runs one config (XGBoost params and a score mapping) through every fold of ``splits``.
 
     ``run(params)``: the XGBoost params train one model per fold (their raw out-of-fold
-    predictions are cached, see :mod:`moqwk.predictions`, so a trial that changes only the
+    predictions are cached, see :mod:`moqwk.engine.predictions`, so a trial that changes only the
     mapping trains nothing); the ``mapping.*`` keys of ``params`` (else the config's
     ``mapping:``) say how raw predictions become scores; its ``features.<family>.<field>`` keys
     (else the config's ``features:``) say which feature variant it trains on: each variant's

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moqwk import artifacts
-from moqwk._fields import fields_of, override
+from moqwk.base import artifacts
+from moqwk.base.fields import fields_of, override
+from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import SelectConfig
 from moqwk.core.objectives import DEFAULT_OBJECTIVES, ObjectiveSet, gate_metrics, metric
 from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
@@ -36,7 +37,6 @@ from moqwk.errors import (
     NoFeasibleTrialError,
     RunDirError,
 )
-from moqwk.progress import NO_PROGRESS, Progress
 from moqwk.run.layout import SPLITS, STUDY_DB
 from moqwk.run.workspace import Workspace
 from moqwk.study.attrs import StudyAttr, TrialAttr

@@ -1,0 +1,1 @@
+"""The edges' plumbing: atomic writes, artifacts, progress events, config-field declarations."""

@@ -1,0 +1,2 @@
+"""Corpora: loading and checking one, the demo corpus, the per-prompt-scale corpus, the starter
+config."""

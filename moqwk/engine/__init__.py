@@ -1,0 +1,1 @@
+"""The CV engine: one pipeline scored over a split's folds, its predictions, fold racing."""

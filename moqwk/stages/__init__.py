@@ -1,0 +1,1 @@
+"""The stages a run goes through: the search loop, the selector, compare, status."""
