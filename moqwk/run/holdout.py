@@ -22,6 +22,7 @@ from moqwk.core.splits import holdout_split, score_strata
 from moqwk.data.corpus import Corpus
 from moqwk.errors import ConfigError, SplitsError
 from moqwk.run.layout import SPLITS as SPLITS_FILE
+from moqwk.run.splits_file import open_record
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,7 @@ def record_holdout(run_dir: Path, h: Holdout) -> Holdout:
     """Check the holdout against ``splits.json`` and record it there."""
     corpus = h.corpus
     path = Path(run_dir) / SPLITS_FILE
-    record: dict[str, Any] = (artifacts.read_json(path) if path.exists()
-                              else {"version": 1, "schemes": {}})
-    if record.get("data_hash") not in (None, corpus.data_hash):
-        raise SplitsError(
-            f"{path} was written for other data (data hash {record['data_hash'][:12]}…, now "
-            f"{corpus.data_hash[:12]}…); use a new --run-dir for new data")
+    record = open_record(path, corpus.data_hash)
     body = h.to_dict()
     old = record.get("holdout")
     if old is not None:

@@ -60,6 +60,19 @@ def scheme_key(scheme: str, seed: int, repeats: int, default_seed: int,
     return f"{scheme}@seed={seed},repeats={repeats}"
 
 
+def open_record(path: Path, data_hash: str) -> dict[str, Any]:
+    """``splits.json`` as recorded (a new record when there is none), refused when it was
+    written for other data."""
+    record: dict[str, Any] = (artifacts.read_json(path) if path.exists()
+                              else {"version": 1, "schemes": {}})
+    if record.get("data_hash") not in (None, data_hash):
+        raise SplitsError(
+            f"{path} was written for other data (data hash {record['data_hash'][:12]}…, now "
+            f"{data_hash[:12]}…); use a new --run-dir for new data"
+        )
+    return record
+
+
 def ensure_splits(run_dir: Path, corpus: Corpus, config: Config, scheme: str, *,
                   seed: int | None = None, repeats: int | None = None,
                   forbidden: frozenset[str] = frozenset()) -> Splits:
@@ -67,13 +80,7 @@ def ensure_splits(run_dir: Path, corpus: Corpus, config: Config, scheme: str, *,
     splits = make_splits(corpus, config, scheme, seed=seed, repeats=repeats, forbidden=forbidden)
     key = scheme_key(scheme, splits.seed, splits.repeats, config.cv.seed, config.cv.repeats)
     path = Path(run_dir) / SPLITS_FILE
-    record: dict[str, Any] = (artifacts.read_json(path) if path.exists()
-                              else {"version": 1, "schemes": {}})
-    if record.get("data_hash") not in (None, corpus.data_hash):
-        raise SplitsError(
-            f"{path} was written for other data (data hash {record['data_hash'][:12]}…, now "
-            f"{corpus.data_hash[:12]}…); use a new --run-dir for new data"
-        )
+    record = open_record(path, corpus.data_hash)
     body = splits.to_dict()
     old = record["schemes"].get(key)
     if old is not None:
