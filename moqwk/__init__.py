@@ -46,6 +46,8 @@ _EXPORTS = {
     "SearchResult": "moqwk._api.results",
     "SelectResult": "moqwk._api.results",
     "Estimate": "moqwk._api.results",
+    "Holdout": "moqwk._api.results",
+    "HoldoutEstimate": "moqwk._api.results",
     "CompareResult": "moqwk._api.results",
     "CompareRun": "moqwk._api.results",
     "FitResult": "moqwk._api.results",
@@ -70,6 +72,8 @@ if _TYPE_CHECKING:
         CVResult,
         Estimate,
         FitResult,
+        Holdout,
+        HoldoutEstimate,
         SearchResult,
         SelectResult,
     )
@@ -107,7 +111,8 @@ def __dir__() -> list[str]:
 #: Written out (not ``[*_EXPORTS]``) so linters and type checkers see the public names.
 __all__ = [
     "CVResult", "CompareResult", "CompareRun", "Config", "ConfigError", "DataError", "Estimate",
-    "FitResult", "Model", "ModelError", "MoqwkError", "NoFeasibleTrialError", "RunDirError",
+    "FitResult", "Holdout", "HoldoutEstimate", "Model", "ModelError", "MoqwkError",
+    "NoFeasibleTrialError", "RunDirError",
     "SearchResult", "SelectResult", "StabilityGateError", "StorageError", "__version__",
     "compare", "cv", "fit", "load_config", "load_model", "predict", "search", "select",
 ]

@@ -83,6 +83,7 @@ def test_select_result_names_the_selected_trial_as_written(api_run):
         assert (est.estimate, est.lo, est.hi) == pytest.approx(
             (summary["estimate"], summary["lo"], summary["hi"]))
         assert est.in_sample == pytest.approx(select.in_sample[name])
+    assert select.holdout is None and disk["holdout"] is None  # no cv.holdout here
 
 
 def test_fit_and_predict_score_essays_with_the_selected_trial(api_run, demo_frame):

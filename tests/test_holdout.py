@@ -277,6 +277,16 @@ def test_select_writes_the_holdout_block_once_beside_in_sample_and_bbc(
                                                             - h["size_shift"][n])
     assert 0 <= h["values"]["mean_qwk"] <= 1
     assert "On the holdout (145 unseen essays of the same prompts" in out
+    # the API hands the same block back typed
+    import moqwk as api
+
+    result = api.select(run_dir=run, gate_margin=0.5)
+    assert result.trial_number == rec["trial_number"] and result.holdout is not None
+    assert (result.holdout.unit, result.holdout.n_essays) == ("essays", 145)
+    assert set(result.holdout.objectives) == set(names)
+    for n, est in result.holdout.objectives.items():
+        assert (est.value, est.se, est.size_corrected) == (
+            h["values"][n], h["se"][n], h["size_corrected"][n])
     md = (run / "reports" / "optuna_summary.md").read_text(encoding="utf-8")
     assert "### In-sample, BBC-CV and holdout" in md and "| holdout, size-corrected |" in md
     html = (run / "reports" / "optuna_summary.html").read_text(encoding="utf-8")

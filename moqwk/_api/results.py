@@ -129,6 +129,46 @@ class Estimate:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HoldoutEstimate:
+    """The selected trial on ``cv.holdout``'s essays, for one objective (scored once, after the
+    choice; nothing in the search or the selection saw them).
+
+    Attributes:
+        value: the objective on the holdout.
+        se: its bootstrap standard error (within-prompt essay resamples).
+        size_corrected: ``value`` less the size shift: what the development numbers lose when
+            read on samples of the holdout's size (a small holdout reads the worst prompt low).
+        size_shift: that shift.
+    """
+
+    value: float
+    se: float
+    size_corrected: float
+    size_shift: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Holdout:
+    """The holdout ``select`` scored its choice on (``holdout`` in ``selected_params.json``).
+
+    Attributes:
+        unit: ``essays`` (unseen essays of the same prompts) or ``prompts`` (unseen prompts).
+        share: the share of the corpus reserved (``cv.holdout``).
+        n_essays: its essays.
+        n_prompts: the prompts they come from.
+        assumes: what the numbers assume, in words.
+        objectives: objective -> :class:`HoldoutEstimate`.
+    """
+
+    unit: str
+    share: float
+    n_essays: int
+    n_prompts: int
+    assumes: str
+    objectives: Mapping[str, HoldoutEstimate]
+
+
+@dataclass(frozen=True, kw_only=True)
 class SelectResult:
     """``moqwk.select``: the selected trial (it passed the stability gate).
 
@@ -139,6 +179,8 @@ class SelectResult:
         in_sample: objective -> its value on the search's own folds (optimistic).
         bbc_cv: objective -> :class:`Estimate` on new folds (BBC-CV), or None when select ran
             without it (``select.bbc_n_boot: 0``, or fewer than two trials with predictions).
+        holdout: the choice scored on essays nothing else saw (:class:`Holdout`), or None
+            without ``cv.holdout``.
         baseline_trial_number: the baseline trial's number (0 for a search).
         tie_tolerance: the worst-prompt QWK tie band the rule used.
         rule: the selection rule's name.
@@ -154,6 +196,7 @@ class SelectResult:
     params: Mapping[str, Any]
     in_sample: Mapping[str, float]
     bbc_cv: Mapping[str, Estimate] | None
+    holdout: Holdout | None
     baseline_trial_number: int
     tie_tolerance: float
     rule: str

@@ -15,7 +15,14 @@ from moqwk._api._common import (
     config_for_run,
     quiet_optuna,
 )
-from moqwk._api.results import Estimate, SearchResult, SelectResult, frozen
+from moqwk._api.results import (
+    Estimate,
+    Holdout,
+    HoldoutEstimate,
+    SearchResult,
+    SelectResult,
+    frozen,
+)
 from moqwk.errors import RunDirError
 
 if TYPE_CHECKING:
@@ -184,6 +191,14 @@ def _selected(run_dir: Path, record: dict[str, Any]) -> SelectResult:
     bbc = (frozen({k: Estimate(**{f: float(v[f]) for f in
                                   ("in_sample", "estimate", "lo", "hi", "optimism")})
                    for k, v in summary.items()}) if summary else None)
+    h = record.get("holdout")
+    holdout = None if not h else Holdout(
+        unit=h["unit"], share=float(h["share"]), n_essays=int(h["n_essays"]),
+        n_prompts=int(h["n_prompts"]), assumes=h["assumes"],
+        objectives=frozen({n: HoldoutEstimate(value=float(v), se=float(h["se"][n]),
+                                              size_corrected=float(h["size_corrected"][n]),
+                                              size_shift=float(h["size_shift"][n]))
+                           for n, v in h["values"].items()}))
     paths = {"selected": run_dir / SELECTED, "front": run_dir / FRONT,
              "summary": run_dir / SUMMARY, "baseline_oof": run_dir / BASELINE_OOF}
     if (run_dir / HTML_REPORT).exists():
@@ -191,6 +206,7 @@ def _selected(run_dir: Path, record: dict[str, Any]) -> SelectResult:
     return SelectResult(
         run_dir=run_dir, trial_number=int(record["trial_number"]),
         params=frozen(record["params"]), in_sample=frozen(record["values"]), bbc_cv=bbc,
+        holdout=holdout,
         baseline_trial_number=int(record["baseline"]["trial_number"]),
         tie_tolerance=float(record["tie_tolerance"]), rule=record["rule"]["name"],
         feasible=bool(record["feasible"]), finished=bool(record["study"]["finished"]),
