@@ -107,6 +107,48 @@ def test_replaying_racing_over_a_finished_search_never_stops_a_front_trial(racin
     assert stopped, "the eager plan stops none of the demo's trials: the test checks nothing"
 
 
+def test_the_statistical_bound_stops_what_the_worst_case_stops_and_no_front_trial(racing_off):
+    from dataclasses import replace
+
+    from moqwk.config import load_config
+    from moqwk.engine import racing
+    from moqwk.run.workspace import Workspace
+    from moqwk.stages.selector import load_trials
+
+    cfg, run_dir = racing_off
+    config = load_config(cfg)
+    ws = Workspace.open(config, run_dir)
+    run = load_trials(run_dir)
+    eng = ws.engine("prompt_holdout")
+    folds = [(f.repeat, f.val) for f in eng.prepare()]
+    names = run.objectives.names
+    stat_config = config.with_search(racing=True, racing_bound="statistical", racing_z=1.0)
+    plan = racing.plan(stat_config, eng.n_fits, names)
+    assert plan is not None and (plan.bound, plan.z) == ("statistical", 1.0)
+    assert plan.to_dict()["bound"] == "statistical"
+    worst = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
+                          fold_rows=folds, p=replace(plan, bound="worst_case"),
+                          guardrails=run.guardrails)
+    stat = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
+                         fold_rows=folds, p=plan, guardrails=run.guardrails)
+    stopped_w = {o.number for o in worst if o.rung is not None}
+    stopped_s = {o.number: o for o in stat if o.rung is not None}
+    assert stopped_w <= set(stopped_s)  # a tighter bound stops at least as much
+    # the front of the finished search (every trial ran all its folds): none of it stopped
+    from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
+
+    done = [r for r in run.trials if r["state"] == "complete"]
+    cons = np.array([[r["constraints"][c] for c in sorted(r["constraints"])] for r in done])
+    feas = np.flatnonzero(feasible_mask(cons))
+    loss = loss_matrix(np.array([[r["values"][n] for n in names] for r in done]),
+                       list(run.objectives.directions))
+    front = {done[i]["number"] for i, on in zip(feas, pareto_front_mask(loss[feas]),
+                                                strict=True) if on}
+    assert front and not front & set(stopped_s)
+    for o in stopped_s.values():
+        assert "standard errors" in o.verdict.reason or "whatever the unrun" in o.verdict.reason
+
+
 def test_racing_trials_are_pruned_counted_and_recorded(racing_on):
     _, run_dir = racing_on
     trials = _study(run_dir).trials
@@ -156,3 +198,31 @@ def test_status_counts_the_pruned_trials(racing_on, capsys):
     assert main(["status", "--run-dir", str(run_dir), "--all"]) == 0
     out = capsys.readouterr().out
     assert "pruned" in out
+
+
+def test_the_per_prompt_tail_clusters_add_up_to_the_tail_totals(racing_off):
+    from moqwk.config import load_config
+    from moqwk.engine import racing
+    from moqwk.run.workspace import Workspace
+    from moqwk.stages.selector import load_trials
+
+    cfg, run_dir = racing_off
+    config = load_config(cfg)
+    ws = Workspace.open(config, run_dir)
+    run = load_trials(run_dir)
+    es = ws.corpus.essay_scale
+    number = min(run.oof_levels)
+    y = es.lo[None, :] + np.asarray(run.oof_levels[number], dtype=float) * es.step[None, :]
+    full = racing.partial_of(y, ws.corpus, config)
+    assert full.n_unseen == 0
+    for by, total, rows in ((full.low_by_prompt, full.low_abs_sum, full.low_rows),
+                            (full.high_by_prompt, full.high_abs_sum, full.high_rows)):
+        assert by is not None and by[0].sum() == pytest.approx(total)
+        assert by[1].sum() == rows
+    # with half the prompts' essays unpredicted, only the fully seen prompts are clusters
+    half = y.copy()
+    half[:, np.isin(ws.corpus.prompt_codes, np.arange(0, len(ws.corpus.prompt_names), 2))] = np.nan
+    part = racing.partial_of(half, ws.corpus, config)
+    assert part.low_by_prompt is not None
+    assert len(part.low_by_prompt[0]) == len(ws.corpus.prompt_names) // 2
+    assert part.low_prompts == full.low_prompts

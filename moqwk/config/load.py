@@ -68,7 +68,8 @@ _NOT_SCORING: set[tuple[str, ...]] = {("data", "path"), ("model", "nthread"),
 #: racing on unless its config turns it off), and a study may mix the two.
 _NOT_STUDY: set[tuple[str, ...]] = {("search", "n_trials"), ("search", "timeout"),
                                     ("search", "n_jobs"), ("search", "racing"),
-                                    ("search", "racing_rungs"), ("search", "racing_margin")}
+                                    ("search", "racing_rungs"), ("search", "racing_margin"),
+                                    ("search", "racing_bound"), ("search", "racing_z")}
 
 
 def _without(d: Mapping[str, Any], paths: set[tuple[str, ...]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moqwk.base.fields import dump, parse, setting
+from moqwk.core.racing import BOUNDS as RACING_BOUNDS
 from moqwk.errors import ConfigError
 from moqwk.study.samplers import CROSSOVERS, SAMPLER_NAMES
 
@@ -268,6 +269,18 @@ class SearchConfig:
         help="how much better a feasible trial must be, in every objective, than a trial's "
              "optimistic bound to stop it; `auto`: 0.02 for QWK objectives (the primary one "
              "takes a numeric `select.tie_tolerance` instead), 0.01 for tail MAE")
+    racing_bound: str = setting(
+        "worst_case", choices=RACING_BOUNDS,
+        help="how a trial's unrun folds are bounded at a rung. `worst_case`: every unseen "
+             "prompt at QWK 1 and every unseen tail essay without error, so a stop is never "
+             "wrong (and rarely happens before the last rung). `statistical`: the seen prompts "
+             "taken as the random sample prompt-holdout folds draw, the mean QWK and tail MAE "
+             "bounded `search.racing_z` standard errors past their estimates; a stop can then "
+             "be wrong, rarely ([fold racing](../explanation/method.md#fold-racing))")
+    racing_z: float = setting(
+        2.0, lo=0.0, lo_open=True, finite=True,
+        help="standard errors of room the `statistical` racing bound gives each objective "
+             "(unused by `worst_case`)")
 
     def to_dict(self) -> dict[str, Any]:
         return dump(self)

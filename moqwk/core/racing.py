@@ -21,6 +21,15 @@ how each objective is bounded (all values "better is larger" for QWK, "smaller" 
 - tail MAE: the absolute errors of the tail essays seen so far, divided by the number of tail
   essays of the whole CV (the unseen ones assumed predicted without error): a lower bound.
 
+Those are the ``worst_case`` bounds: no fold's predictions can beat them. The ``statistical``
+bounds (``bound="statistical"``) use that prompt-holdout folds draw prompts at random, so the
+seen prompts are a simple random sample of the prompts: the mean QWK is bounded by the seen
+mean plus ``z`` sampling-without-replacement standard errors, each tail MAE by the seen prompts'
+ratio estimate less ``z`` cluster standard errors (each capped by its worst-case bound). They
+can be wrong, with probability about ``1 - Phi(z)`` per objective under that sampling model
+(``docs/research/racing-bound-design.md``); the minimum needs no such help, since the seen
+minimum already bounds it, and infeasibility stops keep the worst-case bound.
+
 Everything is pure: arrays in, floats out.
 """
 
@@ -55,6 +64,12 @@ class Partial:
     low_rows: int
     high_abs_sum: float
     high_rows: int
+    #: Per fully seen prompt (every repeat): its tail essays' absolute-error sums and counts,
+    #: for the statistical tail bound; and how many prompts have tail essays at all.
+    low_by_prompt: tuple[np.ndarray, np.ndarray] | None = None
+    high_by_prompt: tuple[np.ndarray, np.ndarray] | None = None
+    low_prompts: int = 0
+    high_prompts: int = 0
 
 
 def filled_qwk(seen_qwk: np.ndarray, n_unseen: int) -> np.ndarray:
@@ -65,17 +80,69 @@ def filled_qwk(seen_qwk: np.ndarray, n_unseen: int) -> np.ndarray:
     return np.concatenate([q[~np.isnan(q)], np.full(int(n_unseen), QWK_MAX)])
 
 
-def optimistic_value(name: str, p: Partial) -> float:
-    """The best value objective ``name`` can still reach given ``p``.
+#: The bounds :func:`optimistic_value` knows (``search.racing_bound``).
+BOUNDS = ("worst_case", "statistical")
+
+
+def sampled_mean_bound(seen: np.ndarray, n_unseen: int, z: float) -> float | None:
+    """Upper bound of the mean over all prompts from a simple random sample of them (the seen
+    ones): the seen mean plus ``z`` standard errors with the finite-population correction.
+    None with fewer than 2 seen values (no spread to go on)."""
+    q = np.asarray(seen, dtype=float)
+    q = q[~np.isnan(q)]
+    n, total = len(q), len(q) + int(n_unseen)
+    if n < 2:
+        return None
+    if n_unseen == 0:
+        return float(q.mean())
+    se = float(q.std(ddof=1)) * math.sqrt((1.0 - n / total) / n)
+    return float(q.mean()) + z * se
+
+
+def sampled_ratio_bound(sums: np.ndarray, rows: np.ndarray, n_clusters: int,
+                        z: float) -> float | None:
+    """Lower bound of ``sum S / sum R`` over all ``n_clusters`` clusters from a simple random
+    sample of them (``sums``, ``rows``: the sampled clusters' ``S_p``, ``R_p``): the ratio
+    estimate less ``z`` of its linearised standard error. None with fewer than 2 sampled
+    clusters that have rows."""
+    s = np.asarray(sums, dtype=float)
+    r = np.asarray(rows, dtype=float)
+    keep = r > 0
+    s, r = s[keep], r[keep]
+    n = len(r)
+    if n < 2:
+        return None
+    ratio = float(s.sum() / r.sum())
+    f = min(1.0, n / max(int(n_clusters), n))
+    if f >= 1.0:
+        return ratio
+    resid = s - ratio * r
+    var = (1.0 - f) / (n * float(r.mean()) ** 2) * float((resid ** 2).sum()) / (n - 1)
+    return ratio - z * math.sqrt(max(var, 0.0))
+
+
+def optimistic_value(name: str, p: Partial, *, bound: str = "worst_case",
+                     z: float = 2.0) -> float:
+    """The best value objective ``name`` can still reach given ``p``: certainly
+    (``bound="worst_case"``) or with ``z`` standard errors to spare (``"statistical"``).
 
     An objective this module cannot bound gets the best value there is (``inf`` for a maximised
     one, ``-inf`` for a minimised one), so it never makes a trial look dominated.
     """
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {', '.join(BOUNDS)}, got {bound!r}")
     m = metric(name)
     unbounded = math.inf if m.maximize else -math.inf
     if name == "mean_qwk":
         q = filled_qwk(p.seen_qwk, p.n_unseen)
-        return float(q.mean()) if len(q) else unbounded
+        if not len(q):
+            return unbounded
+        worst = float(q.mean())
+        if bound == "statistical":
+            sb = sampled_mean_bound(p.seen_qwk, p.n_unseen, z)
+            if sb is not None:
+                return min(worst, sb)
+        return worst
     if m.worst_prompt is not None:
         est = estimator(m.worst_prompt)
         q = filled_qwk(p.seen_qwk, p.n_unseen)
@@ -83,16 +150,26 @@ def optimistic_value(name: str, p: Partial) -> float:
             return unbounded
         return float(est(q))
     if name in ("low_tail_mae", "high_tail_mae"):
-        s, rows = ((p.low_abs_sum, p.low_rows) if name == "low_tail_mae"
-                   else (p.high_abs_sum, p.high_rows))
-        return float(s) / rows if rows > 0 else unbounded
+        low = name == "low_tail_mae"
+        s, rows = (p.low_abs_sum, p.low_rows) if low else (p.high_abs_sum, p.high_rows)
+        if rows <= 0:
+            return unbounded
+        worst = float(s) / rows
+        by = p.low_by_prompt if low else p.high_by_prompt
+        if bound == "statistical" and by is not None:
+            sb = sampled_ratio_bound(by[0], by[1], p.low_prompts if low else p.high_prompts, z)
+            if sb is not None:
+                return max(worst, sb)
+        return worst
     return unbounded
 
 
-def optimistic_losses(names: Sequence[str], p: Partial) -> np.ndarray:
+def optimistic_losses(names: Sequence[str], p: Partial, *, bound: str = "worst_case",
+                      z: float = 2.0) -> np.ndarray:
     """:func:`optimistic_value` of each objective as a loss (lower is better): a lower bound of
     the finished trial's loss vector."""
-    return np.array([metric(n).loss(optimistic_value(n, p)) for n in names], dtype=float)
+    return np.array([metric(n).loss(optimistic_value(n, p, bound=bound, z=z)) for n in names],
+                    dtype=float)
 
 
 def dominating(bound: np.ndarray, front: np.ndarray, margins: np.ndarray) -> int | None:

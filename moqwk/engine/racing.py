@@ -36,10 +36,15 @@ class RacingPlan:
     rungs: tuple[int, ...]
     names: tuple[str, ...]
     margins: tuple[float, ...]
+    bound: str = "worst_case"
+    z: float = 2.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rungs": list(self.rungs),
-                "margins": dict(zip(self.names, self.margins, strict=True))}
+        out: dict[str, Any] = {"rungs": list(self.rungs),
+                               "margins": dict(zip(self.names, self.margins, strict=True))}
+        if self.bound != "worst_case":  # as written before the statistical bound existed
+            out.update(bound=self.bound, z=self.z)
+        return out
 
 
 def margins_for(config: Config, names: Sequence[str]) -> tuple[float, ...]:
@@ -77,7 +82,8 @@ def plan(config: Config, n_fits: int, names: Sequence[str]) -> RacingPlan | None
                           f"{n_fits} folds of a trial; give fold counts below {n_fits}")
     if not rungs:
         return None
-    return RacingPlan(tuple(rungs), tuple(names), margins_for(config, names))
+    return RacingPlan(tuple(rungs), tuple(names), margins_for(config, names),
+                      bound=s.racing_bound, z=float(s.racing_z))
 
 
 def partial_of(y_pred: np.ndarray, corpus: Corpus, config: Config) -> rule.Partial:
@@ -117,10 +123,21 @@ def partial_of(y_pred: np.ndarray, corpus: Corpus, config: Config) -> rule.Parti
     eps = 1e-9
     low = z_true <= config.tails.low_band + eps
     high = z_true >= config.tails.high_band - eps
+    err = np.nan_to_num(abs_err, nan=0.0).sum(axis=0)  # per essay, over the repeats
+
+    def by_prompt(tail: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+        sums = np.bincount(codes, weights=np.where(tail, err, 0.0), minlength=len(names))
+        rows = np.bincount(codes, weights=tail.astype(float), minlength=len(names)) * n_rep
+        return (sums[full], rows[full]), int((rows > 0).sum())
+
+    low_by, low_prompts = by_prompt(low)
+    high_by, high_prompts = by_prompt(high)
     return rule.Partial(
         seen_qwk=seen_qwk, n_unseen=n_unseen,
         low_abs_sum=float(np.nansum(abs_err[:, low])), low_rows=int(low.sum()) * n_rep,
-        high_abs_sum=float(np.nansum(abs_err[:, high])), high_rows=int(high.sum()) * n_rep)
+        high_abs_sum=float(np.nansum(abs_err[:, high])), high_rows=int(high.sum()) * n_rep,
+        low_by_prompt=low_by, high_by_prompt=high_by, low_prompts=low_prompts,
+        high_prompts=high_prompts)
 
 
 @dataclass(frozen=True)
@@ -140,20 +157,23 @@ def check(p: RacingPlan, partial: rule.Partial, *, front: np.ndarray,
     """Stop the trial (a :class:`Verdict`) when a tail is certainly over its guardrail, or when
     a feasible trial of ``front`` (losses in ``p.names`` order) dominates its optimistic bound
     by more than the margins; else None (the trial goes on)."""
-    bound = {n: rule.optimistic_value(n, partial) for n in p.names}
+    bound = {n: rule.optimistic_value(n, partial, bound=p.bound, z=p.z) for n in p.names}
     shown = {n: (v if math.isfinite(v) else None) for n, v in bound.items()}
     tail = rule.certainly_infeasible(partial, limits)
     if tail is not None:
-        return Verdict(f"{metric(tail).label} is at least {bound[tail]:.4f} whatever the "
+        worst = rule.optimistic_value(tail, partial)
+        return Verdict(f"{metric(tail).label} is at least {worst:.4f} whatever the "
                        f"unrun folds hold, above its guardrail {limits[tail]:.4f}",
                        shown)  # type: ignore[arg-type]
-    loss = rule.optimistic_losses(p.names, partial)
+    loss = rule.optimistic_losses(p.names, partial, bound=p.bound, z=p.z)
     hit = rule.dominating(loss, front, np.array(p.margins))
     if hit is None:
         return None
     num = int(front_numbers[hit])
-    return Verdict(f"dominated by feasible trial {num} by more than the margin even with "
-                   "the unrun folds at their best", shown, num)  # type: ignore[arg-type]
+    how = ("even with the unrun folds at their best" if p.bound == "worst_case" else
+           f"with the unrun prompts {p.z:g} standard errors better than the seen ones")
+    return Verdict(f"dominated by feasible trial {num} by more than the margin {how}",
+                   shown, num)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,86 @@ def test_default_rungs():
     assert racing.default_rungs(3) == (1, 2)
     assert racing.default_rungs(2) == (1,)
     assert racing.default_rungs(1) == ()
+
+
+# --------------------------------------------------------------------------- statistical bound
+
+
+def _draws(rng: np.random.Generator, population: np.ndarray, n: int, k: int):
+    for _ in range(k):
+        idx = rng.permutation(len(population))
+        yield idx[:n], idx[n:]
+
+
+@pytest.mark.parametrize("n_seen", [8, 16, 30])
+def test_the_sampled_mean_bound_covers_the_final_mean_as_often_as_z_says(n_seen):
+    # 40 prompts' QWKs, skewed as real ones are; the seen ones a random sample, as
+    # prompt-holdout folds draw them. z = 2 is one-sided 97.7% under normality; the finite
+    # population and the skew cost a little, so the check is 95% over 2,000 draws.
+    rng = np.random.default_rng(3)
+    q = np.clip(rng.beta(5, 3, size=40), 0, 1)
+    covered = worse = 0
+    for seen, unseen in _draws(rng, q, n_seen, 2000):
+        b = racing.sampled_mean_bound(q[seen], len(unseen), z=2.0)
+        covered += b >= q.mean()
+        worst = racing.filled_qwk(q[seen], len(unseen)).mean()
+        worse += b > worst
+    assert covered / 2000 >= 0.95
+    assert worse == 0  # always tighter than the worst case at these sizes
+    # and a smaller z covers less: the knob does what it says
+    low = sum(racing.sampled_mean_bound(q[s], len(u), z=0.5) >= q.mean()
+              for s, u in _draws(np.random.default_rng(4), q, n_seen, 500))
+    assert low / 500 < covered / 2000
+
+
+def test_the_sampled_mean_bound_is_exact_with_nothing_unseen_and_silent_on_one_prompt():
+    q = np.array([0.2, 0.5, 0.9])
+    assert racing.sampled_mean_bound(q, 0, z=2.0) == pytest.approx(q.mean())
+    assert racing.sampled_mean_bound(q[:1], 5, z=2.0) is None
+
+
+def test_the_sampled_ratio_bound_covers_the_final_tail_mae_as_often_as_z_says():
+    rng = np.random.default_rng(5)
+    rows = rng.integers(1, 25, size=36).astype(float)            # tail essays per prompt
+    sums = rows * rng.gamma(4.0, 0.04, size=36)                   # their absolute errors
+    truth = sums.sum() / rows.sum()
+    covered = 0
+    for seen, _ in _draws(rng, rows, 14, 2000):
+        b = racing.sampled_ratio_bound(sums[seen], rows[seen], 36, z=2.0)
+        covered += b <= truth
+    assert covered / 2000 >= 0.95
+    assert racing.sampled_ratio_bound(sums, rows, 36, z=2.0) == pytest.approx(truth)
+    assert racing.sampled_ratio_bound(sums[:1], rows[:1], 36, z=2.0) is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_statistical_bound_is_between_the_estimate_and_the_worst_case(seed):
+    rng = np.random.default_rng(seed)
+    n_prompts, min_n = 12, 5
+    codes, y, pred = _corpus(rng, n_prompts)
+    seen = set(rng.choice(n_prompts, size=6, replace=False).tolist())
+    p = _partial(codes, y, pred, seen, n_prompts, min_n)
+    rows = np.isin(codes, sorted(seen))
+    z = (y - 1) / 4
+    zp = (pred - 1) / 4
+    clusters = {}
+    for tail, name in (((z <= 0.25), "low"), ((z >= 0.75), "high")):
+        s = np.array([np.abs(zp - z)[rows & tail & (codes == c)].sum() for c in sorted(seen)])
+        r = np.array([(rows & tail & (codes == c)).sum() for c in sorted(seen)], dtype=float)
+        clusters[name] = ((s, r), int(len(np.unique(codes[tail]))))
+    p = racing.Partial(**{**p.__dict__, "low_by_prompt": clusters["low"][0],
+                          "low_prompts": clusters["low"][1],
+                          "high_by_prompt": clusters["high"][0],
+                          "high_prompts": clusters["high"][1]})
+    for name in NAMES:
+        worst = racing.optimistic_value(name, p)
+        stat = racing.optimistic_value(name, p, bound="statistical", z=2.0)
+        if metric(name).maximize:
+            assert stat <= worst
+        else:
+            assert stat >= worst
+    # the minimum is already bounded by the seen prompts: the statistical bound leaves it be
+    assert racing.optimistic_value("worst_prompt_qwk", p, bound="statistical") == \
+        racing.optimistic_value("worst_prompt_qwk", p)
+    with pytest.raises(ValueError, match="bound must be one of"):
+        racing.optimistic_value("mean_qwk", p, bound="hopeful")
