@@ -42,6 +42,7 @@ _EXPORTS = {
     "fit": "moqwk._api.model",
     "load_model": "moqwk._api.model",
     "predict": "moqwk._api.model",
+    "demo_corpus": "moqwk.data.demo_corpus",
     "CVResult": "moqwk._api.results",
     "SearchResult": "moqwk._api.results",
     "SelectResult": "moqwk._api.results",
@@ -80,6 +81,7 @@ if _TYPE_CHECKING:
     from moqwk._api.scoring import compare, cv
     from moqwk._api.study import search, select
     from moqwk.config.load import Config, load_config
+    from moqwk.data.demo_corpus import demo_corpus
     from moqwk.errors import (
         ConfigError,
         DataError,
@@ -112,7 +114,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "CVResult", "CompareResult", "CompareRun", "Config", "ConfigError", "DataError", "Estimate",
     "FitResult", "Holdout", "HoldoutEstimate", "Model", "ModelError", "MoqwkError",
-    "NoFeasibleTrialError", "RunDirError",
-    "SearchResult", "SelectResult", "StabilityGateError", "StorageError", "__version__",
-    "compare", "cv", "fit", "load_config", "load_model", "predict", "search", "select",
+    "NoFeasibleTrialError", "RunDirError", "SearchResult", "SelectResult", "StabilityGateError",
+    "StorageError", "__version__", "compare", "cv", "demo_corpus", "fit", "load_config",
+    "load_model", "predict", "search", "select",
 ]

@@ -120,3 +120,19 @@ def test_the_api_and_the_cli_select_the_same_trial(api_run, config_dict, tmp_pat
     assert cli["trial_number"] == select.trial_number
     assert cli["params"] == dict(select.params)
     assert cli["values"] == pytest.approx(dict(select.in_sample))
+
+
+def test_the_example_script_runs_cv_to_predict_through_the_public_api(tmp_path):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    script = repo / "examples" / "api_demo.py"
+    assert "from moqwk." not in script.read_text(encoding="utf-8")  # the public API alone
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "search: 8/8 complete" in out.stdout and "selected trial" in out.stdout
+    scored = [line.split() for line in out.stdout.splitlines() if line.startswith("demo-")]
+    assert len(scored) == 10 and all(1.0 <= float(row[2]) <= 5.0 for row in scored)
+    assert (tmp_path / "runs" / "search" / "model" / "model.json").exists()

@@ -225,3 +225,11 @@ def make_demo_corpus(
             "score": score.astype(float),
         }
     )
+
+
+def demo_corpus(seed: int = 0, *, n_essays: int = 720,
+                per_prompt_scales: bool = False) -> pd.DataFrame:
+    """``moqwk.demo_corpus``: the built-in synthetic corpus as a frame (``essay_id``,
+    ``prompt``, ``text``, ``score``), what ``data: {demo: true}`` reads; the same ``seed``
+    gives the same essays. Drop ``score`` to have essays to score."""
+    return make_demo_corpus(seed, n_essays=n_essays, per_prompt_scales=per_prompt_scales)
