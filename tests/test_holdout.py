@@ -291,6 +291,7 @@ def test_select_writes_the_holdout_block_once_beside_in_sample_and_bbc(
     assert "### In-sample, BBC-CV and holdout" in md and "| holdout, size-corrected |" in md
     html = (run / "reports" / "optuna_summary.html").read_text(encoding="utf-8")
     assert "On the holdout (145 unseen essays" in html
+    assert "The square, below, is the choice scored once on the holdout" in html
     # the fitted model's manifest keeps them beside its other estimates
     code, _, err = moqwk("fit", "--run-dir", run, "--quiet")
     assert code == 0, err

@@ -40,6 +40,7 @@ SELECTED = "#D55E00"   # vermillion
 TIE = "#F0E442"        # yellow
 GUARD = "#CC79A7"      # reddish purple
 RAW = "#009E73"        # bluish green
+HOLDOUT = "#E69F00"    # orange
 
 #: matplotlib settings for every figure (applied while building and saving).
 STYLE: dict[str, Any] = {
@@ -510,6 +511,7 @@ def selection_bias(selection: Mapping, *, objectives: ObjectiveSet,
     secondary objectives, with the estimate's interval, and the fresh-fold value where
     ``compare`` re-scored this run."""
     sb = selection["selection_bias"]
+    holdout = selection.get("holdout")
     metrics = [m for m in (objectives.primary, objectives.secondary) if m in sb["summary"]]
     fresh: dict = {}
     for r in (compare or {}).get("runs", []):
@@ -528,12 +530,22 @@ def selection_bias(selection: Mapping, *, objectives: ObjectiveSet,
         if fresh.get(m) is not None:
             ax.scatter([fresh[m]], [0], marker="D", s=45, color=BASELINE, zorder=6,
                        label="fresh folds (compare)")
+        if holdout and m in holdout.get("size_corrected", {}):
+            hv, hse = holdout["size_corrected"][m], holdout["se"][m]
+            hi = min(hv + hse, 1.0) if metric(m).maximize else hv + hse  # a QWK is at most 1
+            ax.errorbar([hv], [-0.35], xerr=[[hse], [hi - hv]], fmt="s", color=HOLDOUT,
+                        capsize=4, lw=1.2, zorder=4, label="holdout, size-corrected (±1 SE)")
         ax.set_yticks([])
         ax.set_ylim(-0.8, 0.8)
         ax.set_xlabel(f"{label(m)} ({_better(m)})")
         ax.text(0.01, 0.95, f"in-sample minus expected: {e['optimism']:+.3f}",
                 transform=ax.transAxes, va="top", fontsize=8.5)
-    axes[0].legend(loc="lower left", frameon=True, framealpha=0.9, fontsize=8)
+    if holdout:  # three markers a panel: the legend goes below, clear of them
+        fig.set_figheight(2.9)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4,
+                   frameon=False, fontsize=8)
+    else:
+        axes[0].legend(loc="lower left", frameon=True, framealpha=0.9, fontsize=8)
     caption = (
         f"The selected trial's {label(metrics[0])}"
         + (f" and {label(metrics[1])}" if len(metrics) > 1 else "")
@@ -543,5 +555,8 @@ def selection_bias(selection: Mapping, *, objectives: ObjectiveSet,
           f"{sb.get('n_boot')} bootstrap resamples of every trial's out-of-fold predictions and "
           "scores each choice on the essays left out, so it corrects the optimism of picking the "
           "best of many trials; no model is retrained and the stability gate is not replayed. "
-          "A diamond marks the fresh-fold value where `moqwk compare` re-scored this run.")
+          "A diamond marks the fresh-fold value where `moqwk compare` re-scored this run."
+        + (f" The square, below, is the choice scored once on the holdout's "
+           f"{holdout['n_essays']} essays ({holdout['assumes']}), corrected for the holdout's "
+           "smaller prompts, with one bootstrap SE either side." if holdout else ""))
     return BuiltFigure("selection_bias", "Expected on new folds", fig, caption)
