@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -67,10 +68,12 @@ def monkeypatch_module():
     mp.undo()
 
 
-def test_replaying_racing_over_a_finished_search_never_stops_a_front_trial(racing_off):
+@pytest.fixture(scope="module")
+def replayable(racing_off):
+    """The racing-off search, ready to replay: its config, workspace, trials, fold rows, the
+    complete trials with their loss matrix, and its final feasible front."""
     from moqwk.config import load_config
     from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
-    from moqwk.engine import racing
     from moqwk.run.workspace import Workspace
     from moqwk.stages.selector import load_trials
 
@@ -81,62 +84,6 @@ def test_replaying_racing_over_a_finished_search_never_stops_a_front_trial(racin
     eng = ws.engine("prompt_holdout")
     folds = [(f.repeat, f.val) for f in eng.prepare()]
     names = run.objectives.names
-    plan = racing.plan(config.with_search(racing=True), eng.n_fits, names)
-    assert plan is not None and plan.rungs == (4,) and plan.margins == (0.0,) * 4
-    out = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
-                        fold_rows=folds, p=plan, guardrails=run.guardrails)
-    done = [r for r in run.trials if r["state"] == "complete"]
-    assert len(out) == len(done) == N_TRIALS
-    cons = np.array([[r["constraints"][c] for c in sorted(r["constraints"])] for r in done])
-    feas = feasible_mask(cons)
-    loss = loss_matrix(np.array([[r["values"][n] for n in names] for r in done]),
-                       [d for d in run.objectives.directions])
-    front = {done[i]["number"] for i in np.flatnonzero(feas) if
-             pareto_front_mask(loss[feas])[list(np.flatnonzero(feas)).index(i)]}
-    stopped = {o.number: o for o in out if o.rung is not None}
-    assert front and not front & set(stopped)
-    by_number = {r["number"]: r for r in done}
-    for num, o in stopped.items():  # each stop was right about the finished trial
-        assert o.verdict is not None
-        if o.verdict.dominated_by is None:
-            assert not by_number[num]["feasible"]
-        else:
-            f = loss[[r["number"] for r in done].index(o.verdict.dominated_by)]
-            t = loss[[r["number"] for r in done].index(num)]
-            assert (f <= t).all() and (f < t).any()
-    assert stopped, "the eager plan stops none of the demo's trials: the test checks nothing"
-
-
-def test_the_statistical_bound_stops_what_the_worst_case_stops_and_no_front_trial(racing_off):
-    from dataclasses import replace
-
-    from moqwk.config import load_config
-    from moqwk.engine import racing
-    from moqwk.run.workspace import Workspace
-    from moqwk.stages.selector import load_trials
-
-    cfg, run_dir = racing_off
-    config = load_config(cfg)
-    ws = Workspace.open(config, run_dir)
-    run = load_trials(run_dir)
-    eng = ws.engine("prompt_holdout")
-    folds = [(f.repeat, f.val) for f in eng.prepare()]
-    names = run.objectives.names
-    stat_config = config.with_search(racing=True, racing_bound="statistical", racing_z=1.0)
-    plan = racing.plan(stat_config, eng.n_fits, names)
-    assert plan is not None and (plan.bound, plan.z) == ("statistical", 1.0)
-    assert plan.to_dict()["bound"] == "statistical"
-    worst = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
-                          fold_rows=folds, p=replace(plan, bound="worst_case"),
-                          guardrails=run.guardrails)
-    stat = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
-                         fold_rows=folds, p=plan, guardrails=run.guardrails)
-    stopped_w = {o.number for o in worst if o.rung is not None}
-    stopped_s = {o.number: o for o in stat if o.rung is not None}
-    assert stopped_w <= set(stopped_s)  # a tighter bound stops at least as much
-    # the front of the finished search (every trial ran all its folds): none of it stopped
-    from moqwk.core.pareto import feasible_mask, loss_matrix, pareto_front_mask
-
     done = [r for r in run.trials if r["state"] == "complete"]
     cons = np.array([[r["constraints"][c] for c in sorted(r["constraints"])] for r in done])
     feas = np.flatnonzero(feasible_mask(cons))
@@ -144,7 +91,57 @@ def test_the_statistical_bound_stops_what_the_worst_case_stops_and_no_front_tria
                        list(run.objectives.directions))
     front = {done[i]["number"] for i, on in zip(feas, pareto_front_mask(loss[feas]),
                                                 strict=True) if on}
-    assert front and not front & set(stopped_s)
+    return SimpleNamespace(config=config, ws=ws, run=run, n_fits=eng.n_fits, folds=folds,
+                           names=names, done=done, loss=loss, front=front)
+
+
+def _replay(r, plan):
+    from moqwk.engine import racing
+
+    return racing.replay(r.run.trials, r.run.oof_levels, corpus=r.ws.corpus, config=r.config,
+                         fold_rows=r.folds, p=plan, guardrails=r.run.guardrails)
+
+
+def test_replaying_racing_over_a_finished_search_never_stops_a_front_trial(replayable):
+    from moqwk.engine import racing
+
+    r = replayable
+    plan = racing.plan(r.config.with_search(racing=True), r.n_fits, r.names)
+    assert plan is not None and plan.rungs == (4,) and plan.margins == (0.0,) * 4
+    out = _replay(r, plan)
+    assert len(out) == len(r.done) == N_TRIALS
+    stopped = {o.number: o for o in out if o.rung is not None}
+    assert r.front and not r.front & set(stopped)
+    by_number = {t["number"]: t for t in r.done}
+    numbers = [t["number"] for t in r.done]
+    for num, o in stopped.items():  # each stop was right about the finished trial
+        assert o.verdict is not None
+        if o.verdict.dominated_by is None:
+            assert not by_number[num]["feasible"]
+        else:
+            f = r.loss[numbers.index(o.verdict.dominated_by)]
+            t = r.loss[numbers.index(num)]
+            assert (f <= t).all() and (f < t).any()
+    assert stopped, "the eager plan stops none of the demo's trials: the test checks nothing"
+
+
+def test_the_statistical_bound_stops_what_the_worst_case_stops_and_no_front_trial(replayable):
+    from dataclasses import replace
+
+    from moqwk.engine import racing
+
+    r = replayable
+    stat_config = r.config.with_search(racing=True, racing_bound="statistical", racing_z=1.0)
+    plan = racing.plan(stat_config, r.n_fits, r.names)
+    assert plan is not None and (plan.bound, plan.z) == ("statistical", 1.0)
+    assert plan.to_dict()["bound"] == "statistical"
+    worst = _replay(r, replace(plan, bound="worst_case"))
+    stat = _replay(r, plan)
+    stopped_w = {o.number for o in worst if o.rung is not None}
+    stopped_s = {o.number: o for o in stat if o.rung is not None}
+    assert stopped_w <= set(stopped_s)  # a tighter bound stops at least as much
+    # the front of the finished search (every trial ran all its folds): none of it stopped
+    assert r.front and not r.front & set(stopped_s)
     for o in stopped_s.values():
         assert "standard errors" in o.verdict.reason or "whatever the unrun" in o.verdict.reason
 
@@ -200,16 +197,10 @@ def test_status_counts_the_pruned_trials(racing_on, capsys):
     assert "pruned" in out
 
 
-def test_the_per_prompt_tail_clusters_add_up_to_the_tail_totals(racing_off):
-    from moqwk.config import load_config
+def test_the_per_prompt_tail_clusters_add_up_to_the_tail_totals(replayable):
     from moqwk.engine import racing
-    from moqwk.run.workspace import Workspace
-    from moqwk.stages.selector import load_trials
 
-    cfg, run_dir = racing_off
-    config = load_config(cfg)
-    ws = Workspace.open(config, run_dir)
-    run = load_trials(run_dir)
+    config, ws, run = replayable.config, replayable.ws, replayable.run
     es = ws.corpus.essay_scale
     number = min(run.oof_levels)
     y = es.lo[None, :] + np.asarray(run.oof_levels[number], dtype=float) * es.step[None, :]
