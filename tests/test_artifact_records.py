@@ -5,7 +5,7 @@ real demo search and selection wrote (the shared ``selected_run``).
   JSON writer), with its ``record_version``;
 - a file written before the version key existed reads as version 1;
 - a newer version, a missing required key or an unknown key is one ``Error:`` line through the
-  CLI (``fit``, ``compare``), exit 7, and nothing is written.
+  CLI (``fit``, ``compare``, ``report``), exit 7, and nothing is written.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import pytest
 from moqwk.base import artifacts
 from moqwk.errors import RunDirError
 from moqwk.run.artifact_records import (
+    CVMetricsRecord,
     ProgressRecord,
     SelectionRecord,
+    read_cv_metrics,
     read_progress,
     read_selection,
     read_trials,
@@ -30,6 +32,7 @@ from moqwk.study.records import TrialRecord
 
 SELECTED = "artifacts/selected_params.json"
 PROGRESS = "progress.json"
+CV_METRICS = "artifacts/cv_metrics.json"
 TRIALS = "artifacts/optuna_trials.json"
 STUDY = "artifacts/optuna_study.json"
 
@@ -83,6 +86,17 @@ def test_progress_record_round_trips_the_file_byte_for_byte(selected_run):
     assert record.target == len([t for t in trials if t.state in ("complete", "fail")])
 
 
+def test_cv_metrics_record_round_trips_the_file_byte_for_byte(selected_run):
+    """select rewrote cv_metrics.json for its choice: the record is that trial's run."""
+    path = selected_run.run_dir / CV_METRICS
+    record = read_cv_metrics(selected_run.run_dir)
+    assert _json(path)["record_version"] == CVMetricsRecord.RECORD_VERSION == 1
+    assert artifacts.dumps(record.to_dict()) == path.read_text(encoding="utf-8")
+    chosen = read_selection(selected_run.run_dir)
+    assert record.scheme == "prompt_holdout" and record.params == chosen.params
+    assert record.mean_qwk == pytest.approx(chosen.values["mean_qwk"], abs=1e-12)
+
+
 def test_trial_rows_read_as_records_and_give_the_file_back(selected_run):
     path = selected_run.run_dir / TRIALS
     rows = read_trials(selected_run.run_dir)
@@ -96,13 +110,15 @@ def test_trial_rows_read_as_records_and_give_the_file_back(selected_run):
 
 
 def test_files_without_a_version_read_as_version_1(run_copy):
-    for rel in (SELECTED, PROGRESS):
+    for rel in (SELECTED, PROGRESS, CV_METRICS):
         _edit(run_copy / rel, lambda d: d.pop("record_version"))
     _edit(run_copy / STUDY, lambda d: d.pop("trial_record_version"))
     old_sel, old_prog = read_selection(run_copy), read_progress(run_copy)
     assert old_sel.to_dict()["record_version"] == 1
     assert old_sel.to_dict() == _json(run_copy / SELECTED) | {"record_version": 1}
     assert old_prog.to_dict() == _json(run_copy / PROGRESS) | {"record_version": 1}
+    assert read_cv_metrics(run_copy).to_dict() == _json(run_copy / CV_METRICS) | {
+        "record_version": 1}
     assert len(read_trials(run_copy)) == len(_json(run_copy / TRIALS))
 
 
@@ -170,6 +186,17 @@ def test_compare_refuses_a_bad_progress_json_and_writes_nothing(
     assert rc == 7
     assert_one_error_line(err, str(run_copy / PROGRESS), says, "moqwk search --run-dir")
     assert not out.exists() and _listing(run_copy) == before
+
+
+def test_report_refuses_cv_metrics_of_a_newer_version_and_writes_nothing(
+        run_copy, moqwk, assert_one_error_line):
+    _edit(run_copy / CV_METRICS, lambda d: d.update(record_version=2))
+    before = _listing(run_copy)
+    rc, _out, err = moqwk("report", "--run-dir", run_copy)
+    assert rc == 7
+    assert_one_error_line(err, str(run_copy / CV_METRICS), "`record_version` is 2",
+                          "upgrade moqwk")
+    assert _listing(run_copy) == before
 
 
 def test_a_record_that_is_not_an_object_is_refused(tmp_path):

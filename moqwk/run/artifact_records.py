@@ -6,7 +6,9 @@
 - :class:`SelectionRecord`: ``artifacts/selected_params.json`` (and ``selection_failed.json``,
   the same record with no chosen trial), built by :mod:`moqwk.stages.selector`, written by
   :mod:`moqwk._api.select_outputs`, read by ``fit``, ``compare``, the reports and the API;
-- :class:`ProgressRecord`: ``progress.json``, written by the search after each trial.
+- :class:`ProgressRecord`: ``progress.json``, written by the search after each trial;
+- :class:`CVMetricsRecord`: ``artifacts/cv_metrics.json``, written by ``cv`` and ``select``,
+  read by the HTML report.
 
 Each record is a frozen dataclass with a ``RECORD_VERSION`` (raised when a field is added,
 renamed or changes meaning). ``to_dict()`` is the JSON as written, with a ``record_version``
@@ -30,7 +32,7 @@ from typing import Any, ClassVar
 from moqwk.base import artifacts
 from moqwk.core.objectives import ObjectiveSet, objectives_of
 from moqwk.errors import RunDirError
-from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
+from moqwk.run.layout import CV_METRICS, PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
 from moqwk.study.records import RECORD_VERSION as TRIAL_RECORD_VERSION
 from moqwk.study.records import TrialRecord
 
@@ -238,6 +240,70 @@ def read_progress(run_dir: Path) -> ProgressRecord:
     path = run_dir / PROGRESS
     return ProgressRecord.from_dict(_load(path, ProgressRecord.FIX.format(run=run_dir)),
                                     source=path, run_dir=run_dir)
+
+
+# --------------------------------------------------------------------------- CV metrics
+
+
+@dataclass(frozen=True, kw_only=True)
+class CVMetricsRecord(_Record):
+    """``artifacts/cv_metrics.json``: one CV run's numbers (those of
+    :class:`moqwk.core.metrics.CVMetrics`, at the top level) and what it ran, written by
+    ``moqwk cv`` and by ``select`` for its choice."""
+
+    RECORD_VERSION: ClassVar[int] = 1
+    REQUIRED: ClassVar[tuple[str, ...]] = ("worst_prompt_qwk", "mean_qwk", "scheme", "params")
+    OBJECTS: ClassVar[tuple[str, ...]] = ("params",)
+    WHAT: ClassVar[str] = "CV metrics record"
+    FIX: ClassVar[str] = ("re-run the command that wrote it (`moqwk cv`, or `moqwk select "
+                          "--run-dir {run}`)")
+
+    # the numbers (CVMetrics.to_dict(); NaN written as null)
+    worst_prompt_qwk: float | None
+    mean_qwk: float | None
+    worst_prompt: str | None = None
+    pooled_qwk: float | None = None
+    low_tail_mae: float | None = None
+    high_tail_mae: float | None = None
+    low_tail_bias: float | None = None
+    high_tail_bias: float | None = None
+    low_tail: dict[str, Any] | None = None
+    high_tail: dict[str, Any] | None = None
+    n_eligible_prompts: int | None = None
+    min_prompt_n: int | None = None
+    repeats: int | None = None
+    per_prompt: list[dict[str, Any]] = field(default_factory=list)
+    # what was run
+    scheme: str
+    splits_sha256: str | None = None
+    params: dict[str, Any]
+    mapping: dict[str, Any] | None = None
+    transductive: bool = False
+    features: dict[str, Any] | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+    config_hash: str | None = None
+    data_hash: str | None = None
+    scale: dict[str, Any] | None = None
+    n_essays: int | None = None
+    n_prompts: int | None = None
+    feature_store: dict[str, Any] | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path = "CV metrics record",
+                  run_dir: Path | None = None) -> CVMetricsRecord:
+        """The record of ``data`` (a file's JSON); ``source`` names it in errors, ``run_dir``
+        in the command that fixes it."""
+        return cls(**cls._body(data, str(source), run_dir))
+
+
+def read_cv_metrics(run_dir: Path) -> CVMetricsRecord:
+    """``run_dir/artifacts/cv_metrics.json`` as a :class:`CVMetricsRecord`
+    (:class:`RunDirError` as :func:`read_selection`)."""
+    run_dir = Path(run_dir)
+    path = run_dir / CV_METRICS
+    return CVMetricsRecord.from_dict(_load(path, CVMetricsRecord.FIX.format(run=run_dir)),
+                                     source=path, run_dir=run_dir)
 
 
 # --------------------------------------------------------------------------- trials

@@ -22,7 +22,7 @@ from moqwk.base import artifacts
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import MoqwkError, RunDirError
 from moqwk.reports.markdown import objectives_of
-from moqwk.run.artifact_records import read_selection, read_trials
+from moqwk.run.artifact_records import read_cv_metrics, read_selection, read_trials
 from moqwk.run.layout import (
     BASELINE_OOF,
     CV_METRICS,
@@ -135,7 +135,7 @@ def load_run(run_dir: Path, *, selection: Mapping | None = None,
         data.study = _read(run_dir, STUDY_JSON)
         data.sources["study"] = STUDY_JSON
     if (run_dir / CV_METRICS).exists():
-        data.cv_metrics = _read(run_dir, CV_METRICS)
+        data.cv_metrics = read_cv_metrics(run_dir).to_dict()
         data.sources["cv_metrics"] = CV_METRICS
     _load_oof(data, storage=storage, study_name=study_name)
     _load_compare(data, compare)
