@@ -191,7 +191,7 @@ def search_and_select(ws, cache: Path, monkeypatch) -> tuple[list[dict], dict]:
     monkeypatch.setenv("MOQWK_CACHE_DIR", str(cache))  # nothing shared through the cache
     run_search(ws, SearchOptions(n_trials=4, n_jobs=1))
     opts = options_from(ws.config.select, gate_margin=0.5)
-    record, _ = run_selection(ws, opts, commands=[])
+    record = run_selection(ws, opts, commands=[])[0].to_dict()
     trials = read_json(ws.run_dir / "artifacts" / "optuna_trials.json")
     return trials, record
 

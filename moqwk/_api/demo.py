@@ -115,7 +115,8 @@ def run_demo(run_dir: Path, *, console: Console, n_trials: int | None = None,
         " ".join(reproduce_command(run_dir, rec)), f"moqwk select --run-dir {rd}"],
         progress=progress)
     html = ws.run_dir / HTML_REPORT
-    show_selection(console, record_sel, ws.run_dir, html_report=html if html.exists() else None)
+    show_selection(console, record_sel.to_dict(), ws.run_dir,
+                   html_report=html if html.exists() else None)
     moqwk = _command_name()
     console.print(f"Next: {moqwk} status --run-dir {rd}; the decision is explained in "
                   f"{rd}/{SUMMARY}. To change the demo, copy {rd}/{CONFIG_COPY} elsewhere, "

@@ -14,6 +14,7 @@ from typing import Any
 from moqwk.base import artifacts
 from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.errors import StabilityGateError
+from moqwk.run.artifact_records import SelectionRecord
 from moqwk.run.layout import BASELINE_OOF, FRONT, SELECTED, SELECTION_FAILED, SUMMARY
 from moqwk.run.workspace import Workspace
 from moqwk.stages.selector import (
@@ -34,9 +35,9 @@ def _reproduced(run: RunTrials, result: Any, values: Mapping[str, float]) -> dic
 
 
 def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectOptions, *,
-                    commands: list[str], progress: Progress = NO_PROGRESS) -> dict:
+                    commands: list[str], progress: Progress = NO_PROGRESS) -> SelectionRecord:
     """Re-run the baseline and the choice on prompt_holdout for their residuals, then write
-    every artifact and the reports.
+    every artifact and the reports; the record written.
 
     The baseline's rows go to ``residuals_baseline_oof.csv``; the choice's, with its metrics and
     diagnostics, replace the run's CV outputs. A selection that fails the gate still writes the
@@ -69,9 +70,9 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
         # the choice is made: only now, once, is it scored on the holdout
         holdout = holdout_estimate(ws, run, opts, chosen=chosen, dev_result=result,
                                    selection_bias=sel.selection_bias, progress=progress)
-    record = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
-                              mapping=mapping, baseline_reproduced=base_again,
-                              holdout=holdout)
+    typed = selection_record(ws, run, sel, opts, reproduced=reproduced, commands=commands,
+                             mapping=mapping, baseline_reproduced=base_again, holdout=holdout)
+    record = typed.to_dict()  # the file's JSON, which the reports render
     artifacts.write_json(ws.run_dir / FRONT, {
         "pool": "all complete trials (--allow-tail-regression)" if opts.allow_tail_regression
         else "feasible trials",
@@ -84,7 +85,7 @@ def write_selection(ws: Workspace, run: RunTrials, sel: Selection, opts: SelectO
     figures = _html_report(ws, run, record, opts, progress)
     artifacts.write_text(ws.run_dir / SUMMARY, optuna_summary(run.trials, record,
                                                               figures=figures))
-    return record
+    return typed
 
 
 def _html_report(ws: Workspace, run: RunTrials, record: dict, opts: SelectOptions,
@@ -113,7 +114,7 @@ def _worst_margin_words(opts: SelectOptions) -> str:
 
 
 def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
-                  progress: Progress = NO_PROGRESS) -> tuple[dict, Selection]:
+                  progress: Progress = NO_PROGRESS) -> tuple[SelectionRecord, Selection]:
     """``moqwk select``: load, decide, write; raises when nothing can be selected."""
     run = load_trials(ws.run_dir, storage=opts.storage, study_name=opts.study_name)
     sel = select(ws, run, opts, progress=progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from moqwk._api._common import (
     ConfigLike,
@@ -28,6 +28,7 @@ from moqwk.errors import RunDirError
 if TYPE_CHECKING:
     import optuna
 
+    from moqwk.run.artifact_records import SelectionRecord
     from moqwk.run.workspace import Workspace
     from moqwk.stages.search_loop import SearchOptions
 
@@ -38,13 +39,17 @@ OnUpdate = Callable[[list[dict], dict], None]
 
 def _baseline_from(path: Path) -> tuple[dict, str]:
     """The params selected in a grid run (its selected_params.json) to use as the baseline."""
-    from moqwk.base import artifacts
+    from moqwk.run.artifact_records import read_selection
     from moqwk.run.layout import SELECTED
 
     f = path / SELECTED if path.is_dir() else path
     if not f.exists():
         raise RunDirError(f"--baseline-from: {f} not found; run `moqwk select` on the grid run")
-    return dict(artifacts.read_json(f)["params"]), f"selected params of {f}"
+    record = read_selection(path) if path.is_dir() else read_selection(f.parent, f.name)
+    if record.params is None:
+        raise RunDirError(f"--baseline-from: {f} names no selected trial (its gate failed?); "
+                          "give a grid run whose selection passed")
+    return dict(record.params), f"selected params of {f}"
 
 
 def prepare_search(*, config: ConfigLike | None, run_dir: str | Path,
@@ -183,15 +188,15 @@ def _study_storage(run_dir: Path, storage: str | None) -> str | None:
     return storage_for(run_dir, None) if record is not None and record.storage else None
 
 
-def _selected(run_dir: Path, record: dict[str, Any]) -> SelectResult:
+def _selected(run_dir: Path, record: SelectionRecord) -> SelectResult:
     from moqwk.run.layout import BASELINE_OOF, FRONT, HTML_REPORT, SELECTED, SUMMARY
 
-    bias = record.get("selection_bias") or {}
+    bias = record.selection_bias or {}
     summary = bias.get("summary")
     bbc = (frozen({k: Estimate(**{f: float(v[f]) for f in
                                   ("in_sample", "estimate", "lo", "hi", "optimism")})
                    for k, v in summary.items()}) if summary else None)
-    h = record.get("holdout")
+    h = record.holdout
     holdout = None if not h else Holdout(
         unit=h["unit"], share=float(h["share"]), n_essays=int(h["n_essays"]),
         n_prompts=int(h["n_prompts"]), assumes=h["assumes"],
@@ -203,14 +208,15 @@ def _selected(run_dir: Path, record: dict[str, Any]) -> SelectResult:
              "summary": run_dir / SUMMARY, "baseline_oof": run_dir / BASELINE_OOF}
     if (run_dir / HTML_REPORT).exists():
         paths["report"] = run_dir / HTML_REPORT
+    assert record.trial_number is not None  # run_selection raises when nothing was chosen
     return SelectResult(
-        run_dir=run_dir, trial_number=int(record["trial_number"]),
-        params=frozen(record["params"]), in_sample=frozen(record["values"]), bbc_cv=bbc,
+        run_dir=run_dir, trial_number=int(record.trial_number),
+        params=frozen(record.params), in_sample=frozen(record.values), bbc_cv=bbc,
         holdout=holdout,
-        baseline_trial_number=int(record["baseline"]["trial_number"]),
-        tie_tolerance=float(record["tie_tolerance"]), rule=record["rule"]["name"],
-        feasible=bool(record["feasible"]), finished=bool(record["study"]["finished"]),
-        record=frozen(record), paths=frozen(paths))
+        baseline_trial_number=int(record.baseline["trial_number"]),
+        tie_tolerance=float(record.tie_tolerance or 0.0), rule=(record.rule or {})["name"],
+        feasible=bool(record.feasible), finished=bool(record.study["finished"]),
+        record=frozen(record.to_dict()), paths=frozen(paths))
 
 
 def select(*, run_dir: str | Path, config: ConfigLike | None = None,

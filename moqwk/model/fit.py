@@ -47,6 +47,7 @@ from moqwk.features.store import FEATURE_CODE_VERSION
 from moqwk.model.cv_fold import CVFold, matching_fold, run_splits
 from moqwk.model.manifest import BOOSTER_FILE, FORMAT, FORMAT_VERSION, MODEL_JSON
 from moqwk.model.mapping_record import mapping_record
+from moqwk.run.artifact_records import SelectionRecord, read_selection, read_trials
 from moqwk.run.layout import MODEL_DIR, SELECTED, TRIALS_JSON
 from moqwk.run.record import read_run_record, run_config
 
@@ -79,10 +80,10 @@ class FitResult:
     manifest: dict[str, Any]
 
 
-def _gate_of(sel: Mapping[str, Any] | None, number: int | None) -> dict[str, Any] | None:
-    if not sel or number is None:
+def _gate_of(sel: SelectionRecord | None, number: int | None) -> dict[str, Any] | None:
+    if sel is None or number is None:
         return None
-    gate = sel.get("stability_gate") or {}
+    gate = sel.stability_gate
     for r in gate.get("results", []):
         if r.get("trial_number") == number:
             return {"scheme": gate.get("scheme"), "margin": gate.get("margin"),
@@ -91,19 +92,19 @@ def _gate_of(sel: Mapping[str, Any] | None, number: int | None) -> dict[str, Any
     return None
 
 
-def _selection_corrected(sel: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _selection_corrected(sel: SelectionRecord) -> dict[str, Any] | None:
     """select's BBC-CV estimate of the selected trial on new folds, as the manifest keeps it."""
-    sb = (sel or {}).get("selection_bias")
+    sb = sel.selection_bias
     if not sb:
         return None
     return {"method": "BBC-CV", "resampling": sb.get("resampling"), "n_boot": sb.get("n_boot"),
             "reported": sb.get("reported"), "summary": sb.get("summary")}
 
 
-def _holdout_of(sel: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _holdout_of(sel: SelectionRecord) -> dict[str, Any] | None:
     """select's numbers for the selected trial on ``cv.holdout``'s essays, as the manifest
     keeps them (None without a holdout)."""
-    h = (sel or {}).get("holdout")
+    h = sel.holdout
     if not h:
         return None
     return {k: h.get(k) for k in ("unit", "share", "n_essays", "n_prompts", "assumes",
@@ -114,40 +115,41 @@ def fit_source(run_dir: Path, *, trial: int | None = None) -> FitSource:
     """The selected trial of ``run_dir`` (``selected_params.json``), or trial ``trial``."""
     run_dir = Path(run_dir)
     sel_path = run_dir / SELECTED
-    sel = artifacts.read_json(sel_path) if sel_path.exists() else None
+    sel = read_selection(run_dir) if sel_path.exists() else None
+    params: Mapping[str, Any] | None
     if trial is None:
         if sel is None:
             raise RunDirError(f"{run_dir} has no {SELECTED}; run `moqwk select --run-dir "
                               f"{run_dir}` first, or fit a trial with --trial N")
-        number, params, values = sel["trial_number"], sel["params"], sel["values"]
-        source, entry = f"{sel_path} (the selected trial)", sel
+        number, params, values = sel.trial_number, sel.params, sel.values
+        source = f"{sel_path} (the selected trial)"
     else:
         trials_path = run_dir / TRIALS_JSON
         if not trials_path.exists():
             raise RunDirError(f"{run_dir} has no {TRIALS_JSON}; --trial needs a search or grid "
                               "run directory")
-        rec = next((t for t in artifacts.read_json(trials_path) if t["number"] == trial), None)
-        if rec is None or rec["state"] != "complete":
-            state = "no such trial" if rec is None else f"its state is {rec['state']}"
+        rec = next((t for t in read_trials(run_dir) if t.number == trial), None)
+        if rec is None or rec.state != "complete":
+            state = "no such trial" if rec is None else f"its state is {rec.state}"
             raise RunDirError(f"--trial {trial}: {state} in {trials_path}; pick a complete "
                               "trial (see `moqwk status` or the summary report)")
-        number, params, values = trial, rec["params"], rec["values"]
-        source, entry = f"{trials_path} (trial {trial}, given by --trial)", rec
-    chosen = sel is not None and sel.get("trial_number") == number
+        number, params, values = trial, rec.params, rec.values
+        source = f"{trials_path} (trial {trial}, given by --trial)"
+    chosen = sel if sel is not None and sel.trial_number == number else None
     estimates = {
         "scheme": "prompt_holdout",
         "in_sample": values,
         "stability_gate": _gate_of(sel, number),
-        "reproduced_on_prompt_holdout": sel.get("reproduced_on_prompt_holdout")
-        if chosen and sel else None,
-        "baseline_in_sample": (sel or {}).get("baseline", {}).get("values"),
-        "success_criterion": sel.get("success_criterion") if chosen and sel else None,
-        "fresh": entry.get("fresh"),
-        "selection_corrected": _selection_corrected(sel) if chosen else None,
-        "holdout": _holdout_of(sel) if chosen else None,
+        "reproduced_on_prompt_holdout": chosen.reproduced_on_prompt_holdout if chosen else None,
+        "baseline_in_sample": sel.baseline.get("values") if sel is not None else None,
+        "success_criterion": chosen.success_criterion if chosen else None,
+        # neither record holds fresh numbers: `moqwk compare` computes them
+        "fresh": None,
+        "selection_corrected": _selection_corrected(chosen) if chosen else None,
+        "holdout": _holdout_of(chosen) if chosen else None,
         "note": _ESTIMATES_NOTE,
     }
-    return FitSource(dict(params), number, source, estimates)
+    return FitSource(dict(params or {}), number, source, estimates)
 
 
 def fit_corpus(config: Config, data: Path | None = None) -> Corpus:

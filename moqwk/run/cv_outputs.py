@@ -9,6 +9,7 @@ from typing import Any
 from moqwk.base import artifacts
 from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.engine.cv import CVEngine, CVResult
+from moqwk.run.artifact_records import CVMetricsRecord
 from moqwk.run.diagnostics import residual_diagnostics
 from moqwk.run.layout import CV_METRICS, DIAGNOSTICS, OOF_CSV
 from moqwk.run.record import RunRecord, read_run_record, write_run_record
@@ -43,8 +44,8 @@ def write_cv_outputs(ws: Workspace, engine: CVEngine, result: CVResult, *, schem
     d = ws.run_dir
     paths = {
         "oof": artifacts.write_csv(d / OOF_CSV, result.oof),
-        "metrics": artifacts.write_json(d / CV_METRICS,
-                                        cv_metrics_record(result, engine, ws, scheme=scheme)),
+        "metrics": artifacts.write_json(d / CV_METRICS, CVMetricsRecord(
+            **cv_metrics_record(result, engine, ws, scheme=scheme)).to_dict()),
         "report": artifacts.write_text(d / DIAGNOSTICS, residual_diagnostics(
             result.metrics, title=title, scheme=scheme, params=result.params,
             global_scale=ws.corpus.scales.is_global)),

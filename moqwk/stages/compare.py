@@ -20,11 +20,12 @@ import numpy as np
 from moqwk.base import artifacts
 from moqwk.base.progress import NO_PROGRESS, Progress
 from moqwk.config import Config
-from moqwk.core.objectives import METRICS, ObjectiveSet, objectives_of
+from moqwk.core.objectives import METRICS, ObjectiveSet
 from moqwk.core.selection import success_criterion
 from moqwk.core.splits import partition_key
 from moqwk.errors import ConfigError, DataError, RunDirError
-from moqwk.run.layout import PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
+from moqwk.run.artifact_records import read_progress, read_selection, read_trials
+from moqwk.run.layout import SELECTED, STUDY_JSON, TRIALS_JSON
 from moqwk.run.record import check_same_config, run_config, unfinished_sentence
 from moqwk.run.splits_file import make_splits, partition_keys
 from moqwk.run.workspace import Workspace
@@ -51,30 +52,32 @@ class RunSummary:
 
 
 def read_run(run_dir: Path) -> RunSummary:
-    sel_path = run_dir / SELECTED
-    if not sel_path.exists():
-        raise RunDirError(f"{run_dir} has no {SELECTED}; run `moqwk select` on it first")
-    sel = artifacts.read_json(sel_path)
-    trials = artifacts.read_json(run_dir / TRIALS_JSON)
+    run_dir = Path(run_dir)
+    sel = read_selection(run_dir)
+    trials = read_trials(run_dir)
     study = artifacts.read_json(run_dir / STUDY_JSON)
-    progress = artifacts.read_json(run_dir / PROGRESS)
-    chosen = next(t for t in trials if t["number"] == sel["trial_number"])
-    extra = chosen.get("metrics") or {}
-    in_sample = {**sel["values"], **{k: extra.get(k) for k in METRICS
-                                     if k not in sel["values"] and k in extra}}
-    gate = sel["stability_gate"]["results"]
+    progress = read_progress(run_dir)
+    assert sel.trial_number is not None and sel.params is not None and sel.values is not None
+    chosen = next((t for t in trials if t.number == sel.trial_number), None)
+    if chosen is None:
+        raise RunDirError(f"{run_dir / SELECTED} names trial {sel.trial_number}, which "
+                          f"{run_dir / TRIALS_JSON} does not hold; re-run `moqwk select "
+                          f"--run-dir {run_dir}`")
+    extra = chosen.metrics or {}
+    in_sample = {**sel.values, **{k: extra.get(k) for k in METRICS
+                                  if k not in sel.values and k in extra}}
     return RunSummary(
-        run_dir=str(run_dir), trial_number=sel["trial_number"], params=sel["params"],
-        in_sample=in_sample, gate_passed=bool(gate and gate[-1]["passed"]),
-        allow_tail_regression=bool(sel["allow_tail_regression"]),
+        run_dir=str(run_dir), trial_number=sel.trial_number, params=sel.params,
+        in_sample=in_sample, gate_passed=sel.gate_passed,
+        allow_tail_regression=bool(sel.allow_tail_regression),
         sampler=study["sampler"]["name"],
-        n_trials=sum(t["state"] in ("complete", "fail") for t in trials),
-        wall_s=sum(t["duration_s"] or 0.0 for t in trials) or progress.get("elapsed_s"),
-        data_hash=sel["hashes"]["data"],
-        objectives=objectives_of(sel),
-        unfinished=unfinished_sentence(sel),
-        mapping=((sel.get("mapping") or {}).get("spec") or {}).get("method", "round"),
-        transductive=bool(sel.get("transductive")),
+        n_trials=sum(t.state in ("complete", "fail") for t in trials),
+        wall_s=sum(t.duration_s or 0.0 for t in trials) or progress.elapsed_s,
+        data_hash=sel.hashes["data"],
+        objectives=sel.objective_set,
+        unfinished=unfinished_sentence({"study": sel.study}),
+        mapping=((sel.mapping or {}).get("spec") or {}).get("method", "round"),
+        transductive=bool(sel.transductive),
     )
 
 

@@ -26,6 +26,7 @@ from moqwk.core.mapping import PARAM_PREFIX, complete_params, model_params, spec
 from moqwk.engine import racing
 from moqwk.engine.cv import CVEngine, TrialRun, usable_cores, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError, StorageError
+from moqwk.run.artifact_records import ProgressRecord
 from moqwk.run.layout import PROGRESS, STUDY_JSON, TRIALS_JSON, default_storage_url
 from moqwk.run.record import (
     RunRecord,
@@ -353,8 +354,9 @@ def write_outputs(ws: Workspace, study: optuna.Study, state: SearchState) -> dic
                         workers=state.workers)
         prog["running_trials"] = [{"number": k, **v} for k, v in sorted(state.running.items())]
         prog["racing"] = state.racing
-        artifacts.write_json(ws.run_dir / PROGRESS, prog)
-        # the same snapshot as the counts; consumers read the rows (dicts) for now
+        artifacts.write_json(ws.run_dir / PROGRESS, ProgressRecord(**prog).to_dict())
+        # the same snapshot as the counts; readers of the file get TrialRecords (read_trials),
+        # the live view these rows
         recs = [r.to_dict() for r in trial_records(study, trials)]
         artifacts.write_json(ws.run_dir / TRIALS_JSON, recs)
         state.last = recs

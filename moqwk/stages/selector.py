@@ -37,6 +37,7 @@ from moqwk.errors import (
     NoFeasibleTrialError,
     RunDirError,
 )
+from moqwk.run.artifact_records import SelectionRecord
 from moqwk.run.layout import SPLITS, STUDY_DB
 from moqwk.run.workspace import Workspace
 from moqwk.study.attrs import StudyAttr, TrialAttr
@@ -471,31 +472,32 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
                      reproduced: dict | None, commands: list[str],
                      mapping: dict | None = None,
                      baseline_reproduced: dict | None = None,
-                     holdout: dict | None = None) -> dict:
-    """Everything ``selected_params.json`` holds: the choice, its score mapping (with each
-    fold's fitted numbers, from the prompt-holdout re-run), the rule, the gate, the hashes."""
+                     holdout: dict | None = None) -> SelectionRecord:
+    """Everything ``selected_params.json`` holds (:class:`SelectionRecord`): the choice, its
+    score mapping (with each fold's fitted numbers, from the prompt-holdout re-run), the rule,
+    the gate, the hashes."""
     chosen = sel.chosen
     splits = artifacts.read_json(ws.run_dir / SPLITS)
-    return {
-        "trial_number": chosen["number"] if chosen else None,
-        "params": chosen["params"] if chosen else None,
-        "mapping": mapping,
-        "transductive": bool(mapping and mapping.get("transductive")),
+    return SelectionRecord(
+        trial_number=chosen["number"] if chosen else None,
+        params=chosen["params"] if chosen else None,
+        mapping=mapping,
+        transductive=bool(mapping and mapping.get("transductive")),
         # the deployment batch every number of a transductive choice assumes (None: not one)
-        "batch": (mapping or {}).get("batch"),
-        "values": chosen["values"] if chosen else None,
-        "constraints": chosen["constraints"] if chosen else None,
-        "feasible": chosen["feasible"] if chosen else None,
-        "objectives": run.objectives.to_dict(),
-        "rule": {"name": opts.rule, "order": RULES[opts.rule].describe(run.objectives),
-                 "pool": "feasible Pareto front over the objectives"},
-        "tie_tolerance": sel.tie_tolerance,
-        "tie_tolerance_method": sel.tie_method,
-        "allow_tail_regression": opts.allow_tail_regression,
-        "tail_regression_reason": opts.reason if opts.allow_tail_regression else None,
-        "tail_tradeoff": sel.tradeoff,
-        "candidates": sel.ranked.to_dict(orient="records"),
-        "stability_gate": {
+        batch=(mapping or {}).get("batch"),
+        values=chosen["values"] if chosen else None,
+        constraints=chosen["constraints"] if chosen else None,
+        feasible=chosen["feasible"] if chosen else None,
+        objectives=run.objectives.to_dict(),
+        rule={"name": opts.rule, "order": RULES[opts.rule].describe(run.objectives),
+              "pool": "feasible Pareto front over the objectives"},
+        tie_tolerance=sel.tie_tolerance,
+        tie_tolerance_method=sel.tie_method,
+        allow_tail_regression=opts.allow_tail_regression,
+        tail_regression_reason=opts.reason if opts.allow_tail_regression else None,
+        tail_tradeoff=sel.tradeoff,
+        candidates=sel.ranked.to_dict(orient="records"),
+        stability_gate={
             "scheme": "stratified_text",
             "margin": opts.gate_margin,
             "worst_prompt_margin": ("auto" if opts.gate_worst_margin is None
@@ -508,24 +510,24 @@ def selection_record(ws: Workspace, run: RunTrials, sel: Selection, opts: Select
             "results": [{"trial_number": g.trial_number, "metrics": g.metrics, **g.verdict}
                         for g in sel.gates],
         },
-        "baseline": {"trial_number": run.baseline["number"], "params": run.baseline["params"],
-                     "values": run.baseline["values"],
-                     "reproduced_on_prompt_holdout": baseline_reproduced},
-        "guardrails": run.guardrails,
-        "success_criterion": sel.success,
-        "selection_bias": sel.selection_bias,
-        "holdout": holdout,
-        "reproduced_on_prompt_holdout": reproduced,
-        "study": {"name": run.study_name, "storage": run.storage, "kind": run.kind,
-                  "n_trials": len(run.trials),
-                  "n_complete": sum(r["state"] == "complete" for r in run.trials),
-                  "n_counted": run.n_counted, "target": run.target,
-                  "finished": run.target is None or run.n_counted >= run.target,
-                  "resume": run.resume},
-        "hashes": {"config": ws.config.study_hash(), "data": ws.corpus.data_hash,
-                   "splits": {k: v["sha256"] for k, v in splits["schemes"].items()},
-                   **({"holdout": splits["holdout"]["sha256"]} if "holdout" in splits
-                      else {})},
-        "versions": artifacts.versions(),
-        "reproduce": commands,
-    }
+        baseline={"trial_number": run.baseline["number"], "params": run.baseline["params"],
+                  "values": run.baseline["values"],
+                  "reproduced_on_prompt_holdout": baseline_reproduced},
+        guardrails=run.guardrails,
+        success_criterion=sel.success,
+        selection_bias=sel.selection_bias,
+        holdout=holdout,
+        reproduced_on_prompt_holdout=reproduced,
+        study={"name": run.study_name, "storage": run.storage, "kind": run.kind,
+               "n_trials": len(run.trials),
+               "n_complete": sum(r["state"] == "complete" for r in run.trials),
+               "n_counted": run.n_counted, "target": run.target,
+               "finished": run.target is None or run.n_counted >= run.target,
+               "resume": run.resume},
+        hashes={"config": ws.config.study_hash(), "data": ws.corpus.data_hash,
+                "splits": {k: v["sha256"] for k, v in splits["schemes"].items()},
+                **({"holdout": splits["holdout"]["sha256"]} if "holdout" in splits
+                   else {})},
+        versions=artifacts.versions(),
+        reproduce=commands,
+    )

@@ -8,15 +8,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from moqwk.core.objectives import DEFAULT_OBJECTIVES
 from moqwk.reports.html.figures import search_history
+from moqwk.study.records import TrialRecord
 
 NAMES = DEFAULT_OBJECTIVES.names
 
 
-def _trial(n: int, low_mae: float) -> dict:
+def _trial(n: int, low_mae: float) -> TrialRecord:
     values = {"worst_prompt_qwk": 0.5 + 0.01 * n, "mean_qwk": 0.6 + 0.01 * n,
               "low_tail_mae": low_mae, "high_tail_mae": 0.10}
-    return {"number": n, "state": "complete", "values": values, "feasible": True,
-            "role": "baseline" if n == 0 else "sampled"}
+    return TrialRecord(number=n, state="complete", values=values, feasible=True,
+                       role="baseline" if n == 0 else "sampled")
 
 
 @pytest.mark.parametrize("guard", [0.60, 0.05])  # far above every value, far below
@@ -34,12 +35,12 @@ def test_the_far_guardrail_note_clears_the_baselines_line(guard):
     ax = fig.axes[NAMES.index("low_tail_mae")]
     (note,) = [t for t in ax.texts if t.get_text().startswith("guardrail")]
     box = note.get_window_extent(renderer)
-    base_y = trials[0]["values"]["low_tail_mae"]
+    base_y = trials[0].values["low_tail_mae"]
     (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"
                and list(ln.get_ydata()) == [base_y, base_y]]
     _, y = ax.transData.transform((0, base_y))
     assert not (box.y0 - 2 <= y <= box.y1 + 2), (box, y)  # 2 px clear of the text
     for t in trials:  # nor on a point
-        _, py = ax.transData.transform((0, t["values"]["low_tail_mae"]))
-        px, _ = ax.transData.transform((t["number"], 0))
-        assert not (box.x0 <= px <= box.x1 and box.y0 <= py <= box.y1), t["number"]
+        _, py = ax.transData.transform((0, t.values["low_tail_mae"]))
+        px, _ = ax.transData.transform((t.number, 0))
+        assert not (box.x0 <= px <= box.x1 and box.y0 <= py <= box.y1), t.number

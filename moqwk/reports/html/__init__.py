@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -128,7 +129,7 @@ def _summary(data: RunData) -> tuple[list[str], list[list[str]]]:
 
 
 def build_report(run_dir: Path, *, selection: Mapping | None = None,
-                 trials: Sequence[dict] | None = None, storage: str | None = None,
+                 trials: Sequence[Mapping[str, Any]] | None = None, storage: str | None = None,
                  study_name: str = "moqwk", compare: Path | None = None,
                  n_boot: int = DEFAULT_N_BOOT, progress: Progress = NO_PROGRESS) -> Report:
     """Write the HTML report and the figure files; return what was written.
@@ -159,8 +160,8 @@ def build_report(run_dir: Path, *, selection: Mapping | None = None,
                 (fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
 
     sel = data.selection
-    n_done = sum(t.get("state") == "complete" for t in data.trials)
-    n_pruned = sum(t.get("state") == "pruned" for t in data.trials)
+    n_done = sum(t.state == "complete" for t in data.trials)
+    n_pruned = sum(t.state == "pruned" for t in data.trials)
     pruned = (f" ({n_pruned} stopped early by fold racing, left out of the front)"
               if n_pruned else "")
     study = data.study or {}

@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import matplotlib
 import numpy as np
@@ -28,6 +28,9 @@ from matplotlib.patches import Patch
 from moqwk.core.objectives import ObjectiveSet, fmt, metric
 from moqwk.reports.html.summaries import running_best
 from moqwk.reports.words import count
+
+if TYPE_CHECKING:
+    from moqwk.study.records import TrialRecord
 
 #: The guardrail keys (in ``guardrails`` records) that limit the low and the high tail objective.
 GUARDRAIL_KEYS = ("low_tail_limit", "high_tail_limit")
@@ -122,21 +125,28 @@ def _guard_line(ax, value: float, values: Sequence[float], *, vertical: bool) ->
     ax.text(*xy, text, transform=ax.transAxes, ha=ha, va=va, fontsize=8.5, color=GUARD)
 
 
-def _split(trials: Sequence[dict], front: Sequence[int]) -> dict[str, list[dict]]:
-    done = [t for t in trials if t.get("state") == "complete" and t.get("values")]
+def _split(trials: Sequence[TrialRecord], front: Sequence[int]
+           ) -> dict[str, list[TrialRecord]]:
+    done = [t for t in trials if t.state == "complete" and t.values]
     on_front = set(front)
     return {
-        "front": [t for t in done if t["number"] in on_front],
-        "dominated": [t for t in done if t["feasible"] and t["number"] not in on_front],
-        "infeasible": [t for t in done if not t["feasible"] and t["number"] not in on_front],
+        "front": [t for t in done if t.number in on_front],
+        "dominated": [t for t in done if t.feasible and t.number not in on_front],
+        "infeasible": [t for t in done if not t.feasible and t.number not in on_front],
     }
+
+
+def _vals(t: TrialRecord) -> dict[str, float]:
+    """The values of a complete trial (the figures only plot those)."""
+    assert t.values is not None
+    return t.values
 
 
 # ------------------------------------------------------------------------------ Pareto front
 
 
 @styled
-def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
+def pareto_projections(trials: Sequence[TrialRecord], *, objectives: ObjectiveSet,
                        front: Sequence[int], baseline: int, selected: int | None,
                        tie_band: tuple[float, float] | None,
                        guardrails: Mapping[str, float] | None) -> BuiltFigure:
@@ -149,12 +159,12 @@ def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
     fig = Figure(figsize=(11.5, 3.6 * n_rows + 0.7), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     groups = _split(trials, front)
-    by_number = {t["number"]: t for t in trials}
+    by_number = {t.number: t for t in trials}
     base, sel = by_number.get(baseline), by_number.get(selected) if selected is not None else None
     guard = guardrail_limits(objectives, guardrails)
 
-    def xy(recs: list[dict], a: str, b: str) -> tuple[list[float], list[float]]:
-        return [r["values"][a] for r in recs], [r["values"][b] for r in recs]
+    def xy(recs: list[TrialRecord], a: str, b: str) -> tuple[list[float], list[float]]:
+        return [_vals(r)[a] for r in recs], [_vals(r)[b] for r in recs]
 
     for ax, (a, b) in zip(axes, pairs, strict=False):
         if tie_band is not None:
@@ -164,7 +174,7 @@ def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
                 ax.axhspan(*tie_band, color=TIE, alpha=0.45, lw=0, zorder=0, gid=f"tie:{a}:{b}")
         for o, limit in guard.items():
             if o in (a, b):
-                _guard_line(ax, limit, [t["values"][o] for g in groups.values() for t in g],
+                _guard_line(ax, limit, [_vals(t)[o] for g in groups.values() for t in g],
                             vertical=o == a)
         # gid: the artist's role (tests find points by it; SVG output names the group after it)
         ax.scatter(*xy(groups["infeasible"], a, b), marker="x", s=28, color=INFEASIBLE, lw=1.2,
@@ -173,10 +183,10 @@ def pareto_projections(trials: Sequence[dict], *, objectives: ObjectiveSet,
                    edgecolor=DOMINATED, lw=1.3, zorder=3, gid=f"dominated:{a}:{b}")
         ax.scatter(*xy(groups["front"], a, b), marker="o", s=38, color=FRONT, zorder=4,
                    gid=f"front:{a}:{b}")
-        if base and base.get("values"):
+        if base and base.values:
             ax.scatter(*xy([base], a, b), marker="s", s=70, facecolor="none",
                        edgecolor=BASELINE, lw=1.8, zorder=5, gid=f"baseline:{a}:{b}")
-        if sel and sel.get("values"):
+        if sel and sel.values:
             ax.scatter(*xy([sel], a, b), marker="*", s=190, color=SELECTED, edgecolor="white",
                        lw=0.6, zorder=6, gid=f"selected:{a}:{b}")
         ax.set_xlabel(f"{label(a)}\n({_better(a)})")
@@ -361,7 +371,7 @@ def calibration(curves: Mapping[str, pd.DataFrame], *, units: str,
 
 
 @styled
-def search_history(trials: Sequence[dict], *, objectives: ObjectiveSet, baseline: int,
+def search_history(trials: Sequence[TrialRecord], *, objectives: ObjectiveSet, baseline: int,
                    selected: int | None,
                    guardrails: Mapping[str, float] | None) -> BuiltFigure:
     """Each objective by trial number, with the running best feasible value."""
@@ -371,29 +381,29 @@ def search_history(trials: Sequence[dict], *, objectives: ObjectiveSet, baseline
     n_rows = math.ceil(len(names) / n_cols)
     fig = Figure(figsize=(11.5, 3.3 * n_rows + 0.6), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True).ravel()
-    done = [t for t in trials if t.get("state") == "complete" and t.get("values")]
-    failed = [t["number"] for t in trials if t.get("state") == "fail"]
-    by_number = {t["number"]: t for t in trials}
+    done = [t for t in trials if t.state == "complete" and t.values]
+    failed = [t.number for t in trials if t.state == "fail"]
+    by_number = {t.number: t for t in trials}
     base, sel = by_number.get(baseline), by_number.get(selected) if selected is not None else None
-    last = max((t["number"] for t in trials), default=0)
+    last = max((t.number for t in trials), default=0)
     for ax, o in zip(axes, names, strict=False):
-        feas = [t for t in done if t["feasible"]]
-        infeas = [t for t in done if not t["feasible"]]
-        ax.scatter([t["number"] for t in infeas], [t["values"][o] for t in infeas], marker="x",
+        feas = [t for t in done if t.feasible]
+        infeas = [t for t in done if not t.feasible]
+        ax.scatter([t.number for t in infeas], [_vals(t)[o] for t in infeas], marker="x",
                    color=INFEASIBLE, s=26, lw=1.2, zorder=2, gid=f"infeasible:{o}")
-        ax.scatter([t["number"] for t in feas], [t["values"][o] for t in feas], marker="o",
+        ax.scatter([t.number for t in feas], [_vals(t)[o] for t in feas], marker="o",
                    color=DOMINATED, s=22, zorder=3, gid=f"feasible:{o}")
         best = running_best(trials, o, str(metric(o).direction))
         if best:
             xs = [n for n, _ in best] + [last]
             ys = [v for _, v in best] + [best[-1][1]]
             ax.step(xs, ys, where="post", color=FRONT, lw=1.8, zorder=4, gid=f"best:{o}")
-        if base and base.get("values"):
-            ax.axhline(base["values"][o], color=BASELINE, ls=":", lw=1.1, zorder=1)
+        if base and base.values:
+            ax.axhline(base.values[o], color=BASELINE, ls=":", lw=1.1, zorder=1)
         if o in guard:
-            _guard_line(ax, guard[o], [t["values"][o] for t in done], vertical=False)
-        if sel and sel.get("values"):
-            ax.scatter([sel["number"]], [sel["values"][o]], marker="*", s=170, color=SELECTED,
+            _guard_line(ax, guard[o], [_vals(t)[o] for t in done], vertical=False)
+        if sel and sel.values:
+            ax.scatter([sel.number], [sel.values[o]], marker="*", s=170, color=SELECTED,
                        edgecolor="white", lw=0.6, zorder=6)
         if failed:
             ax.plot(failed, [0.02] * len(failed), ls="", marker="|", ms=9, color="#444444",

@@ -22,6 +22,7 @@ from moqwk.base import artifacts
 from moqwk.core.objectives import ObjectiveSet
 from moqwk.errors import MoqwkError, RunDirError
 from moqwk.reports.markdown import objectives_of
+from moqwk.run.artifact_records import read_cv_metrics, read_selection, read_trials
 from moqwk.run.layout import (
     BASELINE_OOF,
     CV_METRICS,
@@ -32,6 +33,7 @@ from moqwk.run.layout import (
     STUDY_JSON,
     TRIALS_JSON,
 )
+from moqwk.study.records import TrialRecord
 
 #: Where the report looks for a ``moqwk compare`` result, relative to the run directory.
 COMPARE_CANDIDATES = ("compare.json", "artifacts/compare.json", "compare/compare.json")
@@ -50,7 +52,7 @@ class RunData:
     """
 
     run_dir: Path
-    trials: list[dict]
+    trials: list[TrialRecord]
     selection: dict
     selection_failed: bool
     front: list[int]
@@ -97,7 +99,7 @@ def _latest_selection(run_dir: Path) -> str:
 
 
 def load_run(run_dir: Path, *, selection: Mapping | None = None,
-             trials: Sequence[dict] | None = None, storage: str | None = None,
+             trials: Sequence[Mapping[str, Any]] | None = None, storage: str | None = None,
              study_name: str = "moqwk", compare: Path | None = None) -> RunData:
     """Read a selected run's artifacts.
 
@@ -105,7 +107,8 @@ def load_run(run_dir: Path, *, selection: Mapping | None = None,
     (``select`` passes the ones it has just decided on, read from the study's storage); without
     them the newer of ``selected_params.json`` and ``selection_failed.json``, and
     ``optuna_trials.json``, are read. ``storage`` is only read for an older run's baseline
-    predictions. Raises :class:`RunDirError` when the search or the selection has not been run.
+    predictions. Raises :class:`RunDirError` when the search or the selection has not been run,
+    or a file is not the record it should be (:mod:`moqwk.run.artifact_records`).
     """
     run_dir = Path(run_dir)
     if trials is None and not (run_dir / TRIALS_JSON).exists():
@@ -113,11 +116,12 @@ def load_run(run_dir: Path, *, selection: Mapping | None = None,
                           "select` on it first")
     if selection is None:
         sel_rel = _latest_selection(run_dir)
-        record = _read(run_dir, sel_rel)
+        record = read_selection(run_dir, sel_rel).to_dict()
     else:
         record = dict(selection)
         sel_rel = SELECTED if record.get("trial_number") is not None else SELECTION_FAILED
-    trial_records = list(trials) if trials is not None else _read(run_dir, TRIALS_JSON)
+    trial_records = ([TrialRecord.from_dict(t) for t in trials] if trials is not None
+                     else read_trials(run_dir))
     front_rec = _read(run_dir, FRONT) if (run_dir / FRONT).exists() else {"trials": []}
     data = RunData(run_dir=run_dir, trials=trial_records, selection=record,
                    selection_failed=record.get("trial_number") is None,
@@ -131,7 +135,7 @@ def load_run(run_dir: Path, *, selection: Mapping | None = None,
         data.study = _read(run_dir, STUDY_JSON)
         data.sources["study"] = STUDY_JSON
     if (run_dir / CV_METRICS).exists():
-        data.cv_metrics = _read(run_dir, CV_METRICS)
+        data.cv_metrics = read_cv_metrics(run_dir).to_dict()
         data.sources["cv_metrics"] = CV_METRICS
     _load_oof(data, storage=storage, study_name=study_name)
     _load_compare(data, compare)

@@ -11,12 +11,16 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from moqwk.core.metrics import qwk_by_group
 from moqwk.core.objectives import metric
+
+if TYPE_CHECKING:
+    from moqwk.study.records import TrialRecord
 
 #: Bootstrap resamples per chunk (bounds memory on large corpora).
 _CHUNK = 100
@@ -154,17 +158,18 @@ def tail_levels(rows: pd.DataFrame) -> tuple[float | None, float | None]:
     return low, high
 
 
-def running_best(trials: Sequence[dict], objective: str, direction: str) -> list[tuple[int, float]]:
+def running_best(trials: Sequence[TrialRecord], objective: str, direction: str
+                 ) -> list[tuple[int, float]]:
     """(trial number, best feasible value so far) at each feasible trial, in trial order."""
     better = max if direction == "maximize" else min
     best: float | None = None
     out = []
-    for t in sorted(trials, key=lambda r: r["number"]):
-        if not (t.get("feasible") and t.get("values")):
+    for t in sorted(trials, key=lambda r: r.number):
+        if not (t.feasible and t.values):
             continue
-        v = float(t["values"][objective])
+        v = float(t.values[objective])
         best = v if best is None else better(best, v)
-        out.append((int(t["number"]), best))
+        out.append((int(t.number), best))
     return out
 
 
