@@ -64,7 +64,7 @@ def replay_run(run_dir: Path, zs: list[float]) -> dict[str, Any]:
     raced = [r for r in done if r.get("role") != "baseline"]
     total_fits = len(raced) * eng.n_fits
     variants = [("worst_case", None)] + [("statistical", z) for z in zs]
-    out: dict[str, Any] = {"run_dir": str(run_dir), "n_trials": len(done),
+    out: dict[str, Any] = {"run_dir": run_dir.name, "n_trials": len(done),
                            "n_fits": eng.n_fits, "rungs": list(base.rungs),
                            "margins": dict(zip(names, base.margins, strict=True)),
                            "front": sorted(front), "selected": selected, "variants": {}}
