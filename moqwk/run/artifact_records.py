@@ -27,14 +27,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from moqwk.base import artifacts
 from moqwk.core.objectives import ObjectiveSet, objectives_of
 from moqwk.errors import RunDirError
 from moqwk.run.layout import CV_METRICS, PROGRESS, SELECTED, STUDY_JSON, TRIALS_JSON
-from moqwk.study.records import RECORD_VERSION as TRIAL_RECORD_VERSION
-from moqwk.study.records import TrialRecord
+
+if TYPE_CHECKING:  # the scoring path (fit's module, loaded by predict) must not import optuna
+    from moqwk.study.records import TrialRecord
 
 #: The key every versioned record carries (absent: version 1, a file from before the key).
 VERSION_KEY = "record_version"
@@ -318,6 +319,9 @@ def read_trials(run_dir: Path) -> list[TrialRecord]:
     newer one, a row that is not an object or a row :meth:`TrialRecord.from_dict` refuses is
     a :class:`RunDirError` naming the file and the trial.
     """
+    from moqwk.study.records import RECORD_VERSION as TRIAL_RECORD_VERSION
+    from moqwk.study.records import TrialRecord
+
     run_dir = Path(run_dir)
     fix = _TRIALS_FIX.format(run=run_dir)
     study = run_dir / STUDY_JSON
