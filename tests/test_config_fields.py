@@ -121,7 +121,9 @@ def test_the_declaration_type_on_its_own(tmp_path):
     assert dump(Knobs()) == {"level": 2, "mode": "fast", "band": "auto", "names": []}
     for raw, says in [({"level": 10}, "knobs.level: must be <= 9, got 10"),
                       ({"level": True}, "knobs.level: expected a whole number, got True"),
-                      ({"mode": "slo"}, "knobs.mode: must be one of fast, slow, got 'slo'"),
+                      ({"mode": "slo"}, "knobs.mode: must be one of fast, slow, got 'slo'; did "
+                                     "you mean slow?"),
+                      ({"mode": "quick"}, "knobs.mode: must be one of fast, slow, got 'quick'"),
                       ({"band": -1}, "knobs.band: 'auto' or a number >= 0, got -1.0"),
                       ({"levle": 1}, "knobs.levle: unknown field; allowed: band, level, mode, "
                                      "names; did you mean level?"),

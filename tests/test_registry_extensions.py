@@ -382,7 +382,7 @@ def test_the_worst_prompt_choice_is_checked_against_the_registry(tmp_path: Path,
     raw = yaml.safe_load(demo_config_yaml)
     raw["objectives"] = {"worst_prompt": "cvar25"}
     with pytest.raises(ConfigError, match=r"^objectives\.worst_prompt: must be one of min, "
-                                          r"cvar10, eb_min, got 'cvar25'$"):
+                                          r"cvar10, eb_min, got 'cvar25'; did you mean cvar10\?$"):
         parse_config(raw, base_dir=tmp_path)
     raw["objectives"] = {"worst_prompt": "eb_min"}
     cfg = parse_config(raw, base_dir=tmp_path)

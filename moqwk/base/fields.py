@@ -110,8 +110,11 @@ class Field:
                 raise ConfigError(f"{path}: {self._expected()}, got {value!r}")
         allowed = self.allowed()
         if allowed and value not in allowed:
+            close = (difflib.get_close_matches(value, list(map(str, allowed)), n=1, cutoff=0.6)
+                     if isinstance(value, str) else [])
+            hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"{path}: must be one of {', '.join(map(str, allowed))}, "
-                              f"got {value!r}")
+                              f"got {value!r}{hint}")
         low = self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo)
         if low or (self.hi is not None and value > self.hi):
             if self.auto:  # one sentence for everything an `auto` field takes
