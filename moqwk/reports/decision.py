@@ -49,12 +49,17 @@ def transductive_sentence(record: Mapping) -> str | None:
             f"{params.get('fallback')}){fell}. {assumed}.")
 
 
+def _reported(record: Mapping, summary: Mapping) -> list[str]:
+    """The primary and secondary objectives of ``record`` that ``summary`` holds, in order."""
+    obj = record.get("objectives") or {}
+    return [str(n) for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
+
+
 def estimate_sentence(record: Mapping) -> str | None:
     """What the selected config is expected to score on new folds (BBC-CV), beside in-sample."""
     sb = record.get("selection_bias") or {}
     summary = sb.get("summary") or {}
-    obj = record.get("objectives") or {}
-    names = [str(n) for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
+    names = _reported(record, summary)
     if not names:
         return None
     parts = []
@@ -73,8 +78,7 @@ def holdout_sentence(record: Mapping) -> str | None:
     what it assumes (None without a holdout)."""
     h = record.get("holdout") or {}
     summary = h.get("summary") or {}
-    obj = record.get("objectives") or {}
-    names = [str(n) for n in (obj.get("primary"), obj.get("secondary")) if n in summary]
+    names = _reported(record, summary)
     if not names:
         return None
     parts = []
