@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from moqwk.base import artifacts
 from moqwk.core.objectives import ObjectiveSet, objectives_of
@@ -98,6 +98,13 @@ class _Record:
                                   f"{type(body[k]).__name__}; {fix}")
         return body
 
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path | None = None,
+                  run_dir: Path | None = None) -> Self:
+        """The record of ``data`` (a file's JSON); ``source`` names it in errors (default: the
+        record's name), ``run_dir`` in the command that fixes it."""
+        return cls(**cls._body(data, str(source or cls.WHAT), run_dir))
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON of the file: every field, and ``record_version``."""
         return {VERSION_KEY: self.RECORD_VERSION,
@@ -152,12 +159,6 @@ class SelectionRecord(_Record):
     versions: dict[str, Any] = field(default_factory=dict)
     reproduce: list[str] = field(default_factory=list)
 
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str | Path = "selection record",
-                  run_dir: Path | None = None) -> SelectionRecord:
-        """The record of ``data`` (a file's JSON); ``source`` names it in errors, ``run_dir``
-        in the command that fixes it."""
-        return cls(**cls._body(data, str(source), run_dir))
 
     @property
     def chosen(self) -> bool:
@@ -226,13 +227,6 @@ class ProgressRecord(_Record):
     running_trials: list[dict[str, Any]] = field(default_factory=list)
     racing: Any = None
 
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str | Path = "progress record",
-                  run_dir: Path | None = None) -> ProgressRecord:
-        """The record of ``data`` (a file's JSON); ``source`` names it in errors, ``run_dir``
-        in the command that fixes it."""
-        return cls(**cls._body(data, str(source), run_dir))
-
 
 def read_progress(run_dir: Path) -> ProgressRecord:
     """``run_dir/progress.json`` as a :class:`ProgressRecord` (:class:`RunDirError` as
@@ -289,13 +283,6 @@ class CVMetricsRecord(_Record):
     n_prompts: int | None = None
     feature_store: dict[str, Any] | None = None
     versions: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str | Path = "CV metrics record",
-                  run_dir: Path | None = None) -> CVMetricsRecord:
-        """The record of ``data`` (a file's JSON); ``source`` names it in errors, ``run_dir``
-        in the command that fixes it."""
-        return cls(**cls._body(data, str(source), run_dir))
 
 
 def read_cv_metrics(run_dir: Path) -> CVMetricsRecord:
