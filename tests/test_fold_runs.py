@@ -74,3 +74,53 @@ def test_parallel_fold_build_gives_the_serial_builds_bits(demo_config_path, tmp_
         feats[workers] = [(eng.store.fold(f.train, f.val).X_train.tobytes(),
                            eng.store.fold(f.train, f.val).X_val.tobytes()) for f in folds]
     assert feats[1] == feats[2]
+
+
+def test_fold_matrices_carry_no_feature_names_and_predict_the_same_bits(
+        demo_config_path, tmp_path, monkeypatch):
+    """The engine's fold matrices are built without feature names (XGBoost checks names on
+    every boosting round); a model trained on the same features with names predicts the
+    same bits, so dropping them changes no number."""
+    import xgboost as xgb
+
+    from moqwk.engine.cv import booster_params
+
+    ws = _ws(demo_config_path, tmp_path / "run", monkeypatch, tmp_path / "cache")
+    eng = ws.engine("prompt_holdout", nthread=1)
+    fold = eng.prepare()[0]
+    assert fold.dtrain.feature_names is None
+    ff = eng._variant(eng.config.features).store.fold(fold.train, fold.val)
+    names = list(ff.feature_names)
+    bp, rounds = booster_params({**PARAMS, "subsample": 0.8, "colsample_bytree": 0.6},
+                                objective="reg:squarederror", nthread=1, seed=3)
+    named = xgb.train(bp, xgb.DMatrix(ff.X_train, label=ws.corpus.y_norm[fold.train],
+                                      feature_names=names), num_boost_round=rounds)
+    plain = xgb.train(bp, fold.dtrain, num_boost_round=rounds)
+    z_named = named.predict(xgb.DMatrix(ff.X_val, feature_names=names))
+    assert np.unique(z_named).size > 5  # a real model
+    assert np.array_equal(z_named, plain.predict(fold.dval))
+
+
+def test_model_max_bin_reaches_xgboost_and_params_override_it(demo_config_path, tmp_path,
+                                                              monkeypatch):
+    """``model.max_bin`` changes the trained model (and so the raw-prediction cache key); a
+    ``max_bin`` in the params wins over it."""
+    import yaml
+
+    from moqwk.config import parse_config
+
+    raw = yaml.safe_load(Path(demo_config_path).read_text())
+    runs = iter(range(3))
+
+    def run(max_bin: int, params: dict) -> np.ndarray:
+        i = next(runs)  # a cache of its own: every model is trained, none read back
+        monkeypatch.setenv("MOQWK_CACHE_DIR", str(tmp_path / f"cache-{i}"))
+        cfg = parse_config({**raw, "model": {**(raw.get("model") or {}), "max_bin": max_bin}},
+                           base_dir=Path(demo_config_path).parent)
+        res = Workspace.open(cfg, tmp_path / f"run-{i}").engine(
+            "prompt_holdout", nthread=1).run(params)
+        return res.oof["y_pred_raw"].to_numpy()
+
+    coarse, fine = run(4, PARAMS), run(256, PARAMS)
+    assert not np.array_equal(coarse, fine)
+    assert np.array_equal(run(4, {**PARAMS, "max_bin": 256}), fine)

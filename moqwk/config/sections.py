@@ -154,6 +154,10 @@ class ModelConfig:
     nthread: int = setting(0, lo=0, help="XGBoost threads per model; `0` means the usable cores "
                                          "divided by the trials running at once in this "
                                          "process (`--n-jobs`), at least 1")
+    max_bin: int = setting(256, lo=2, help="histogram bins per feature in XGBoost's `hist` "
+                                           "trees (XGBoost's own default is 256); a `max_bin` "
+                                           "key in the params overrides this. Fewer bins train "
+                                           "faster: [research note](../research/max-bin.md)")
 
 
 #: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs

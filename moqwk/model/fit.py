@@ -262,7 +262,8 @@ def _reused_cross_fit(config: Config, params: Mapping[str, Any], splits: Splits,
     seeded as the engine seeds repeat 0."""
     threads = nthread if nthread is not None else xgb_threads(1, config.model.nthread)
     bp, rounds = booster_params(model_params(params), objective=config.model.objective,
-                                nthread=threads, seed=int(splits.seed))
+                                nthread=threads, seed=int(splits.seed),
+                                max_bin=config.model.max_bin)
     z = np.full(len(splits.ids), np.nan)
     folds = [(tr, va) for _, _, tr, va in splits.iter_folds()]
     with progress.stage("score mapping: cross-fitted models (features reused)",
@@ -350,7 +351,7 @@ def fit_model(config: Config, corpus: Corpus, source: FitSource, *, out: Path,
     bp, rounds = booster_params(model_params(source.params), objective=config.model.objective,
                                 nthread=threads,
                                 seed=cv_fold.model_seed if cv_fold is not None
-                                else config.cv.seed)
+                                else config.cv.seed, max_bin=config.model.max_bin)
     with progress.stage(f"booster ({rounds} rounds)", total=1, unit="fit") as st:
         booster = xgb.train(bp, dtrain, num_boost_round=rounds)
         st.advance()
