@@ -112,9 +112,11 @@ _DEFAULTS: dict[str, Any] = {}
 #: pinned here at its old value, so a config that relied on the old default hashes differently
 #: from one that relies on the new: its runs refuse to be resumed under a changed scoring,
 #: instead of silently mixing the two. ``mapping.method`` was ``round`` until ADR 0002;
-#: ``features.lexical.enabled`` was ``false`` until ADR 0005.
+#: ``features.lexical.enabled`` was ``false`` until ADR 0005; ``model.max_bin`` was 256 until
+#: ADR 0006.
 _HASH_BASE: dict[str, Any] = {"data": {"demo": True}, "mapping": {"method": "round"},
-                              "features": {"lexical": {"enabled": False}}}
+                              "features": {"lexical": {"enabled": False}},
+                              "model": {"max_bin": 256}}
 
 
 def _default_raw() -> dict[str, Any]:
