@@ -38,6 +38,9 @@ ARMS = {
     # the new defaults, as a config that sets nothing gets them
     "new": {},
 }
+#: Each arm's ``model:`` settings. Amendment of 2026-12-03, before any run: ``model.max_bin``
+#: became 32 (ADR 0006), so today's arm pins the 256 bins it trained with before issue 18.
+MODEL = {"today": {"max_bin": 256}, "new": {}}
 METRICS = ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae")
 
 
@@ -53,6 +56,8 @@ def write_config(base: Path, arm: str, seed: int, trials: int, where: Path) -> P
     search = {k: v for k, v in (raw.get("search") or {}).items()
               if k not in ("racing", "n_jobs")}
     raw["search"] = {**search, "seed": seed, "n_trials": trials, **ARMS[arm]}
+    model = {k: v for k, v in (raw.get("model") or {}).items() if k != "max_bin"}
+    raw["model"] = {**model, **MODEL[arm]}
     where.mkdir(parents=True, exist_ok=True)
     path = where / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
