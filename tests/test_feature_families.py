@@ -332,8 +332,12 @@ def test_trials_that_share_a_variant_share_its_blocks(demo_config_path):
     assert s3["blocks_built"] == 15 + 5  # only word's blocks are new
     assert s3["blocks_memo"] - s1["blocks_memo"] == 2 * 5  # handcrafted and char reused
     assert c.features["config"]["word"]["svd_components"] == 4
-    assert sum(n.startswith("word.") for n in eng.prepare(eng.features_for(c.params))[0]
-               .dtrain.feature_names) == 4
+    fold = eng.prepare(eng.features_for(c.params))[0]
+    names = eng._variant(eng.features_for(c.params)).store.fold(fold.train, fold.val
+                                                                ).feature_names
+    assert sum(n.startswith("word.") for n in names) == 4
+    assert fold.dtrain.num_col() == len(names)
+    s3 = eng.store.stats  # after that lookup (one memo hit per fold read)
     # a second engine sharing the store (another worker thread): all memo hits, no build
     other = CVEngine(config, corpus, splits, nthread=1, store=eng.store,
                      predictions=eng.predictions)
