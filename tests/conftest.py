@@ -135,6 +135,13 @@ SEARCH_SPACE = {
 SEARCH_BASELINE = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 60,
                    "min_child_weight": 4.0, "subsample": 0.8}
 
+#: For tests of two ``moqwk search`` processes on one study: trials of a few seconds each. The
+#: demo's trials take a third of a second, so a budget of 8 is done in 3 s, about what a second
+#: process needs to import its libraries; one worker could then run every trial and the test
+#: could not show that both took part. With these one worker alone would need ~5x its start-up.
+WORKERS_SPACE = {"n_estimators": {"type": "int", "low": 500, "high": 900, "step": 200}}
+WORKERS_BASELINE = {"n_estimators": 500}
+
 
 @pytest.fixture(scope="session")
 def write_search_config(demo_config_yaml: str):
@@ -161,6 +168,17 @@ def write_search_config(demo_config_yaml: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def write_workers_config(write_search_config):
+    """:func:`write_search_config` with :data:`WORKERS_SPACE` and :data:`WORKERS_BASELINE`."""
+
+    def write(path: Path, **kwargs) -> Path:
+        return write_search_config(path, space=WORKERS_SPACE, baseline=WORKERS_BASELINE,
+                                   **kwargs)
 
     return write
 

@@ -334,9 +334,9 @@ WORKERS_SEARCH = {"population_size": 6, "seed_neighbours": 0, "racing": True,
                   "racing_rungs": [4], "racing_margin": 0.0}
 
 
-def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config, assert_guardrails):
-    cfg = write_search_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
-                              search=WORKERS_SEARCH)
+def test_two_workers_share_one_sqlite_study(tmp_path, write_workers_config, assert_guardrails):
+    cfg = write_workers_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
+                               search=WORKERS_SEARCH)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     n = 8
     results = run_two_workers(cfg, [tmp_path / "run"] * 2, url, "shared", n, tmp_path)
@@ -361,10 +361,10 @@ def test_two_workers_share_one_sqlite_study(tmp_path, write_search_config, asser
             assert int(m.group(1).rpartition(":")[2]) in pids
 
 
-def test_two_workers_share_one_postgres_study(tmp_path, write_search_config, postgres_url,
+def test_two_workers_share_one_postgres_study(tmp_path, write_workers_config, postgres_url,
                                               assert_guardrails):
-    cfg = write_search_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
-                              search=WORKERS_SEARCH)
+    cfg = write_workers_config(tmp_path / "config.yaml", tolerance=TOLERANCE,
+                               search=WORKERS_SEARCH)
     name = f"moqwk-test-{uuid.uuid4().hex[:12]}"
     n = 8
     run_dirs = [tmp_path / "machine-a", tmp_path / "machine-b"]

@@ -35,11 +35,11 @@ def journal_trials(path: Path, name: str):
 
 
 @pytest.fixture(scope="module")
-def journal_run(tmp_path_factory, write_search_config):
+def journal_run(tmp_path_factory, write_workers_config):
     """Two ``moqwk search`` processes on one journal file and one run directory."""
     root = tmp_path_factory.mktemp("journal")
-    cfg = write_search_config(root / "config.yaml", tolerance=0.05,
-                              search={"population_size": 6, "seed_neighbours": 0})
+    cfg = write_workers_config(root / "config.yaml", tolerance=0.05,
+                               search={"population_size": 6, "seed_neighbours": 0})
     log = root / "shared.log"
     url = f"journal://{log}"  # journal:///abs/path/shared.log
     run_dir = root / "run"
