@@ -43,9 +43,12 @@ class SpaceParam(Protocol):
 
 
 def distributions(space: Sequence[SpaceParam]) -> dict[str, BaseDistribution]:
-    """Optuna distributions by parameter name (the config has checked every bound)."""
+    """Optuna distributions by parameter name (the config has checked every bound), in name
+    order: trials draw their parameters in this order, so the same config written with its keys
+    in another order (``yaml.safe_dump`` sorts them, a hand-written file does not) must give the
+    same trials."""
     out: dict[str, BaseDistribution] = {}
-    for p in space:
+    for p in sorted(space, key=lambda p: p.name):
         if p.type == "int":
             out[p.name] = IntDistribution(int(p.low), int(p.high), log=p.log,  # type: ignore
                                           step=int(p.step or 1))
@@ -110,7 +113,7 @@ def neighbours(space: Mapping[str, BaseDistribution], centre: Mapping[str, Any],
     out = []
     for _ in range(k):
         p: dict[str, Any] = {}
-        for name, dist in space.items():
+        for name, dist in sorted(space.items()):  # draws in name order, whatever the mapping's
             c = centre.get(name)
             if isinstance(dist, CategoricalDistribution):
                 p[name] = c if c in dist.choices and rng.random() > scale else \
