@@ -145,19 +145,23 @@ WORKERS_BASELINE = {"n_estimators": 500}
 
 @pytest.fixture(scope="session")
 def write_search_config(demo_config_yaml: str):
-    """``write(path, *, tolerance=0.05, baseline=None, space=None, search=None) -> path``.
+    """``write(path, *, tolerance=0.05, baseline=None, space=None, search=None, model=None)
+    -> path``.
 
     Writes a demo-corpus config with :data:`SEARCH_SPACE` (``space`` entries added or replaced),
     :data:`SEARCH_BASELINE` (``baseline`` entries added or replaced), ``search.population_size:
     4``, ``search.seed: 3``, ``search.n_jobs: 1`` and ``search.racing: false`` (``search``
-    entries added or replaced) and ``tails.tolerance``.
+    entries added or replaced), ``tails.tolerance`` and ``model`` entries added or replaced.
     """
     import yaml
 
     def write(path: Path, *, tolerance: float = 0.05, baseline: dict | None = None,
-              space: dict | None = None, search: dict | None = None) -> Path:
+              space: dict | None = None, search: dict | None = None,
+              model: dict | None = None) -> Path:
         raw = yaml.safe_load(demo_config_yaml)
         raw["tails"] = {"tolerance": tolerance}
+        if model:
+            raw["model"] = {**(raw.get("model") or {}), **model}
         raw["baseline"] = {"params": {**SEARCH_BASELINE, **(baseline or {})}}
         # one worker and no fold racing: the tests' expectations (generations in trial order,
         # the same trials for the same seed, every trial complete) are written for them;
@@ -284,12 +288,14 @@ def assert_guardrails() -> Callable[..., int]:
 
 # --------------------------------------------------------------------------- a selected run
 
-#: The search of :func:`searched_run`: tolerance 0 and a middling baseline, so with NSGA-II seed 4
-#: some trials break a tail guardrail (the best among them) and others beat the baseline within
-#: both. Population = budget and no seeded neighbours: every trial but the baseline is a random
-#: draw of the first generation.
-SELECT_BASELINE = {"max_depth": 4, "learning_rate": 0.2, "n_estimators": 60,
+#: The search of :func:`searched_run`: tolerance 0 and a middling baseline, so with NSGA-II seed
+#: :data:`SELECT_SEED` some trials break a tail guardrail (the best among them) and others beat
+#: the baseline within both. Population = budget and no seeded neighbours: every trial but the
+#: baseline is a random draw of the first generation. Chosen by trying seeds until a search had
+#: these shapes (last: under 32 histogram bins, ADR 0006, and draws in parameter-name order).
+SELECT_BASELINE = {"max_depth": 3, "learning_rate": 0.3, "n_estimators": 60,
                    "min_child_weight": 4.0, "subsample": 0.8}
+SELECT_SEED = 2
 SELECT_N_TRIALS = 8
 
 
@@ -311,7 +317,7 @@ def searched_run(tmp_path_factory: pytest.TempPathFactory, write_search_config):
     root = tmp_path_factory.mktemp("searched-run")
     cfg = write_search_config(
         root / "config.yaml", tolerance=0.0, baseline=SELECT_BASELINE,
-        search={"population_size": SELECT_N_TRIALS, "seed_neighbours": 0, "seed": 4})
+        search={"population_size": SELECT_N_TRIALS, "seed_neighbours": 0, "seed": SELECT_SEED})
     run_dir = root / "run"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

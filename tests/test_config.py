@@ -337,14 +337,15 @@ def test_lexical_is_on_by_default_and_a_run_without_it_is_not_resumed_with_it(
     assert "features" in _minus(implicit.scoring_dict(), _default_raw())
 
 
-def test_max_bin_old_default_is_pinned_in_the_hash_base(tmp_path: Path) -> None:
-    """model.max_bin's historical value, 256, is pinned in the hash base (ADR 0006): a study
-    whose trials trained with 256 bins hashes as one that says 256, and 32 differs."""
+def test_max_bin_is_32_by_default_and_a_study_made_under_256_is_not_resumed_with_it(
+        tmp_path: Path) -> None:
+    """model.max_bin became 32 (ADR 0006); its old value, 256, is pinned in the hash base: a
+    study whose trials trained with 256 bins cannot be continued with 32."""
     implicit = _cfg(tmp_path)
+    assert implicit.model.max_bin == 32
     old = _cfg(tmp_path, model__max_bin=256)
     new = _cfg(tmp_path, model__max_bin=32)
-    assert implicit.model.max_bin == 256
-    assert implicit.study_hash() == old.study_hash() != new.study_hash()
+    assert implicit.study_hash() == new.study_hash() != old.study_hash()
     from moqwk.config.load import _default_raw, _minus
 
     assert "model" not in _minus(old.scoring_dict(), _default_raw())

@@ -60,8 +60,11 @@ def chain(tmp_path_factory: pytest.TempPathFactory, write_search_config) -> Simp
     root = tmp_path_factory.mktemp("grid-compare")
     # No row or column subsampling: XGBoost's seed (cv.seed) then changes nothing, so compare's
     # fresh numbers can be checked with a `moqwk cv` whose cv.seed is the fresh seed.
+    # 256 bins (the default before ADR 0006): under them the search's selection differs from
+    # the grid's, so compare has a difference whose SE it must estimate (under 32 it came out 0)
     cfg = write_search_config(root / "config.yaml", search={"grid": GRID},
-                              baseline={"subsample": 1.0, "colsample_bytree": 1.0})
+                              baseline={"subsample": 1.0, "colsample_bytree": 1.0},
+                              model={"max_bin": 256})
     grid, search, out = root / "grid", root / "search", root / "compare"
     assert main(["grid", "--config", str(cfg), "--run-dir", str(grid)]) == 0
     assert main(["select", "--run-dir", str(grid), "--gate-margin", "0.5"]) == 0

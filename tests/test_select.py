@@ -86,9 +86,9 @@ def by_number(recs: list[dict]) -> dict[int, dict]:
 
 @pytest.fixture(scope="module")
 def searched(searched_run, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """This module's copy of the shared search (conftest ``searched_run``: seed 4, tolerance 0,
-    a middling baseline, 8 trials). With these settings the best trial breaks the low-tail
-    guardrail and three others beat the baseline within both (asserted where a test relies on
+    """This module's copy of the shared search (conftest ``searched_run``: ``SELECT_SEED``,
+    tolerance 0, a middling baseline, 8 trials). With these settings the best trial breaks a
+    tail guardrail and others beat the baseline within both (asserted where a test relies on
     it)."""
     root = tmp_path_factory.mktemp("select")
     run_dir = root / "run"

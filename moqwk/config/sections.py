@@ -154,13 +154,12 @@ class ModelConfig:
     nthread: int = setting(0, lo=0, help="XGBoost threads per model; `0` means the usable cores "
                                          "divided by the trials running at once in this "
                                          "process (`--n-jobs`), at least 1")
-    max_bin: int = setting(256, lo=2, help="histogram bins per feature in XGBoost's `hist` "
-                                           "trees (XGBoost's own default); a `max_bin` key in "
-                                           "the params overrides this. 32 bins trained in a "
-                                           "quarter of the time of 256 and scored the same "
-                                           "within noise on three corpora, and are to become "
-                                           "the default (ADR 0006): [research "
-                                           "note](../research/max-bin.md)")
+    max_bin: int = setting(32, lo=2, help="histogram bins per feature in XGBoost's `hist` "
+                                          "trees (XGBoost's own default, and moqwk's before "
+                                          "issue 18, is 256); a `max_bin` key in the params "
+                                          "overrides this. 32 bins trained in a quarter of the "
+                                          "time of 256 and scored the same within noise on "
+                                          "three corpora: [research note](../research/max-bin.md)")
 
 
 #: ``objectives.worst_prompt``: how the primary objective summarises the per-prompt QWKs
