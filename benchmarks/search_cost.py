@@ -123,8 +123,20 @@ def run_unit(base: Path, arm: str, seed: int, args: argparse.Namespace, work: Pa
     subprocess.run([sys.executable, __file__, "--child-score", str(cfg), str(run_dir),
                     str(cache), str(out), str(args.fresh_seed), str(args.fresh_repeats)],
                    check=True, stdin=subprocess.DEVNULL)
-    return {"arm": arm, "seed": seed, "trials": args.trials, **cost,
+    return {"arm": arm, "seed": seed, "trials": args.trials, "commit": git_commit(), **cost,
             **artifacts.read_json(out)}
+
+
+def git_commit() -> str | None:
+    """The code a unit ran (rows of one registered run may come from several sessions)."""
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "moqwk"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out + ("+dirty" if dirty else "")
 
 
 def summarise(rows: list[dict]) -> dict:
