@@ -112,10 +112,10 @@ def search_unit(base: Path, arm: str, target: str, seed: int, work: Path,
     if not score:
         return out
     record, _ = run_selection(ws, SelectOptions(), commands=[])
-    params = record["params"]
-    out.update(selected_trial=record["trial_number"], params=params,
-               method=params.get("mapping.method"), transductive=record["transductive"],
-               in_sample=record["values"], tie_tolerance=record["tie_tolerance"],
+    params = record.params
+    out.update(selected_trial=record.trial_number, params=params,
+               method=params.get("mapping.method"), transductive=record.transductive,
+               in_sample=record.values, tie_tolerance=record.tie_tolerance,
                fresh=_fresh(ws, params, args))
     print(f"{arm:>9} {target:<10} seed {seed}: trial {out['selected_trial']} "
           f"({out['method']}) fresh mean {out['fresh']['mean_qwk']:.3f} "

@@ -97,14 +97,14 @@ def score(cfg: Path, run_dir: Path, cache: Path, fresh_seed: int, fresh_repeats:
     record, _ = run_selection(ws, options_from(config.select), commands=[])
     trials = artifacts.read_json(run_dir / "artifacts" / "optuna_trials.json")
     fresh = ws.engine("prompt_holdout", seed=fresh_seed, repeats=fresh_repeats)
-    m = fresh.run(record["params"]).metrics
+    m = fresh.run(record.params).metrics
     return {
         "n_complete": sum(t["state"] == "complete" for t in trials),
         "n_pruned": sum(t["state"] == "pruned" for t in trials),
         "n_failed": sum(t["state"] == "fail" for t in trials),
         "pruned_folds_run": [t["pruned"]["folds_run"] for t in trials if t.get("pruned")],
-        "selected_trial": record["trial_number"], "tie_tolerance": record["tie_tolerance"],
-        "in_sample": record["values"], "fresh": config.objectives.values(m),
+        "selected_trial": record.trial_number, "tie_tolerance": record.tie_tolerance,
+        "in_sample": record.values, "fresh": config.objectives.values(m),
         "fresh_seed": fresh_seed, "fresh_repeats": fresh_repeats,
     }
 
@@ -113,12 +113,17 @@ def run_unit(base: Path, arm: str, seed: int, args: argparse.Namespace, work: Pa
     d = unit_dir(work, arm, seed)
     cfg = write_config(base, arm, seed, args.trials, d)
     run_dir, cache = d / "run", d / "cache"
-    if run_dir.exists():  # a unit cut short is run again from nothing (its timing is void)
-        import shutil
+    cost_path = d / "cost.json"
+    if cost_path.exists():  # the search finished and was timed; its scoring did not finish
+        cost = artifacts.read_json(cost_path)
+    else:
+        if run_dir.exists():  # a search cut short is run again from nothing (timing void)
+            import shutil
 
-        shutil.rmtree(run_dir)
-        shutil.rmtree(cache, ignore_errors=True)
-    cost = timed_search(cfg, run_dir, args.trials, cache, d / "search.log")
+            shutil.rmtree(run_dir)
+            shutil.rmtree(cache, ignore_errors=True)
+        cost = timed_search(cfg, run_dir, args.trials, cache, d / "search.log")
+        artifacts.write_json(cost_path, cost)
     out = d / "score.json"
     subprocess.run([sys.executable, __file__, "--child-score", str(cfg), str(run_dir),
                     str(cache), str(out), str(args.fresh_seed), str(args.fresh_repeats)],

@@ -81,13 +81,13 @@ def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_
         hv = hypervolume(loss_matrix(vals, DEFAULT_OBJECTIVES.directions), REFERENCE)
     record, _ = run_selection(ws, SelectOptions(max_gate_candidates=3), commands=[])
     fresh_engine = ws.engine("prompt_holdout", seed=fresh_seed, repeats=fresh_repeats)
-    m = fresh_engine.run(record["params"]).metrics
+    m = fresh_engine.run(record.params).metrics
     return {
         "sampler": sampler, "seed": seed, "budget": budget, "wall_s": wall,
         "trial_s": sum(t["duration_s"] or 0.0 for t in complete),
         "n_complete": len(complete), "feasible_share": sum(t["feasible"] for t in complete)
         / max(1, len(complete)), "hypervolume": hv, "front_size": len(front),
-        "selected_trial": record["trial_number"], "in_sample": record["values"],
+        "selected_trial": record.trial_number, "in_sample": record.values,
         "fresh": DEFAULT_OBJECTIVES.values(m),
         "fresh_seed": fresh_seed, "fresh_repeats": fresh_repeats,
     }

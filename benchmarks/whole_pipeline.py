@@ -202,10 +202,10 @@ def search_unit(arm: str, corpus: str, seed: int, work: Path,
     out["drawn"] = {name: sorted({str(t["params"].get(name)) for t in done})
                     for name in (space or {}) if name not in DEFAULT_SPACE}
     record, _ = run_selection(ws, SelectOptions(), commands=[])
-    params = record["params"]
-    out.update(selected_trial=record["trial_number"], params=params,
+    params = record.params
+    out.update(selected_trial=record.trial_number, params=params,
                method=params.get("mapping.method", TODAY_MAPPING),
-               transductive=record["transductive"], cv=record["values"],
+               transductive=record.transductive, cv=record.values,
                fresh=fresh(corpus, work, params, args))
     print(f"{arm:>5} {corpus:<9} seed {seed}: trial {out['selected_trial']} ({out['method']}) "
           f"fresh mean {out['fresh']['mean_qwk']:.3f} worst "
