@@ -37,13 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(HERE))
 
-import whole_pipeline as wp  # noqa: E402
-
+from benchmarks import whole_pipeline as wp  # noqa: E402
 from moqwk._api.select_outputs import run_selection  # noqa: E402
 from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402

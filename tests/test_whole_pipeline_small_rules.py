@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,10 @@ CORPORA = ("overall", "cohesion", "scaled")
 
 @pytest.fixture(scope="module")
 def wps():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "whole_pipeline_small", REPO / "benchmarks" / "whole_pipeline_small.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "whole_pipeline_small", REPO / "benchmarks" / "whole_pipeline_small.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
