@@ -3,7 +3,8 @@
 A run stopped after a prefix of folds must leave the raw-prediction cache as it was (a later
 full run of the same config trains everything and gives the same numbers), a prefix's
 predictions must be the full run's on the folds it ran, and building the folds in parallel
-must give the same feature bits as building them one after another.
+must give the same feature bits as building them one after another (outer folds, and the
+inner folds of a label-based mapping's cross-fit).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from moqwk.config import load_config
 from moqwk.run.workspace import Workspace
 
 PARAMS = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 40}
+TIMINGS = ("train_s", "predict_s", "inner_train_s")
 
 
 def _ws(config: Path, run_dir: Path, monkeypatch, cache: Path) -> Workspace:
@@ -74,6 +76,42 @@ def test_parallel_fold_build_gives_the_serial_builds_bits(demo_config_path, tmp_
         feats[workers] = [(eng.store.fold(f.train, f.val).X_train.tobytes(),
                            eng.store.fold(f.train, f.val).X_val.tobytes()) for f in folds]
     assert feats[1] == feats[2]
+
+
+def test_parallel_inner_fold_build_gives_the_serial_builds_bits(demo_config_path, tmp_path,
+                                                                monkeypatch):
+    """An outer fold's inner folds (the cross-fit of a label-based mapping) build on the
+    trial's share of the cores; in parallel they are the bits of a one-at-a-time build, and
+    the inner-fold predictions they give are equal."""
+    feats, zi = {}, {}
+    for workers in (1, 2):
+        ws = _ws(demo_config_path, tmp_path / f"run{workers}", monkeypatch,
+                 tmp_path / f"cache{workers}")
+        eng = ws.engine("prompt_holdout", nthread=2)
+        eng.build_workers = workers
+        assert eng.inner_build_workers == workers
+        fold = eng.prepare()[0]
+        misses = eng.store.stats["misses"]
+        inner = eng._inner_folds(fold)
+        assert len(inner) == ws.config.mapping.inner_folds
+        assert eng.store.stats["misses"] == misses + len(inner)  # each inner fold was built
+        v = eng._variant(eng.config.features)
+        feats[workers] = [(v.store.fold(itr, iva).X_train.tobytes(),
+                           v.store.fold(itr, iva).X_val.tobytes())
+                          for itr, iva in eng.inner_splits(fold)]
+        _, zi[workers] = eng.raw_predictions({**PARAMS, "mapping.method": "stretch"},
+                                             inner=True,
+                                             timings=dict.fromkeys(TIMINGS, 0.0))
+    assert feats[1] == feats[2]
+    np.testing.assert_array_equal(zi[1], zi[2])
+
+
+def test_two_trials_share_the_cores_so_inner_folds_build_one_at_a_time(
+        demo_config_path, tmp_path, monkeypatch):
+    ws = _ws(demo_config_path, tmp_path / "run", monkeypatch, tmp_path / "cache")
+    eng = ws.engine("prompt_holdout", nthread=1)  # what n_jobs 2 on 2 cores gives each trial
+    eng.build_workers = 2
+    assert eng.inner_build_workers == 1
 
 
 def test_fold_matrices_carry_no_feature_names_and_predict_the_same_bits(

@@ -337,7 +337,9 @@ class MappingConfig:
         help="label-based methods (a fitted `stretch`, `thresholds`) are fitted in each fold "
              "on the training essays' inner cross-fitted predictions: this many inner folds "
              "(prompt-grouped under `prompt_holdout`, stratified under `stratified_text`), "
-             "features refitted on each inner training set. Costs about this many extra model "
+             "features refitted on each inner training set (a fold's inner sets build at once "
+             "on the trial's share of the cores: all of them when one trial runs, one each "
+             "when `search.n_jobs` trials share them). Costs about this many extra model "
              "fits per fold, once per XGBoost config (raw predictions are cached).")
     inner_features: str = setting(
         "refit", choices=INNER_FEATURES,

@@ -192,6 +192,12 @@ class CVEngine:
         self.build_workers = usable_cores()
 
     @property
+    def inner_build_workers(self) -> int:
+        """Threads that build one outer fold's inner-fold features at once: this trial's share
+        of the cores, which its XGBoost threads (``nthread``) already are."""
+        return max(1, min(self.build_workers, self.nthread))
+
+    @property
     def n_fits(self) -> int:
         """Folds one :meth:`run` goes through: one per fold of every repeat."""
         return self.splits.repeats * self.splits.n_folds
@@ -337,10 +343,25 @@ class CVEngine:
                 v.inner[key] = out
             return out
         y = self.corpus.y_norm
-        out = []
-        for itr, iva in self.inner_splits(fold):
+        splits = self.inner_splits(fold)
+
+        def build(split: tuple[np.ndarray, np.ndarray]
+                  ) -> tuple[np.ndarray, xgb.DMatrix, xgb.DMatrix]:
+            itr, iva = split
             ff = v.store.fold(itr, iva)
-            out.append((iva, xgb.DMatrix(ff.X_train, label=y[itr]), xgb.DMatrix(ff.X_val)))
+            return iva, xgb.DMatrix(ff.X_train, label=y[itr]), xgb.DMatrix(ff.X_val)
+
+        # The inner folds build at once on this trial's share of the cores: all of them when
+        # one trial runs (cv, compare, search with n_jobs 1), one thread when two trials share
+        # two cores. Each build's SVD holds BLAS at one thread itself (features/ngrams.py), and
+        # its result does not depend on the order: the bits of a one-at-a-time build (tested).
+        workers = min(self.inner_build_workers, len(splits))
+        if workers <= 1:
+            out = [build(split) for split in splits]
+        else:
+            with ThreadPoolExecutor(max_workers=workers,
+                                    thread_name_prefix="moqwk-inner-folds") as pool:
+                out = list(pool.map(build, splits))
         with self._lock:
             v.inner[key] = out
         return out
