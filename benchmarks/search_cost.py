@@ -144,6 +144,14 @@ def git_commit() -> str | None:
     return out + ("+dirty" if dirty else "")
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` as the repository names it, so the result file holds no machine's paths."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return path.name
+
+
 def summarise(rows: list[dict]) -> dict:
     by = {(r["arm"], r["seed"]): r for r in rows}
     seeds = sorted({s for a, s in by if (("today", s) in by and ("new", s) in by)})
@@ -225,7 +233,7 @@ def main() -> int:
                   f"{row['n_pruned']} pruned; fresh worst {row['fresh']['worst_prompt_qwk']:.3f}"
                   f" mean {row['fresh']['mean_qwk']:.3f}", flush=True)
     summary = summarise(rows)
-    artifacts.write_json(out, {"registered": registered, "config": str(base),
+    artifacts.write_json(out, {"registered": registered, "config": repo_relative(base),
                                "trials": args.trials, "seeds": args.seeds, "rows": rows,
                                "summary": summary, "versions": artifacts.versions(),
                                "usable_cores": len(os.sched_getaffinity(0))})
