@@ -155,13 +155,13 @@ def search_unit(arm: str, corpus: str, seed: int, work: Path,
     out["drawn"] = {name: sorted({str(t["params"].get(name)) for t in done})
                     for name in SMALL_DIMS if space}
     record, _ = run_selection(ws, options_from(config.select), commands=[])
-    params = record["params"]
-    cv = record["values"]
+    params = dict(record.params or {})
+    cv = dict(record.values or {})
     f = fresh(corpus, work, params, args)
-    out.update(selected_trial=record["trial_number"], params=params,
+    out.update(selected_trial=record.trial_number, params=params,
                method=params.get("mapping.method", TODAY_MAPPING),
                features={k: v for k, v in params.items() if k.startswith("features.")},
-               transductive=record["transductive"], cv=cv, fresh=f,
+               transductive=record.transductive, cv=cv, fresh=f,
                optimism={k: cv[k] - f[k] for k in NAMES if k in cv})
     print(f"{arm:>5} {corpus:<9} seed {seed}: trial {out['selected_trial']} ({out['method']}) "
           f"fresh mean {f['mean_qwk']:.3f} worst {f['worst_prompt_qwk']:.3f}", flush=True)
