@@ -102,9 +102,13 @@ def _raw(corpus: str, work: Path, ellipse: Path) -> tuple[dict, Path]:
 
 def make_config(corpus: str, work: Path, args: argparse.Namespace, *, seed: int = 0,
                 space: dict | None = None, features: dict | None = None,
-                n_folds: int | None = None):
+                n_folds: int | None = None, pinned: bool = True):
+    """The corpus's config for an arm. ``pinned`` (this benchmark): ``args.nthread`` threads
+    per model and the lexical family off, as registered; without it (the small follow-up,
+    ``whole_pipeline_small.py``) today's defaults of both."""
     raw, base = _raw(corpus, work, args.ellipse)
-    raw.setdefault("model", {})["nthread"] = args.nthread
+    if pinned:
+        raw.setdefault("model", {})["nthread"] = args.nthread
     raw["mapping"] = {"method": TODAY_MAPPING}  # written out: today's default, as a user has it
     search = raw.setdefault("search", {})
     search.update(seed=seed, n_trials=args.budget, population_size=10)
@@ -112,7 +116,8 @@ def make_config(corpus: str, work: Path, args: argparse.Namespace, *, seed: int 
         search["space"] = space
     # The base features as registered: the lexical family off. The default changed after the
     # first six searches (ADR 0005); the arms must not change with it mid-benchmark.
-    merged = {"lexical": {"enabled": False}, **(raw.get("features") or {})}
+    pins = {"lexical": {"enabled": False}} if pinned else {}
+    merged = {**pins, **(raw.get("features") or {})}
     for name, value in (features or {}).items():
         merged[name] = {**(merged.get(name) or {}), **value}
     raw["features"] = merged
@@ -126,10 +131,10 @@ def _metrics(m) -> dict:
 
 
 def fresh(corpus: str, work: Path, params: dict, args: argparse.Namespace, *,
-          features: dict | None = None) -> dict:
+          features: dict | None = None, pinned: bool = True) -> dict:
     """``params`` re-scored on the fresh folds (no search used them)."""
     n_folds = SCALED_FRESH_FOLDS if corpus == "scaled" else None
-    config = make_config(corpus, work, args, features=features, n_folds=n_folds)
+    config = make_config(corpus, work, args, features=features, n_folds=n_folds, pinned=pinned)
     tag = "-".join(f"{k}" for k in sorted(features or {})) or "default"
     ws = Workspace.open(config, work / "fresh" / f"{corpus}-{tag}")
     engine = ws.engine("prompt_holdout", seed=args.fresh_seed, repeats=args.fresh_repeats)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,9 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import whole_pipeline as wp  # noqa: E402
+from benchmarks.search_cost import git_commit  # noqa: E402
 from moqwk._api.select_outputs import run_selection  # noqa: E402
 from moqwk.base import artifacts  # noqa: E402
-from moqwk.config import DEFAULT_SPACE, parse_config  # noqa: E402
+from moqwk.config import DEFAULT_SPACE  # noqa: E402
 from moqwk.data.scaled_corpus import ellipse_path  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.stages.search_loop import SearchOptions, run_search  # noqa: E402
@@ -70,51 +70,16 @@ def small_space() -> dict[str, dict[str, Any]]:
     return {**DEFAULT_SPACE, **SMALL_DIMS}
 
 
-def git_commit() -> str | None:
-    """The code a unit ran: HEAD, and ``+dirty`` when ``moqwk/`` has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "moqwk"],
-                               check=True, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
-
-
-# --------------------------------------------------------------------------- configs
-
-
-def make_config(corpus: str, work: Path, args: argparse.Namespace, *, seed: int = 0,
-                space: dict | None = None, features: dict | None = None,
-                n_folds: int | None = None):
+def make_config(corpus: str, work: Path, args: argparse.Namespace, **kw: Any):
     """The corpus's config under today's defaults: nothing about features, bins, racing or
-    jobs is pinned; only the mapping is written out (today's default) and the search budget."""
-    raw, base = wp._raw(corpus, work, args.ellipse)
-    raw["mapping"] = {"method": TODAY_MAPPING}
-    search = raw.setdefault("search", {})
-    search.update(seed=seed, n_trials=args.budget, population_size=10)
-    if space is not None:
-        search["space"] = space
-    merged = dict(raw.get("features") or {})
-    for name, value in (features or {}).items():
-        merged[name] = {**(merged.get(name) or {}), **value}
-    raw["features"] = merged
-    if n_folds is not None:
-        raw["cv"]["n_folds"] = n_folds
-    return parse_config(raw, base_dir=base, source=base / "config.yaml")
+    jobs is pinned; only the mapping (today's default, written out) and the search budget."""
+    return wp.make_config(corpus, work, args, pinned=False, **kw)
 
 
 def fresh(corpus: str, work: Path, params: dict, args: argparse.Namespace, *,
-          features: dict | None = None, tag: str = "default") -> dict:
+          features: dict | None = None) -> dict:
     """``params`` re-scored on the fresh folds, which no search used."""
-    n_folds = wp.SCALED_FRESH_FOLDS if corpus == "scaled" else None
-    config = make_config(corpus, work, args, features=features, n_folds=n_folds)
-    ws = Workspace.open(config, work / "fresh" / f"{corpus}-{tag}")
-    engine = ws.engine("prompt_holdout", seed=args.fresh_seed, repeats=args.fresh_repeats)
-    res = engine.run(params)
-    return {**wp._metrics(res.metrics), "worst_prompt": res.metrics.worst_prompt,
-            "fallback_share": res.mapping.get("fallback_share")}
+    return wp.fresh(corpus, work, params, args, features=features, pinned=False)
 
 
 # --------------------------------------------------------------------------- units
@@ -128,7 +93,7 @@ def fixed_unit(arm: str, corpus: str, work: Path, args: argparse.Namespace) -> d
     params = {**config.baseline_params, "mapping.method": method}
     t0 = time.perf_counter()
     out = {"arm": arm, "corpus": corpus, "method": method, "features": features or {},
-           "fresh": fresh(corpus, work, params, args, features=features, tag=arm),
+           "fresh": fresh(corpus, work, params, args, features=features),
            "wall_s": time.perf_counter() - t0, "commit": git_commit()}
     f = out["fresh"]
     print(f"{arm:>5} {corpus:<9}         fresh mean {f['mean_qwk']:.3f} "
