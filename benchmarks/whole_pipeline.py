@@ -218,9 +218,10 @@ def search_unit(arm: str, corpus: str, seed: int, work: Path,
     return out
 
 
-def _unit(work: Path, name: str, make, *, key: dict) -> dict:
-    """A unit's result from ``work`` when it was made with the same ``key``, else made now."""
-    path = work / "rows" / f"{name}.json"
+def _unit(work: Path, name: str, make, *, key: dict, rows: Path | None = None) -> dict:
+    """A unit's result from ``rows`` (default ``work/rows``) when it was made with the same
+    ``key``, else made now and kept there."""
+    path = (rows or work / "rows") / f"{name}.json"
     if path.exists():
         row = artifacts.read_json(path)
         if row.get("key") == key:

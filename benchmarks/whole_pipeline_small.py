@@ -14,9 +14,10 @@ auto):
   thresholds}, ``features.word.svd_components`` {32, 128}, ``features.connectives.enabled``
   and ``features.lexical.enabled``.
 
-Every unit keeps its row under ``--work/rows`` with the commit it ran on, so a re-run resumes
-and the units can run across sessions. The rules (:func:`evaluate`) are pure functions of the
-rows. Not part of the test suite::
+Every unit keeps its row, with the commit it ran on, under ``--rows`` (by default in the
+repository, ``benchmarks/results/whole_pipeline_small/rows``, to be committed), so a re-run
+resumes and the units can run across sessions and machines. The rules (:func:`evaluate`)
+are pure functions of the rows. Not part of the test suite::
 
     python benchmarks/whole_pipeline_small.py --work runs/wps                 # everything
     python benchmarks/whole_pipeline_small.py --work runs/wps --dry-run       # what is left
@@ -53,6 +54,8 @@ CORPORA = wp.CORPORA
 NAMES = wp.NAMES
 SEARCH_ARMS = ("today", "small")
 FIXED_ARMS = ("round", "fixed")
+#: Where finished units' rows are kept (``--rows``): committed, as the units run across sessions.
+ROWS = REPO / "benchmarks" / "results" / "whole_pipeline_small" / "rows"
 TODAY_MAPPING = "stretch"
 #: B1's features: the default ones plus the two new families that are not default.
 FIXED_FEATURES = {"readability": {"enabled": True}, "connectives": {"enabled": True}}
@@ -301,7 +304,12 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--fresh-seed", type=int, default=9191)
     ap.add_argument("--fresh-repeats", type=int, default=2)
-    ap.add_argument("--work", help="keep the runs and rows here (default: a temp dir)")
+    ap.add_argument("--work", help="keep the runs here (default: a temp dir)")
+    ap.add_argument("--rows", type=Path,
+                    help="keep each finished unit's row here (default: in the repository, "
+                         f"{ROWS.relative_to(REPO)}, at the registered settings, so a unit "
+                         "committed in one session is not run again in the next; else "
+                         "WORK/rows)")
     ap.add_argument("--dry-run", action="store_true", help="list the units and which are done")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"
                                          / "whole_pipeline_small.json"))
@@ -309,6 +317,8 @@ def main() -> int:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="moqwk-wps-"))
     key = {"budget": args.budget, "fresh_seed": args.fresh_seed,
            "fresh_repeats": args.fresh_repeats}
+    registered = key == {"budget": 50, "fresh_seed": 9191, "fresh_repeats": 2}
+    args.rows = args.rows or (ROWS if registered else work / "rows")
     units = plan(args)
     for arm, corpus, seed in units:
         if arm not in FIXED_ARMS + SEARCH_ARMS or corpus not in CORPORA or (
@@ -320,7 +330,7 @@ def main() -> int:
 
     if args.dry_run:
         for u in units:
-            path = work / "rows" / f"{name(*u)}.json"
+            path = args.rows / f"{name(*u)}.json"
             done = path.exists() and artifacts.read_json(path).get("key", {}).get("budget") \
                 == args.budget
             print(f"{name(*u):<22} {'done' if done else 'to run'}")
@@ -335,12 +345,12 @@ def main() -> int:
         if seed is None:
             fixed.append(wp._unit(work, name(arm, corpus, seed),
                                   lambda a=arm, c=corpus: fixed_unit(a, c, work, args),
-                                  key={"unit": arm, **key}))
+                                  key={"unit": arm, **key}, rows=args.rows))
         else:
             searches.append(wp._unit(work, name(arm, corpus, seed),
                                      lambda a=arm, c=corpus, s=seed:
                                      search_unit(a, c, s, work, args),
-                                     key={"unit": "search", **key}))
+                                     key={"unit": "search", **key}, rows=args.rows))
     ev = evaluate(fixed, searches, n_seeds=len(args.seeds))
     artifacts.write_json(Path(args.out), {
         "units": [name(*u) for u in units], "settings": key, "small_space": small_space(),
