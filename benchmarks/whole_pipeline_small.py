@@ -11,7 +11,7 @@ auto):
 - ``today`` (B2): a 50-trial NSGA-II search in today's default space, selected by
   ``moqwk select``'s rule, re-scored fresh.
 - ``small`` (B3): the same in today's space plus ``mapping.method`` {round, stretch,
-  thresholds}, ``features.word.svd_components`` {32, 128}, ``features.connectives.enabled``
+  thresholds}, ``features.word.svd_components`` {32, 64, 128}, ``features.connectives.enabled``
   and ``features.lexical.enabled``.
 
 Every unit keeps its row, with the commit it ran on, under ``--rows`` (by default in the
@@ -63,7 +63,9 @@ FIXED_FEATURES = {"readability": {"enabled": True}, "connectives": {"enabled": T
 #: B3's extra dimensions (the design, "Arms").
 SMALL_DIMS: dict[str, dict[str, Any]] = {
     "mapping.method": {"type": "categorical", "choices": ["round", "stretch", "thresholds"]},
-    "features.word.svd_components": {"type": "categorical", "choices": [32, 128]},
+    # 64 (the corpora's own value) added by the amendment of 2026-12-04, before any B3 trial:
+    # the baseline is trial 0 and must lie in the space.
+    "features.word.svd_components": {"type": "categorical", "choices": [32, 64, 128]},
     "features.connectives.enabled": {"type": "categorical", "choices": [False, True]},
     "features.lexical.enabled": {"type": "categorical", "choices": [True, False]},
 }

@@ -107,3 +107,17 @@ def test_t3_fails_when_a_search_arm_has_a_worse_tail_than_round(wps):
     t3 = ev["targets"]["cohesion"]["small"]["T3"]
     assert not t3["met"] and t3["high_margin"] == pytest.approx(0.02)
     assert ev["decision"]["failed"] == ["T2_and_T3_hold"]
+
+
+def test_the_baseline_of_every_corpus_lies_in_the_small_space(wps):
+    """Trial 0 of a search is the baseline, which must lie in the space (B3 was refused when
+    the SVD sizes left out the corpora's own 64)."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "examples" / "ellipse.yaml").read_text(encoding="utf-8"))
+    space = wps.small_space()
+    baseline = {"features.word.svd_components": raw["features"]["word"]["svd_components"],
+                "features.connectives.enabled": False, "features.lexical.enabled": True,
+                "mapping.method": "round"}  # connectives off, lexical on: today's defaults
+    for name, value in baseline.items():
+        assert value in space[name]["choices"], name
