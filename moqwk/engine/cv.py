@@ -71,6 +71,17 @@ def xgb_threads(n_parallel_trials: int, configured: int = 0) -> int:
     return max(1, usable_cores() // max(1, n_parallel_trials))
 
 
+def map_threads(fn: Callable[[Any], Any], items: list[Any], workers: int, name: str
+                ) -> list[Any]:
+    """``[fn(x) for x in items]``, on up to ``workers`` threads (named ``name``) at once; in
+    this thread when one is enough. The results keep the items' order."""
+    workers = min(workers, len(items))
+    if workers <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        return list(pool.map(fn, items))
+
+
 def inner_seed(seed: int, repeat: int, fold: int) -> int:
     """The seed of an outer fold's inner folds: from the fold seed, the repeat and the fold
     (``moqwk fit`` uses it too, so a fit on a fold's training essays has that fold's inner
@@ -263,14 +274,8 @@ class CVEngine:
                     stage.advance()
                     return fold
 
-                workers = min(self.build_workers, len(todo))
                 with threadpool_limits(limits=1, user_api="blas"):
-                    if workers <= 1:
-                        folds = [build(item) for item in todo]
-                    else:
-                        with ThreadPoolExecutor(max_workers=workers,
-                                                thread_name_prefix="moqwk-folds") as pool:
-                            folds = list(pool.map(build, todo))
+                    folds = map_threads(build, todo, self.build_workers, "moqwk-folds")
             v.folds = folds
             self.feature_seconds += time.perf_counter() - t0
             return folds
@@ -355,13 +360,7 @@ class CVEngine:
         # one trial runs (cv, compare, search with n_jobs 1), one thread when two trials share
         # two cores. Each build's SVD holds BLAS at one thread itself (features/ngrams.py), and
         # its result does not depend on the order: the bits of a one-at-a-time build (tested).
-        workers = min(self.inner_build_workers, len(splits))
-        if workers <= 1:
-            out = [build(split) for split in splits]
-        else:
-            with ThreadPoolExecutor(max_workers=workers,
-                                    thread_name_prefix="moqwk-inner-folds") as pool:
-                out = list(pool.map(build, splits))
+        out = map_threads(build, splits, self.inner_build_workers, "moqwk-inner-folds")
         with self._lock:
             v.inner[key] = out
         return out
