@@ -242,6 +242,25 @@ def _avg(rows: list[dict], key: str = "fresh") -> dict:
     return {k: _mean([r[key][k] for r in rows]) for k in NAMES}
 
 
+def targets(corpus: str, m: dict, ref: dict | None) -> dict:
+    """T1 (Overall), T2 (scaled) and T3 (every corpus) for one arm's mean fresh objectives
+    ``m``, against B0's ``ref``, each with its margins."""
+    out: dict = {}
+    if corpus == "overall":
+        out["T1"] = {"mean_margin": m["mean_qwk"] - 0.62,
+                     "worst_margin": m["worst_prompt_qwk"] - 0.38,
+                     "met": m["mean_qwk"] >= 0.62 and m["worst_prompt_qwk"] >= 0.38}
+    if ref is not None:
+        if corpus == "scaled":
+            out["T2"] = {"worst_margin": m["worst_prompt_qwk"] - ref["worst_prompt_qwk"],
+                         "met": m["worst_prompt_qwk"] >= ref["worst_prompt_qwk"]}
+        out["T3"] = {"low_margin": m["low_tail_mae"] - ref["low_tail_mae"],
+                     "high_margin": m["high_tail_mae"] - ref["high_tail_mae"],
+                     "met": m["low_tail_mae"] <= ref["low_tail_mae"]
+                     and m["high_tail_mae"] <= ref["high_tail_mae"]}
+    return out
+
+
 def evaluate(baseline: list[dict], families: list[dict], searches: list[dict]) -> dict:
     """The pre-registered rules (docs/research/whole-pipeline-design.md), applied to the rows."""
     out: dict = {"targets": {}, "new_minus_today": {}}
@@ -255,20 +274,8 @@ def evaluate(baseline: list[dict], families: list[dict], searches: list[dict]) -
         if not arms["new"]:
             continue
         new = _avg(arms["new"])
-        tgt: dict = {"n_seeds": len(arms["new"]), "new": new}
-        if corpus == "overall":
-            tgt["T1"] = {"mean_margin": new["mean_qwk"] - 0.62,
-                         "worst_margin": new["worst_prompt_qwk"] - 0.38,
-                         "met": new["mean_qwk"] >= 0.62 and new["worst_prompt_qwk"] >= 0.38}
-        r = ref.get((corpus, "round"))
-        if r is not None:
-            if corpus == "scaled":
-                tgt["T2"] = {"worst_margin": new["worst_prompt_qwk"] - r["worst_prompt_qwk"],
-                             "met": new["worst_prompt_qwk"] >= r["worst_prompt_qwk"]}
-            tgt["T3"] = {"low_margin": new["low_tail_mae"] - r["low_tail_mae"],
-                         "high_margin": new["high_tail_mae"] - r["high_tail_mae"],
-                         "met": new["low_tail_mae"] <= r["low_tail_mae"]
-                         and new["high_tail_mae"] <= r["high_tail_mae"]}
+        tgt: dict = {"n_seeds": len(arms["new"]), "new": new,
+                     **targets(corpus, new, ref.get((corpus, "round")))}
         out["targets"][corpus] = tgt
     out["default_mapping"] = default_mapping(baseline)
     out["families"] = family_rule(families, searches)

@@ -156,25 +156,6 @@ def arm_summary(rows: list[dict]) -> dict:
                    for k in ("mean_qwk", "worst_prompt_qwk")}}
 
 
-def targets(corpus: str, m: dict, ref: dict | None) -> dict:
-    """T1 (Overall), T2 (scaled) and T3 (every corpus) for one arm's mean fresh objectives
-    ``m``, against B0's ``ref``, each with its margins."""
-    out: dict = {}
-    if corpus == "overall":
-        out["T1"] = {"mean_margin": m["mean_qwk"] - 0.62,
-                     "worst_margin": m["worst_prompt_qwk"] - 0.38,
-                     "met": m["mean_qwk"] >= 0.62 and m["worst_prompt_qwk"] >= 0.38}
-    if ref is not None:
-        if corpus == "scaled":
-            out["T2"] = {"worst_margin": m["worst_prompt_qwk"] - ref["worst_prompt_qwk"],
-                         "met": m["worst_prompt_qwk"] >= ref["worst_prompt_qwk"]}
-        out["T3"] = {"low_margin": m["low_tail_mae"] - ref["low_tail_mae"],
-                     "high_margin": m["high_tail_mae"] - ref["high_tail_mae"],
-                     "met": m["low_tail_mae"] <= ref["low_tail_mae"]
-                     and m["high_tail_mae"] <= ref["high_tail_mae"]}
-    return out
-
-
 def evaluate(fixed: list[dict], searches: list[dict], *, n_seeds: int = 3) -> dict:
     """The registered rules (docs/research/whole-pipeline-small-design.md) applied to the rows.
     The default-space decision is made only when B0, B2 and B3 are complete (``n_seeds`` each)
@@ -193,7 +174,7 @@ def evaluate(fixed: list[dict], searches: list[dict], *, n_seeds: int = 3) -> di
         if not per:
             continue
         out["arms"][corpus] = per
-        out["targets"][corpus] = {arm: targets(corpus, s["fresh"], ref.get(corpus))
+        out["targets"][corpus] = {arm: wp.targets(corpus, s["fresh"], ref.get(corpus))
                                   for arm, s in per.items() if arm != "round"}
         if "today" in per and "small" in per:
             out["small_minus_today"][corpus] = {
