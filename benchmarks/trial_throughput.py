@@ -60,7 +60,8 @@ import yaml  # noqa: E402
 
 from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import parse_config  # noqa: E402
-from moqwk.engine.cv import booster_params  # noqa: E402
+from moqwk.core.mapping import spec_from_params  # noqa: E402
+from moqwk.engine.cv import CVEngine, _Fold, booster_params  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.stages.search_loop import Objective, SearchOptions, run_search  # noqa: E402
 from moqwk.study.records import is_counted, records  # noqa: E402
@@ -176,16 +177,17 @@ def overhead_param_sets(baseline: dict[str, Any], deep_rounds: int) -> dict[str,
 # --------------------------------------------------------------------------- part 1: overhead
 
 
-def raw_trial(folds, bp: dict[str, Any], rounds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def raw_trial(folds: list[_Fold], bp: dict[str, Any],
+              rounds: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """What a script would do on the same prepared folds: train and predict, nothing else."""
     out = []
-    for _r, _k, _tr, va, dtrain, dval in folds:
-        booster = xgb.train(bp, dtrain, num_boost_round=rounds)
-        out.append((va, booster.predict(dval)))
+    for f in folds:
+        booster = xgb.train(bp, f.dtrain, num_boost_round=rounds)
+        out.append((f.val, booster.predict(f.dval)))
     return out
 
 
-def measure_overhead(engine, params_sets: dict[str, dict], reps: int) -> dict[str, Any]:
+def measure_overhead(engine: CVEngine, params_sets: dict[str, dict], reps: int) -> dict[str, Any]:
     folds = engine.prepare()
     cfg = engine.config
     es = engine.corpus.essay_scale
@@ -246,20 +248,22 @@ def measure_overhead(engine, params_sets: dict[str, dict], reps: int) -> dict[st
     return out
 
 
-def measure_fixed_costs(engine, params: dict, n: int = 20) -> dict[str, float]:
+def measure_fixed_costs(engine: CVEngine, params: dict, n: int = 20) -> dict[str, float]:
     """The per-trial work besides XGBoost: the out-of-fold frame and the metrics."""
     folds = engine.prepare()
     bp, rounds = booster_params(params, objective=engine.config.model.objective,
                                 nthread=engine.nthread, seed=engine.config.cv.seed)
     z = np.full((1, len(engine.corpus)), np.nan)
-    fold_of = np.full((1, len(engine.corpus)), -1, dtype=np.int64)
-    for (_r, k, _tr, va, _dt, _dv), (_va, pred) in zip(folds, raw_trial(folds, bp, rounds),
-                                                        strict=True):
-        z[0, va], fold_of[0, va] = pred, k
+    for (_va, pred), f in zip(raw_trial(folds, bp, rounds), folds, strict=True):
+        z[0, f.val] = pred
+    # the frame's inputs as a trial's score mapping makes them, here ``round`` (it needs no
+    # inner predictions), made once outside the timing
+    spec = spec_from_params({"mapping.method": "round"}, engine.config.mapping.spec)
+    y_pred, z_mapped, fallback, fold_of, _records = engine._map_folds(spec, z, None, folds)
     t_frame, t_metrics = [], []
     for _ in range(n):
         t0 = time.perf_counter()
-        oof = engine._oof_frame(z, fold_of)
+        oof = engine._oof_frame(z, z_mapped, y_pred, fallback, fold_of)
         t1 = time.perf_counter()
         engine._metrics(oof)
         t_frame.append(t1 - t0)
@@ -575,8 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         with Section("prepare") as sec:
             folds = engine.prepare()
         sec.info["store_stats"] = engine.store.stats
-        sec.info["fold_shapes"] = [[int(d.num_row()), int(d.num_col()), int(v.num_row())]
-                                   for *_x, d, v in folds]
+        sec.info["fold_shapes"] = [[int(f.dtrain.num_row()), int(f.dtrain.num_col()),
+                                    int(f.dval.num_row())] for f in folds]
         result["sections"]["prepare_features"] = sec.info
         print(f"features prepared in {sec.info['wall_s']:.1f}s "
               f"(misses {engine.store.stats['misses']}, disk hits "
