@@ -202,8 +202,8 @@ def measure_overhead(engine: CVEngine, params_sets: dict[str, dict], reps: int) 
     for name, params in params_sets.items():
         bp, rounds = booster_params(params, objective=cfg.model.objective,
                                     nthread=engine.nthread, seed=cfg.cv.seed)
-        wall = {"moqwk": [], "raw": []}
-        cpu = {"moqwk": [], "raw": []}
+        wall: dict[str, list[float]] = {"moqwk": [], "raw": []}
+        cpu: dict[str, list[float]] = {"moqwk": [], "raw": []}
         outside, max_diff = [], None
         for rep in range(reps):
             order = ("moqwk", "raw") if rep % 2 == 0 else ("raw", "moqwk")
@@ -282,8 +282,12 @@ def measure_fixed_costs(engine: CVEngine, params: dict, n: int = 20) -> dict[str
 # --------------------------------------------------------------------------- part 2: throughput
 
 
-def _ts(s: str | None) -> float | None:
-    return datetime.fromisoformat(s).timestamp() if s else None
+def _ts(r: dict[str, Any], key: str) -> float:
+    """A counted trial's start or end as a timestamp (every counted trial has both)."""
+    s = r[key]
+    if not s:
+        raise ValueError(f"trial {r['number']} is counted but has no {key}")
+    return datetime.fromisoformat(s).timestamp()
 
 
 def summarise_study(storage_url: str, study_name: str, wall_s: float,
@@ -293,8 +297,8 @@ def summarise_study(storage_url: str, study_name: str, wall_s: float,
     counted = [t for t in trials if is_counted(t)]
     recs = {r["number"]: r for r in records(study)}
     done = [recs[t.number] for t in counted]
-    starts = [_ts(r["datetime_start"]) for r in done]
-    ends = [_ts(r["datetime_complete"]) for r in done]
+    starts = [_ts(r, "datetime_start") for r in done]
+    ends = [_ts(r, "datetime_complete") for r in done]
     span = max(ends) - min(starts) if done else float("nan")
     in_trial_over, gaps = [], []
     for r in done:
@@ -403,7 +407,7 @@ def race_probe(config, corpus, stub: _InstantEngine, root: Path, runs: int,
     stubbed out, ``runs`` times: how often does it fail? SQLite ignores SELECT ... FOR UPDATE,
     so two threads can both move the same enqueued (WAITING) trial to RUNNING (Optuna issue
     #4002); the second to finish it then fails in ``tell`` and ``study.optimize`` raises."""
-    errors = []
+    errors: list[str | None] = []
     for i in range(runs):
         try:
             stub_search(config, corpus, stub, root / f"race{i}", n_trials, 2)
