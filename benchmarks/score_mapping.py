@@ -112,6 +112,8 @@ def search_unit(base: Path, arm: str, target: str, seed: int, work: Path,
     if not score:
         return out
     record, _ = run_selection(ws, SelectOptions(), commands=[])
+    if record.params is None:  # run_selection raises instead when the gate chose nothing
+        raise RuntimeError(f"{run_dir}: the selection record has no params")
     params = record.params
     out.update(selected_trial=record.trial_number, params=params,
                method=params.get("mapping.method"), transductive=record.transductive,

@@ -95,6 +95,8 @@ def score(cfg: Path, run_dir: Path, cache: Path, fresh_seed: int, fresh_repeats:
     config = load_config(cfg)
     ws = Workspace.open(config, run_dir)
     record, _ = run_selection(ws, options_from(config.select), commands=[])
+    if record.params is None:  # run_selection raises instead when the gate chose nothing
+        raise RuntimeError(f"{run_dir}: the selection record has no params")
     trials = artifacts.read_json(run_dir / "artifacts" / "optuna_trials.json")
     fresh = ws.engine("prompt_holdout", seed=fresh_seed, repeats=fresh_repeats)
     m = fresh.run(record.params).metrics

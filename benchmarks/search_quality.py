@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from moqwk._api.select_outputs import run_selection  # noqa: E402
 from moqwk.base import artifacts  # noqa: E402
-from moqwk.config import load_config, parse_config  # noqa: E402
+from moqwk.config import Config, load_config, parse_config  # noqa: E402
 from moqwk.core.objectives import DEFAULT_OBJECTIVES  # noqa: E402
 from moqwk.core.pareto import hypervolume, loss_matrix  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
@@ -45,7 +45,7 @@ OBJECTIVES = DEFAULT_OBJECTIVES.names
 REFERENCE = np.array([0.0, 0.0, 0.5, 0.5])
 
 
-def _config(base: Path, sampler: str, seed: int, nthread: int) -> object:
+def _config(base: Path, sampler: str, seed: int, nthread: int) -> Config:
     raw = yaml.safe_load(base.read_text())
     if nthread:  # XGBoost threads per model; results do not depend on it
         raw.setdefault("model", {})["nthread"] = nthread
@@ -80,6 +80,8 @@ def run_one(base: Path, sampler: str, seed: int, budget: int, work: Path, fresh_
         vals = np.array([[t["values"][o] for o in OBJECTIVES] for t in front])
         hv = hypervolume(loss_matrix(vals, DEFAULT_OBJECTIVES.directions), REFERENCE)
     record, _ = run_selection(ws, SelectOptions(max_gate_candidates=3), commands=[])
+    if record.params is None:  # run_selection raises instead when the gate chose nothing
+        raise RuntimeError(f"{run_dir}: the selection record has no params")
     fresh_engine = ws.engine("prompt_holdout", seed=fresh_seed, repeats=fresh_repeats)
     m = fresh_engine.run(record.params).metrics
     return {

@@ -207,6 +207,8 @@ def search_unit(arm: str, corpus: str, seed: int, work: Path,
     out["drawn"] = {name: sorted({str(t["params"].get(name)) for t in done})
                     for name in (space or {}) if name not in DEFAULT_SPACE}
     record, _ = run_selection(ws, SelectOptions(), commands=[])
+    if record.params is None:  # run_selection raises instead when the gate chose nothing
+        raise RuntimeError(f"{run_dir}: the selection record has no params")
     params = record.params
     out.update(selected_trial=record.trial_number, params=params,
                method=params.get("mapping.method", TODAY_MAPPING),
