@@ -193,9 +193,9 @@ def markdown(rows: list[dict], summary: dict) -> str:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-score":
-        cfg, run_dir, cache, out, fseed, frep = sys.argv[2:8]
-        artifacts.write_json(Path(out), score(Path(cfg), Path(run_dir), Path(cache),
-                                              int(fseed), int(frep)))
+        cfg, run_dir, cache, row_out, fseed, frep = sys.argv[2:8]
+        artifacts.write_json(Path(row_out), score(Path(cfg), Path(run_dir), Path(cache),
+                                                  int(fseed), int(frep)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
