@@ -84,11 +84,11 @@ def baseline_unit(base: Path, target: str, work: Path, args: argparse.Namespace)
         params = {**config.baseline_params, "mapping.method": method}
         t0 = time.perf_counter()
         res = engine.run(params)
+        in_sample = _metrics(res.metrics)
+        f = _fresh(ws, params, args)
         rows.append({"arm": "baseline", "target": target, "method": method,
-                     "transductive": res.transductive, "in_sample": _metrics(res.metrics),
-                     "fresh": _fresh(ws, params, args), "timings": res.timings,
-                     "wall_s": time.perf_counter() - t0})
-        f = rows[-1]["fresh"]
+                     "transductive": res.transductive, "in_sample": in_sample, "fresh": f,
+                     "timings": res.timings, "wall_s": time.perf_counter() - t0})
         print(f"baseline {target:<10} {method:<18} fresh mean {f['mean_qwk']:.3f} "
               f"worst {f['worst_prompt_qwk']:.3f}", flush=True)
     return {"rows": rows}

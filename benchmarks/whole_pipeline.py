@@ -156,11 +156,11 @@ def baseline_unit(corpus: str, work: Path, args: argparse.Namespace) -> dict:
         params = {**config.baseline_params, "mapping.method": method}
         t0 = time.perf_counter()
         res = engine.run(params)
+        cv = _metrics(res.metrics)
+        f = fresh(corpus, work, params, args)
         rows.append({"arm": "baseline", "corpus": corpus, "method": method,
-                     "transductive": res.transductive, "cv": _metrics(res.metrics),
-                     "fresh": fresh(corpus, work, params, args),
+                     "transductive": res.transductive, "cv": cv, "fresh": f,
                      "wall_s": time.perf_counter() - t0})
-        f = rows[-1]["fresh"]
         print(f"baseline {corpus:<9} {method:<18} fresh mean {f['mean_qwk']:.3f} "
               f"worst {f['worst_prompt_qwk']:.3f}", flush=True)
     return {"rows": rows}
@@ -171,7 +171,7 @@ def families_unit(corpus: str, work: Path, args: argparse.Namespace) -> dict:
     variants: dict[str, dict] = {"default": {}}
     variants.update({f: {f: {"enabled": True}} for f in NEW_FAMILIES})
     variants["all"] = {f: {"enabled": True} for f in NEW_FAMILIES}
-    rows = []
+    rows: list[dict[str, object]] = []
     for name, features in variants.items():
         try:
             config = make_config(corpus, work, args, features=features)
@@ -181,9 +181,8 @@ def families_unit(corpus: str, work: Path, args: argparse.Namespace) -> dict:
             print(f"families {corpus:<9} {name:<12} unavailable: {exc}", flush=True)
             continue
         params = {**config.baseline_params, "mapping.method": TODAY_MAPPING}
-        rows.append({"arm": "families", "corpus": corpus, "variant": name,
-                     "fresh": fresh(corpus, work, params, args, features=features)})
-        f = rows[-1]["fresh"]
+        f = fresh(corpus, work, params, args, features=features)
+        rows.append({"arm": "families", "corpus": corpus, "variant": name, "fresh": f})
         print(f"families {corpus:<9} {name:<12} fresh mean {f['mean_qwk']:.3f} "
               f"worst {f['worst_prompt_qwk']:.3f}", flush=True)
     return {"rows": rows}

@@ -97,10 +97,9 @@ def fixed_unit(arm: str, corpus: str, work: Path, args: argparse.Namespace) -> d
     method = "round" if arm == "round" else TODAY_MAPPING
     params = {**config.baseline_params, "mapping.method": method}
     t0 = time.perf_counter()
+    f = fresh(corpus, work, params, args, features=features)
     out = {"arm": arm, "corpus": corpus, "method": method, "features": features or {},
-           "fresh": fresh(corpus, work, params, args, features=features),
-           "wall_s": time.perf_counter() - t0, "commit": git_commit()}
-    f = out["fresh"]
+           "fresh": f, "wall_s": time.perf_counter() - t0, "commit": git_commit()}
     print(f"{arm:>5} {corpus:<9}         fresh mean {f['mean_qwk']:.3f} "
           f"worst {f['worst_prompt_qwk']:.3f}", flush=True)
     return out
