@@ -22,7 +22,7 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,26 @@ from moqwk.stages.selector import load_trials  # noqa: E402
 
 #: The 2-worker throughput ratio measured in issue 18 (trials per minute, 2 jobs against 1).
 CORES_RATIO = 1.60
+
+
+class Stop(NamedTuple):
+    """A replayed trial that was stopped: its number, the rung and the verdict."""
+
+    number: int
+    rung: int
+    verdict: racing.Verdict
+
+
+def stops_of(res: list[racing.Replayed]) -> list[Stop]:
+    """The stopped trials of a replay (a rung is set), each with its verdict."""
+    out = []
+    for o in res:
+        if o.rung is None:
+            continue
+        if o.verdict is None:
+            raise ValueError(f"trial {o.number}: stopped at rung {o.rung} without a verdict")
+        out.append(Stop(o.number, o.rung, o.verdict))
+    return out
 
 
 def replay_run(run_dir: Path, zs: list[float]) -> dict[str, Any]:
@@ -74,7 +94,7 @@ def replay_run(run_dir: Path, zs: list[float]) -> dict[str, Any]:
             warnings.simplefilter("ignore", RuntimeWarning)
             res = racing.replay(run.trials, run.oof_levels, corpus=ws.corpus, config=config,
                                 fold_rows=folds, p=p, guardrails=run.guardrails)
-        stops = [o for o in res if o.rung is not None]
+        stops = stops_of(res)
         wrong = []
         for o in stops:
             t = by_number[o.number]
