@@ -183,8 +183,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
     }
     for method in ("stretch", "thresholds"):
         per_mode: dict[str, Any] = {}
-        lv = {m: [] for m in MODES}
-        rows = []
+        lv: dict[str, list[np.ndarray]] = {m: [] for m in MODES}
+        metrics: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+        diffs_of: list[dict[str, float]] = []  # reuse - refit, per row
+        within_of: list[dict[str, bool]] = []
+        rows: list[dict[str, object]] = []
         for i in done:
             # the first two configurations' reuse predictions are in the reuse engine's cache
             eng = {m: engines[m] if i in (0, 1) else run_on[m] for m in MODES}
@@ -194,30 +197,29 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 lv[m].append(levels(ws, res[m]))
             diffs = paired_differences(ws.pool([lv["reuse"][-1], lv["refit"][-1]]), first=0,
                                        second=1, n_boot=500, seed=0)
-            d = {x.metric: x.to_dict() for x in diffs}
+            d = {x.metric: x for x in diffs}
             slopes = {m: [f["numbers"].get("slope") for f in res[m].mapping["folds"]]
                       for m in MODES}
+            for m in MODES:
+                metrics[m].append({k: float(getattr(res[m].metrics, k)) for k in METRICS})
+            diffs_of.append({k: d[k].difference for k in METRICS})
+            within_of.append({k: bool(abs(d[k].difference) <= d[k].se)
+                              for k in ("mean_qwk", "worst_prompt_qwk")})
             rows.append({"config": i,
-                         **{f"{m}_{k}": float(getattr(res[m].metrics, k)) for m in MODES
-                            for k in METRICS},
-                         "diff": {k: d[k]["difference"] for k in METRICS},
-                         "se": {k: d[k]["se"] for k in METRICS},
-                         "within_1se": {k: bool(abs(d[k]["difference"]) <= d[k]["se"])
-                                        for k in ("mean_qwk", "worst_prompt_qwk")},
-                         "fold_slopes": slopes})
+                         **{f"{m}_{k}": metrics[m][-1][k] for m in MODES for k in METRICS},
+                         "diff": diffs_of[-1], "se": {k: d[k].se for k in METRICS},
+                         "within_1se": within_of[-1], "fold_slopes": slopes})
         for m in MODES:
-            metrics = [{k: r[f"{m}_{k}"] for k in METRICS} for r in rows]
-            per_mode[m] = selection(ws, lv[m], metrics)
+            per_mode[m] = selection(ws, lv[m], metrics[m])
             per_mode[m]["order"] = [done[t] for t in per_mode[m]["order"]]
             per_mode[m]["in_tie_band"] = [done[t] for t in per_mode[m]["in_tie_band"]]
         same_top = per_mode["refit"]["order"][0] == per_mode["reuse"]["order"][0]
         out["methods"][method] = {
             "rows": rows, "selection": per_mode, "same_top": same_top,
             "kendall_tau": kendall_tau(per_mode["refit"]["order"], per_mode["reuse"]["order"]),
-            "all_within_1se": all(all(r["within_1se"].values()) for r in rows),
-            "mean_diff_mean_qwk": float(np.mean([r["diff"]["mean_qwk"] for r in rows])),
-            "mean_diff_worst_qwk": float(np.mean([r["diff"]["worst_prompt_qwk"]
-                                                  for r in rows])),
+            "all_within_1se": all(all(w.values()) for w in within_of),
+            "mean_diff_mean_qwk": float(np.mean([x["mean_qwk"] for x in diffs_of])),
+            "mean_diff_worst_qwk": float(np.mean([x["worst_prompt_qwk"] for x in diffs_of])),
         }
         print(f"{method}: same top {same_top}, all within 1 SE "
               f"{out['methods'][method]['all_within_1se']}, mean diff mean QWK "
