@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,6 +36,16 @@ from moqwk.config import parse_config  # noqa: E402
 from moqwk.data.scaled_corpus import ellipse_path  # noqa: E402
 from moqwk.engine.cv import usable_cores  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
+
+
+class Row(TypedDict):
+    """One timed build: the repeat, the threads, its seconds and what it built."""
+
+    repeat: int
+    workers: int
+    seconds: float
+    features_sha256: str
+    inner_folds: int
 
 
 def build_all(work: Path, ellipse: Path, workers: int) -> tuple[float, str, int]:
@@ -73,7 +84,7 @@ def main() -> int:
     cores = usable_cores()
     work = Path(tempfile.mkdtemp(prefix="moqwk-inner-build-"))
     load_before = os.getloadavg()
-    rows = []
+    rows: list[Row] = []
     for r in range(args.repeats):
         order = [1, cores] if r % 2 == 0 else [cores, 1]
         for workers in order:
