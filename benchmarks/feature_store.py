@@ -45,7 +45,8 @@ def prompt_folds(prompts: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarr
     """Whole prompts per fold: largest prompt first into the currently smallest fold."""
     sizes = pd.Series(prompts).value_counts()
     order = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
-    load, members = [0] * k, [[] for _ in range(k)]
+    load = [0] * k
+    members: list[list[str]] = [[] for _ in range(k)]
     for prompt, n in order:
         f = int(np.argmin(load))
         load[f] += n

@@ -376,7 +376,7 @@ def bbc_rows(rs: list[dict], band: str = BAND_FOR_BBC) -> dict[str, dict]:
                     "mean_width": m["hi"] - m["lo"], "worst_width": w["hi"] - w["lo"]})
     out = {}
     for k, v in acc.items():
-        row = {"n": len(v)}
+        row: dict[str, float] = {"n": len(v)}
         for o in ("mean", "worst"):
             e = np.array([x[f"{o}_err"] for x in v])
             row[f"{o}_mae"] = float(np.mean(np.abs(e)))
@@ -415,7 +415,7 @@ def rules(rs: list[dict], n_registered: int) -> dict:
             for e in ESTIMATORS}
     sec = {e: float(np.mean([r["estimators"][e]["spearman_vs_fresh_same"] for r in rs]))
            for e in ESTIMATORS}
-    top = max(prim, key=prim.get)
+    top = max(prim, key=lambda e: prim[e])
     r3 = {"primary_mean_spearman": prim, "secondary_mean_spearman": sec, "highest": top,
           "decision": top if prim[top] - prim["min"] > 0.05 else "min"}
     return {"R1": r1, "R2": r2, "R3": r3, "bbc_table": rows}

@@ -57,7 +57,7 @@ def main() -> int:
 
     for batch in BATCHES:
         runs = [score(batch, o) for o in (range(ORDERS) if batch != "prompt" else [None])]
-        row = {"batch": batch, "orders": len(runs), "runs": runs}
+        row: dict[str, object] = {"batch": batch, "orders": len(runs), "runs": runs}
         for k in ("mean_qwk", "worst_prompt_qwk", "fallback_share"):
             vals = [r[k] for r in runs]
             row[k] = statistics.fmean(vals)
