@@ -15,7 +15,7 @@ help:
 	@echo "make test       pytest; starts a throwaway PostgreSQL unless MOQWK_TEST_POSTGRES_URL is set"
 	@echo "make demo       run moqwk demo"
 	@echo "make lint       ruff check moqwk tests benchmarks"
-	@echo "make typecheck  mypy moqwk"
+	@echo "make typecheck  mypy moqwk, then mypy --explicit-package-bases benchmarks"
 	@echo "make bench      run each benchmarks/*.py"
 	@echo "make clean      remove caches and build output (keeps $(VENV); distclean removes it too)"
 
@@ -38,8 +38,11 @@ test: venv
 lint: venv
 	$(BIN)/ruff check moqwk tests benchmarks
 
+# benchmarks/ has no __init__.py: without --explicit-package-bases mypy finds whole_pipeline.py
+# both as "whole_pipeline" and as "benchmarks.whole_pipeline" (their imports of each other).
 typecheck: venv
 	$(BIN)/mypy moqwk
+	$(BIN)/mypy --explicit-package-bases benchmarks
 
 # Runs benchmarks/*.py one at a time (files starting with _ are helpers); stops at the first failure.
 bench: venv
