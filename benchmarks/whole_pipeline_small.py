@@ -46,6 +46,7 @@ from moqwk._api.select_outputs import run_selection  # noqa: E402
 from moqwk.base import artifacts  # noqa: E402
 from moqwk.config import DEFAULT_SPACE  # noqa: E402
 from moqwk.data.scaled_corpus import ellipse_path  # noqa: E402
+from moqwk.errors import StabilityGateError  # noqa: E402
 from moqwk.run.workspace import Workspace  # noqa: E402
 from moqwk.stages.search_loop import SearchOptions, run_search  # noqa: E402
 from moqwk.stages.selector import options_from  # noqa: E402
@@ -123,18 +124,44 @@ def search_unit(arm: str, corpus: str, seed: int, work: Path,
     out["trial_s"] = sum(t["duration_s"] or 0.0 for t in trials)
     out["drawn"] = {name: sorted({str(t["params"].get(name)) for t in done})
                     for name in SMALL_DIMS if space}
-    record, _ = run_selection(ws, options_from(config.select), commands=[])
-    params = dict(record.params or {})
-    cv = dict(record.values or {})
+    try:
+        record, _ = run_selection(ws, options_from(config.select), commands=[])
+        number = record.trial_number
+        params, cv = dict(record.params or {}), dict(record.values or {})
+        transductive = record.transductive
+        out["selection_failed"] = False
+    except StabilityGateError:
+        # Amendment of 2026-12-08: nothing passed the gate, so the unit keeps the baseline.
+        failed = artifacts.read_json(run_dir / "artifacts" / "selection_failed.json")
+        number, params, cv = kept_baseline(trials)
+        transductive = False
+        out["selection_failed"] = True
+        out["gate"] = gate_verdicts(failed["stability_gate"])
     f = fresh(corpus, work, params, args)
-    out.update(selected_trial=record.trial_number, params=params,
+    out.update(selected_trial=number, params=params,
                method=params.get("mapping.method", TODAY_MAPPING),
                features={k: v for k, v in params.items() if k.startswith("features.")},
-               transductive=record.transductive, cv=cv, fresh=f,
+               transductive=transductive, cv=cv, fresh=f,
                optimism={k: cv[k] - f[k] for k in NAMES if k in cv})
     print(f"{arm:>5} {corpus:<9} seed {seed}: trial {out['selected_trial']} ({out['method']}) "
           f"fresh mean {f['mean_qwk']:.3f} worst {f['worst_prompt_qwk']:.3f}", flush=True)
     return out
+
+
+def kept_baseline(trials: list[dict]) -> tuple[int, dict, dict]:
+    """The pipeline a unit keeps when its selection fails: the baseline, trial 0."""
+    base = [t for t in trials if t["number"] == 0 and t["state"] == "complete"]
+    if not base:
+        raise RuntimeError("the selection failed and the baseline (trial 0) did not complete")
+    return 0, dict(base[0]["params"]), dict(base[0]["values"])
+
+
+def gate_verdicts(gate: dict) -> list[dict]:
+    """Per candidate tried: its trial, whether it passed, and the metrics that regressed."""
+    return [{"trial": r.get("trial_number"), "passed": bool(r.get("passed")),
+             "regressed": [c["metric"] for c in r.get("checks", []) if c.get("regressed")],
+             "fallback_share": (r.get("fallback") or {}).get("share")}
+            for r in gate.get("results", [])]
 
 
 # --------------------------------------------------------------------------- the rules (pure)
@@ -149,8 +176,10 @@ def _sd(xs: list[float]) -> float:
 
 
 def arm_summary(rows: list[dict]) -> dict:
-    """Mean over the seeds of each fresh objective, and the seed-to-seed SD of the two QWKs."""
+    """Mean over the seeds of each fresh objective, the seed-to-seed SD of the two QWKs, and
+    how many units' selections failed (and so kept the baseline)."""
     return {"n": len(rows), "fresh": {k: _mean([r["fresh"][k] for r in rows]) for k in NAMES},
+            "selection_failed": sum(bool(r.get("selection_failed")) for r in rows),
             "sd": {k: _sd([r["fresh"][k] for r in rows])
                    for k in ("mean_qwk", "worst_prompt_qwk")}}
 
@@ -231,7 +260,9 @@ def markdown(fixed: list[dict], searches: list[dict], ev: dict, args: argparse.N
         for s in searches:
             feats = ", ".join(f"{k.removeprefix('features.')}={v}"
                               for k, v in sorted(s["features"].items())) or "-"
-            lines.append(row([s["arm"], s["corpus"], s["seed"], s["selected_trial"],
+            trial = (f"{s['selected_trial']} (gate failed)" if s.get("selection_failed")
+                     else s["selected_trial"])
+            lines.append(row([s["arm"], s["corpus"], s["seed"], trial,
                               s["method"], feats, *cells(s["fresh"]),
                               f"{s['optimism'].get('mean_qwk', float('nan')):+.3f}",
                               s["n_pruned"]]))
@@ -242,7 +273,9 @@ def markdown(fixed: list[dict], searches: list[dict], ev: dict, args: argparse.N
                 lines.append(f"- {arm} on {corpus}: {s['n']} seeds, mean "
                              f"{s['fresh']['mean_qwk']:.3f} (SD {s['sd']['mean_qwk']:.3f}), worst "
                              f"{s['fresh']['worst_prompt_qwk']:.3f} "
-                             f"(SD {s['sd']['worst_prompt_qwk']:.3f})")
+                             f"(SD {s['sd']['worst_prompt_qwk']:.3f}); "
+                             f"{s['selection_failed']} selection(s) failed the gate and kept "
+                             "the baseline")
     for corpus, by_arm in ev["targets"].items():
         for arm, t in by_arm.items():
             for name, v in t.items():

@@ -121,3 +121,46 @@ def test_the_baseline_of_every_corpus_lies_in_the_small_space(wps):
                 "mapping.method": "round"}  # connectives off, lexical on: today's defaults
     for name, value in baseline.items():
         assert value in space[name]["choices"], name
+
+
+def test_a_failed_selection_keeps_trial_0_which_is_the_round_arm(wps, ellipse_csv, tmp_path):
+    """The 2026-12-08 amendment: a unit whose selection fails the gate keeps the baseline,
+    trial 0. That is B0's pipeline (baseline params, `round`, today's features) in both search
+    arms, so the unit's fresh numbers are B0's."""
+    import argparse
+
+    trials = [{"number": 1, "state": "complete", "params": {"max_depth": 6}, "values": {}},
+              {"number": 0, "state": "complete", "params": {"max_depth": 4,
+                                                            "mapping.method": "round"},
+               "values": {"mean_qwk": 0.3}}]
+    assert wps.kept_baseline(trials) == (0, {"max_depth": 4, "mapping.method": "round"},
+                                         {"mean_qwk": 0.3})
+    with pytest.raises(RuntimeError, match="trial 0"):
+        wps.kept_baseline([{**trials[1], "state": "fail"}])
+
+    args = argparse.Namespace(ellipse=ellipse_csv, budget=50)
+    b0 = wps.make_config("overall", tmp_path, args)
+    for space in (None, wps.small_space()):
+        config = wps.make_config("overall", tmp_path, args, seed=7, space=space)
+        assert config.baseline_trial_params == {**b0.baseline_params, "mapping.method": "round"}
+        assert config.features == b0.features
+
+
+def test_gate_verdicts_name_the_metric_that_regressed(wps):
+    gate = {"results": [
+        {"trial_number": 39, "passed": False, "fallback": {"share": 0.0},
+         "checks": [{"metric": "mean_qwk", "regressed": False},
+                    {"metric": "high_tail_mae", "regressed": True}]},
+        {"trial_number": 25, "passed": True, "fallback": None, "checks": []}]}
+    assert wps.gate_verdicts(gate) == [
+        {"trial": 39, "passed": False, "regressed": ["high_tail_mae"], "fallback_share": 0.0},
+        {"trial": 25, "passed": True, "regressed": [], "fallback_share": None}]
+
+
+def test_the_summary_counts_the_units_that_kept_the_baseline(wps):
+    fixed, searches = rows({c: (0.56, 0.30) for c in CORPORA})
+    searches = [{**s, "selection_failed": s["arm"] == "today" and s["corpus"] == "scaled"
+                 and s["seed"] != 9} for s in searches]
+    arms = wps.evaluate(fixed, searches)["arms"]
+    assert arms["scaled"]["today"]["selection_failed"] == 2
+    assert arms["scaled"]["small"]["selection_failed"] == 0
