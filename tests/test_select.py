@@ -361,7 +361,7 @@ def test_gate_failure_exits_6_and_keeps_the_earlier_selection(searched, selected
     rc = select(searched.config, run_dir, "--gate-margin", "0", "--max-candidates", "1")
     err = capsys.readouterr().err
     assert rc == 6, err
-    assert_one_error_line(err, "stability gate", "margin 0")
+    assert_one_error_line(err, "stability gate", "margin 0", "--trial 0")
     failed = read_json(run_dir / "artifacts/selection_failed.json")
     assert failed["trial_number"] is None
     results = failed["stability_gate"]["results"]
@@ -377,6 +377,25 @@ def test_gate_failure_exits_6_and_keeps_the_earlier_selection(searched, selected
         assert "No trial was selected" in text
     assert "no trial selected" in html and "figures/pareto_front.svg" in summary
     assert (run_dir / "artifacts/residuals_baseline_oof.csv").is_file()
+
+
+def test_after_a_gate_failure_the_baseline_can_be_fitted_as_the_error_says(
+        searched_run, tmp_path, capsys):
+    """Nothing passed the gate, so nothing is selected; the error names the way to keep the
+    baseline (trial 0), and that command fits it."""
+    run_dir = tmp_path / "no-selection"
+    shutil.copytree(searched_run.run_dir, run_dir)
+    assert not (run_dir / "artifacts/selected_params.json").exists()
+    rc = select(searched_run.config, run_dir, "--gate-margin", "0", "--max-candidates", "1")
+    err = capsys.readouterr().err
+    assert rc == 6, err
+    command = re.search(r"`(moqwk fit [^`]+)`", err).group(1).split()
+    assert command[1:] == ["fit", "--run-dir", str(run_dir), "--trial", "0"]
+    assert main(command[1:]) == 0, capsys.readouterr().err
+    model = read_json(run_dir / "model" / "model.json")
+    assert model["trial"]["number"] == 0
+    assert model["trial"]["params"] == read_json(
+        run_dir / "artifacts/optuna_trials.json")[0]["params"]
 
 
 # --------------------------------------------------------------------------- no feasible trial

@@ -125,7 +125,8 @@ def run_selection(ws: Workspace, opts: SelectOptions, *, commands: list[str],
             f"no candidate passed the stability gate (tried trials {tried} under "
             f"stratified_text, margin {opts.gate_margin}, worst-prompt QWK margin "
             f"{_worst_margin_words(opts)}, at most {opts.gate_max_fallback_share:.0%} of essays "
-            f"on a mapping's fallback); see {ws.run_dir / SUMMARY}; raise select.gate_margin, "
+            f"on a mapping's fallback); see {ws.run_dir / SUMMARY}; keep the baseline with "
+            f"`moqwk fit --run-dir {ws.run_dir} --trial 0`, or raise select.gate_margin, "
             "gate_worst_se_k, gate_max_fallback_share or max_gate_candidates only with a "
             "reason")
     return record, sel
