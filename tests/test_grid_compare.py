@@ -148,6 +148,30 @@ def test_baseline_from_makes_the_grids_choice_trial_zero(chain):
                                                 + g["tolerance"])
 
 
+def test_baseline_from_keeps_the_chosen_pipelines_mapping_and_features(chain, tmp_path):
+    """Trial 0 is the whole pipeline that was chosen, not its XGBoost params with this config's
+    baseline mapping and features: the same numbers as ``moqwk cv --params`` of it."""
+    sel = read_json(chain.grid / "artifacts/selected_params.json")
+    pipeline = {k: v for k, v in sel["params"].items() if not k.startswith("mapping.")}
+    pipeline.update({"mapping.method": "thresholds", "features.word.svd_components": 16})
+    picked = tmp_path / "picked.json"
+    picked.write_text(json.dumps({**sel, "params": pipeline}), encoding="utf-8")
+    run = tmp_path / "search"
+    assert main(["search", "--config", str(chain.config), "--run-dir", str(run),
+                 "--n-trials", "1", "--baseline-from", str(picked)]) == 0
+    (trial0,) = read_json(run / "artifacts/optuna_trials.json")
+    assert trial0["role"] == "baseline"
+    assert trial0["params"]["mapping.method"] == "thresholds"
+    assert trial0["params"]["features.word.svd_components"] == 16
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(pipeline), encoding="utf-8")
+    assert main(["cv", "--config", str(chain.config), "--run-dir", str(tmp_path / "cv"),
+                 "--params", str(params)]) == 0
+    m = read_json(tmp_path / "cv/artifacts/cv_metrics.json")
+    for name in ("worst_prompt_qwk", "mean_qwk", "low_tail_mae", "high_tail_mae"):
+        assert trial0["values"][name] == pytest.approx(m[name], abs=1e-12), name
+
+
 def test_baseline_from_a_run_without_a_selection_exits_7(chain, tmp_path, moqwk,
                                                          assert_one_error_line):
     rc, _out, err = moqwk("search", "--config", chain.config, "--run-dir", tmp_path / "s",

@@ -62,7 +62,8 @@ def register(add) -> None:
     p.add_argument("--sampler", choices=[n for n in SAMPLERS if n != "grid"],
                    help="override search.sampler (for comparisons; a run keeps its sampler)")
     p.add_argument("--baseline-from", help="a grid run dir (or selected_params.json) whose "
-                                           "selected config is the baseline")
+                                           "selected pipeline (params, mapping, features.*) "
+                                           "is the baseline, trial 0")
 
     p = add("grid", "the fixed-grid baseline: every grid point through the same CV, objectives "
                     "and guardrails, in the same run layout (select works on it unchanged)",

@@ -22,7 +22,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from moqwk.base import artifacts
 from moqwk.base.progress import NO_PROGRESS, Progress
-from moqwk.core.mapping import PARAM_PREFIX, complete_params, model_params, spec_to_params
+from moqwk.core.mapping import (
+    FEATURE_PREFIX,
+    PARAM_PREFIX,
+    complete_params,
+    model_params,
+    spec_to_params,
+)
 from moqwk.engine import racing
 from moqwk.engine.cv import CVEngine, TrialRun, usable_cores, xgb_threads
 from moqwk.errors import ConfigError, MoqwkError, StorageError
@@ -126,8 +132,9 @@ class Objective:
         self.ws = ws
         self.space = space
         self.fixed = model_params(fixed)
-        #: The baseline's mapping keys (trial 0 keeps today's scoring unless configured).
-        self.baseline_mapping = spec_to_params(ws.config.baseline_mapping)
+        #: The ``mapping.*`` and ``features.*`` keys trial 0 scores with (today's scoring
+        #: unless configured, or the pipeline ``--baseline-from`` names).
+        self.baseline_pipeline = baseline_pipeline(ws.config, fixed)
         self.tolerance = tolerance
         self.objectives = ws.config.objectives
         self.nthread = xgb_threads(n_jobs, ws.config.model.nthread)
@@ -176,7 +183,7 @@ class Objective:
                               f"({failed[0].user_attrs[TrialAttr.FAILURE]}); fix baseline.params")
         with self._guard_lock:
             if self._guard is None:
-                m = self.engine().run({**self.fixed, **self.baseline_mapping}).metrics
+                m = self.engine().run({**self.fixed, **self.baseline_pipeline}).metrics
                 self._guard = _guardrails(m.low_tail_mae, m.high_tail_mae, self.tolerance, None)
             return self._guard
 
@@ -191,7 +198,7 @@ class Objective:
                 "with another search space: resume it with its own config, or start a new "
                 "--run-dir") from None
         if role == "baseline":
-            params.update({k: v for k, v in self.baseline_mapping.items()
+            params.update({k: v for k, v in self.baseline_pipeline.items()
                            if k not in self.space})
         return complete_params(params, self.ws.config.mapping.spec)
 
@@ -289,11 +296,20 @@ class Objective:
                 raise optuna.TrialPruned(verdict.reason)
 
 
+def baseline_pipeline(config: Any, baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``mapping.*`` and ``features.*`` keys trial 0 scores with. A baseline that names its
+    own (``--baseline-from``: a selected trial's params) keeps them, its mapping replacing
+    ``baseline.mapping`` whole; otherwise ``baseline.mapping`` and the config's features."""
+    mapping = {k: v for k, v in baseline.items() if k.startswith(PARAM_PREFIX)}
+    features = {k: v for k, v in baseline.items() if k.startswith(FEATURE_PREFIX)}
+    return {**(mapping or spec_to_params(config.baseline_mapping)), **features}
+
+
 def _ensure_enqueued(study: optuna.Study, baseline: Mapping[str, Any], space: dict,
                      ws: Workspace, opts: SearchOptions, n_trials: int) -> None:
     """The first generation of a new study: the baseline, user configs, baseline neighbours."""
-    full = {**baseline, **spec_to_params(ws.config.baseline_mapping),
-            **ws.config.features.params(space)}  # the baseline's own feature variant
+    full = {**baseline, **ws.config.features.params(space),  # the baseline's feature variant
+            **baseline_pipeline(ws.config, baseline)}
     study.enqueue_trial({k: full[k] for k in space if k in full},
                         user_attrs={TrialAttr.ROLE: "baseline"})
     search = ws.config.search
@@ -403,13 +419,14 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
     else:
         space = distributions(cfg.search.space)
         n_trials = int(run.n_trials or cfg.search.n_trials)
-        full = {**baseline, **spec_to_params(cfg.baseline_mapping),
-                **cfg.features.params(space)}
+        full = {**baseline, **cfg.features.params(space), **baseline_pipeline(cfg, baseline)}
         outside = [n for n in contains(space, full)
                    if n in full or not n.startswith(PARAM_PREFIX)]  # unused mapping params
         if outside:
             name = outside[0]
-            where = (f"baseline.mapping ({name}={full.get(name)!r})"
+            where = (f"the --baseline-from pipeline's {name}={full.get(name)!r}"
+                     if run.baseline_params else
+                     f"baseline.mapping ({name}={full.get(name)!r})"
                      if name.startswith(PARAM_PREFIX)
                      else f"baseline.params.{name}={full.get(name)!r}")
             raise ConfigError(
