@@ -131,6 +131,7 @@ def test_a_single_candidate_front_says_why_its_tie_tolerance_is_zero():
 def test_no_selection_says_so_and_has_no_selected_row():
     text = optuna_summary(TRIALS, summary_record(trial_number=None, values=None, feasible=None))
     assert "No trial was selected: no candidate passed the stability gate." in text
+    assert "`moqwk fit --run-dir RUN_DIR --trial 0`" in text
     assert "| selected" not in text
 
 

@@ -105,7 +105,9 @@ def decision_sentences(record: Mapping) -> list[str]:
         out.append(unfinished)
     n = record.get("trial_number")
     if n is None:
-        out.append("No trial was selected: no candidate passed the stability gate.")
+        out.append("No trial was selected: no candidate passed the stability gate. The gate "
+                   "table says which metric each candidate regressed on. To keep the baseline "
+                   "(trial 0), run `moqwk fit --run-dir RUN_DIR --trial 0`.")
         return out
     base = record["baseline"]
     if is_baseline_choice(record):
