@@ -424,11 +424,13 @@ def run_search(ws: Workspace, opts: SearchOptions, *,
                    if n in full or not n.startswith(PARAM_PREFIX)]  # unused mapping params
         if outside:
             name = outside[0]
-            where = (f"the --baseline-from pipeline's {name}={full.get(name)!r}"
-                     if run.baseline_params else
-                     f"baseline.mapping ({name}={full.get(name)!r})"
-                     if name.startswith(PARAM_PREFIX)
-                     else f"baseline.params.{name}={full.get(name)!r}")
+            value = full.get(name)
+            if run.baseline_params:
+                where = f"the --baseline-from pipeline's {name}={value!r}"
+            elif name.startswith(PARAM_PREFIX):
+                where = f"baseline.mapping ({name}={value!r})"
+            else:
+                where = f"baseline.params.{name}={value!r}"
             raise ConfigError(
                 f"{where} lies outside search.space.{name} ({space[name]}); widen the space or "
                 "change the baseline, since the baseline is trial 0 of the search")
